@@ -1,0 +1,121 @@
+"""The shard-set manifest: the one thing a builder hands the trainer besides the token files.
+
+A shard set is a folder:
+
+    DIR/manifest.json                     this model, written last (temp name, then rename)
+    DIR/tokenizer/                        tokenizer.json + config (AutoTokenizer.from_pretrained(DIR/tokenizer))
+    DIR/train/*.ds, *.ds.index[, *.ds.loss]        datatrove tokenized files
+    DIR/validation/*.ds, *.ds.index[, *.ds.loss]
+    DIR/rejected/<source>/<step>/*.jsonl.gz       (mixes) every dropped document with its reason
+
+`.ds` = raw little-endian token ids (``dtype``), `.ds.index` = uint64 cumulative document end offsets (tokens),
+`.ds.loss` = one byte per token (1 = carries loss). A folder without manifest.json is not a shard set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_NAME = "datatrove-ds"
+FORMAT_VERSION = 1
+
+
+class _Open(BaseModel):
+    """Manifests are read by later versions too: tolerate extra keys, keep them."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+class TokenizerInfo(_Open):
+    name: str
+    sha256: str = Field(description="sha256 of DIR/tokenizer/tokenizer.json")
+    vocab_size: int = Field(description="len(tokenizer) including added tokens")
+    eos_token: str | None = None
+    eos_id: int | None = None
+    special_tokens: dict[str, int] = Field(default_factory=dict, description="added/special tokens and their ids")
+    path: str = "tokenizer"
+
+
+class ShardFile(_Open):
+    path: str = Field(description="relative to DIR, without suffix: `train/000_x.ds`")
+    documents: int
+    tokens: int
+    loss: bool = False
+
+
+class SplitInfo(_Open):
+    documents: int = 0
+    tokens: int = 0
+    loss_tokens: int | None = Field(None, description="tokens whose mask is 1 (sets with .ds.loss)")
+    files: list[ShardFile] = Field(default_factory=list)
+
+
+class SourceInfo(_Open):
+    name: str
+    kind: str
+    weight_requested: float = Field(description="the recipe's weight, as written")
+    share_requested: float = Field(description="weight normalised over all sources")
+    share_realized: float = Field(description="this source's tokens / all tokens written")
+    documents: int = Field(description="documents written (copies from upsampling counted)")
+    tokens: int = Field(description="tokens written, EOS included")
+    epochs: float = Field(description="tokens written / tokens available after filtering")
+    documents_available: int = 0
+    tokens_available: int = 0
+    paths: list[str] = Field(default_factory=list)
+    tier: str | None = None
+    module: str | None = None
+
+
+class StepCount(_Open):
+    step: str
+    read: int
+    kept: int
+    dropped: int
+    reasons: dict[str, int] = Field(default_factory=dict)
+
+
+class ShardManifest(_Open):
+    format: Literal["datatrove-ds"] = FORMAT_NAME
+    format_version: int = FORMAT_VERSION
+    kind: str = Field(description="mix | sft | ... (what built it)")
+    name: str
+    version: str = Field(description="shardsmith version")
+    created_at: str
+    seed: int
+    tokenizer: TokenizerInfo
+    dtype: Literal["uint16", "uint32"]
+    token_size: Literal[2, 4]
+    loss_masks: bool = False
+    splits: dict[str, SplitInfo]
+    sources: list[SourceInfo] = Field(default_factory=list)
+    filters: dict[str, list[StepCount]] = Field(default_factory=dict, description="per source, per step")
+    budget_tokens: int | None = None
+    template: dict[str, Any] | None = None
+    counts: dict[str, Any] | None = None
+    languages: dict[str, int] | None = None
+    recipe: dict[str, Any] = Field(default_factory=dict, description="the resolved recipe that built this set")
+
+    # --- I/O: the only I/O schemas do --------------------------------------------------------------------
+    @classmethod
+    def load(cls, shard_dir: str | os.PathLike) -> "ShardManifest":
+        path = Path(shard_dir) / MANIFEST_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{shard_dir}: no {MANIFEST_NAME}; not a finished shard set")
+        try:
+            return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, ValueError) as err:
+            raise ValueError(f"{path}: invalid manifest: {err}") from err
+
+    def save(self, shard_dir: str | os.PathLike) -> Path:
+        """Write atomically: a crash leaves either the old manifest or none, never half of one."""
+        path = Path(shard_dir) / MANIFEST_NAME
+        tmp = path.with_name(f".{MANIFEST_NAME}.tmp-{os.getpid()}")
+        tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
