@@ -51,25 +51,33 @@ def apply_override(data: dict, assignment: str, source: str = "--set") -> None:
         raise RecipeError(f"{source}: '{assignment}' has an empty key")
     value = yaml.safe_load(raw) if raw.strip() else ""
     node: Any = data
-    for i, part in enumerate(parts[:-1]):
-        nxt = parts[i + 1]
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
         if isinstance(node, list):
-            node = node[_index(node, part, key, source)]
+            idx = _list_key(node, part, key, source)
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
             continue
-        if part not in node or node[part] is None:
-            node[part] = [] if nxt.isdigit() else {}
-        # a list of named items (sources, stages) may be addressed by name: sources.c4.weight=0.2
-        if isinstance(node[part], list) and not nxt.isdigit():
-            named = [j for j, item in enumerate(node[part]) if isinstance(item, dict) and item.get("name") == nxt]
-            if not named:
-                raise RecipeError(f"{source}: '{key}': no item named '{nxt}' in '{part}'")
-            parts[i + 1] = str(named[0])
-        node = node[part]
-    last = parts[-1]
-    if isinstance(node, list):
-        node[_index(node, last, key, source)] = value
-    else:
-        node[last] = value
+        if not isinstance(node, dict):
+            raise RecipeError(f"{source}: '{key}': '{part}' goes below a value that is not a mapping or list")
+        if last:
+            node[part] = value
+        else:
+            if node.get(part) is None:
+                node[part] = [] if parts[i + 1].isdigit() else {}
+            node = node[part]
+
+
+def _list_key(node: list, part: str, key: str, source: str) -> int:
+    """A list is addressed by index, or by the `name` of its items: sources.c4.weight=0.2."""
+    if part.isdigit():
+        return _index(node, part, key, source)
+    named = [j for j, item in enumerate(node) if isinstance(item, dict) and item.get("name") == part]
+    if not named:
+        raise RecipeError(f"{source}: '{key}': no item named '{part}' in the list")
+    return named[0]
 
 
 def _index(node: list, part: str, key: str, source: str) -> int:

@@ -1,0 +1,31 @@
+# Two commands for a fresh machine:  `make demo` (install + main job)  and  `make test` (install + tests).
+PY ?= python3
+SHARDSMITH_DATA ?= $(abspath $(CURDIR)/../shared/data)
+export SHARDSMITH_DATA
+OUT ?= out/demo
+STAMP := .install.stamp
+
+.PHONY: install demo test bench clean
+
+# torch first (the local CPU wheel; a bare `torch` would pull GBs of CUDA), then the project,
+# then DeepSpeed without build isolation so that its build sees the installed torch.
+$(STAMP): pyproject.toml
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-build-isolation deepspeed
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	shardsmith demo --out $(OUT)
+	shardsmith inspect $(OUT)/mix --samples 2
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: install
+	$(PY) scripts/bench_mix.py
+
+clean:
+	rm -rf out $(STAMP)

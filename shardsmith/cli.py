@@ -1,0 +1,192 @@
+"""The `shardsmith` command: one verb per thing users do (mix, build, train, inspect, tokenizer, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from shardsmith import __version__
+
+REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def _quiet_logs(verbose: bool) -> None:
+    """datatrove logs every task through loguru at INFO; users see our progress bars unless --verbose."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="INFO" if verbose else "WARNING")
+
+
+def _add_common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
+    p.add_argument("--out", required=out_required, help="output folder")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a recipe field (repeatable); values are YAML")
+    p.add_argument("-v", "--verbose", action="store_true", help="show datatrove's per-task logs")
+
+
+def cmd_mix(args) -> int:
+    from shardsmith.pipelines.inspect import summary_table
+    from shardsmith.pipelines.mixer import run_mix
+
+    path = run_mix(args.recipe, args.out, args.overrides, force=args.force)
+    print(summary_table(path.parent))
+    print(f"\nshard set: {path.parent}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from shardsmith.pipelines.inspect import summary_table
+    from shardsmith.pipelines.mixer import run_mix
+    from shardsmith.pipelines.sample_corpus import write_sample_corpus
+
+    out = Path(args.out).resolve()
+    sample = out / "sample"
+    write_sample_corpus(sample)
+    os.environ["SHARDSMITH_SAMPLE"] = str(sample)
+    recipe = args.recipe or str(REPO_RECIPES / "mix" / "demo.yaml")
+    path = run_mix(recipe, str(out / "mix"), args.overrides, force=args.force)
+    print(summary_table(path.parent))
+    print(f"\nsample corpus: {sample}\nshard set: {path.parent}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from shardsmith.builders.build import build
+
+    path = build(args.recipe, args.out, args.overrides)
+    print(f"shard set: {path}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from shardsmith.trainer.runner import train
+
+    train(args.recipe, args.out, args.overrides, stage=args.stage, resume=args.resume)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from shardsmith.trainer.runner import generate
+
+    for prompt, text in zip(args.prompt, generate(args.model, args.prompt, max_new_tokens=args.max_new_tokens)):
+        print(f"--- {prompt!r}\n{text}\n")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from shardsmith.pipelines.inspect import inspect_shards
+
+    inspect_shards(args.dir, samples=args.samples, split=args.split, seed=args.seed, chart=args.chart)
+    return 0
+
+
+def cmd_tokenizer_train(args) -> int:
+    from shardsmith.pipelines.tokenizers import train_bpe_from_files
+    from shardsmith.schemas.common import TokenizerTrainSpec
+
+    spec = TokenizerTrainSpec(vocab_size=args.vocab_size, special_tokens=args.special_tokens,
+                              max_documents=args.max_documents)
+    tok = train_bpe_from_files(args.inputs, spec, name=args.name, out_folder=Path(args.out), text_field=args.text_field)
+    print(f"tokenizer {tok.name}: vocab {tok.vocab_size}, sha256 {tok.sha256()[:16]}…, saved to {tok.folder}")
+    return 0
+
+
+def cmd_tokenizer_show(args) -> int:
+    from shardsmith.pipelines.tokenizers import resolve_tokenizer
+    from shardsmith.schemas.common import TokenizerSpec
+
+    tok = resolve_tokenizer(TokenizerSpec(name=args.name))
+    enc = tok.load().encode(args.text)
+    print(f"{tok.name}: vocab {tok.vocab_size} ({tok.dtype}), eos {tok.eos_token!r}={tok.eos_id}, folder {tok.folder}")
+    print(enc.ids)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shardsmith", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"shardsmith {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("mix", help="filter sources and mix them by weight into tokenized shards")
+    p.add_argument("recipe")
+    _add_common(p)
+    p.add_argument("--force", action="store_true", help="discard an earlier (partial) build in --out")
+    p.set_defaults(func=cmd_mix)
+
+    p = sub.add_parser("demo", help="write the embedded sample corpus and mix it (recipes/mix/demo.yaml)")
+    p.add_argument("--recipe", default=None)
+    _add_common(p)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("build", help="build a block (SFT, ...) from a block recipe")
+    p.add_argument("recipe")
+    _add_common(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("train", help="train the stages of a training recipe on built shard sets")
+    p.add_argument("recipe")
+    _add_common(p)
+    p.add_argument("--stage", default=None, help="run only this stage")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="greedy completions from an HF-format model folder")
+    p.add_argument("model")
+    p.add_argument("--prompt", action="append", required=True)
+    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.set_defaults(func=cmd_generate, verbose=False)
+
+    p = sub.add_parser("inspect", help="print a shard set's manifest, decode sample documents, chart the mix")
+    p.add_argument("dir")
+    p.add_argument("--samples", type=int, default=3)
+    p.add_argument("--split", default="train")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chart", default=None, help="PNG path (default DIR/mix.png)")
+    p.set_defaults(func=cmd_inspect, verbose=False)
+
+    p = sub.add_parser("tokenizer", help="train or show tokenizers")
+    tsub = p.add_subparsers(dest="tok_command", required=True)
+    t = tsub.add_parser("train", help="train a byte-level BPE on jsonl/parquet/txt files")
+    t.add_argument("inputs", nargs="+")
+    t.add_argument("--out", required=True)
+    t.add_argument("--name", default="bpe")
+    t.add_argument("--vocab-size", type=int, default=8192)
+    t.add_argument("--special-tokens", nargs="*", default=["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"])
+    t.add_argument("--text-field", default="text")
+    t.add_argument("--max-documents", type=int, default=None)
+    t.set_defaults(func=cmd_tokenizer_train, verbose=False)
+    t = tsub.add_parser("show", help="resolve a tokenizer by name and encode a text")
+    t.add_argument("name")
+    t.add_argument("--text", default="Hello world, the quick brown fox.")
+    t.set_defaults(func=cmd_tokenizer_show, verbose=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_logs(getattr(args, "verbose", False))
+    from shardsmith.recipes import RecipeError
+
+    known = (RecipeError, FileNotFoundError, PermissionError, ValueError)
+    try:
+        from shardsmith.pipelines.mixer import MixError
+
+        known = known + (MixError,)
+    except ImportError:
+        pass
+    try:
+        return args.func(args)
+    except known as err:
+        print(f"shardsmith {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
