@@ -15,25 +15,52 @@ from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message names the file and the field."""
 
 
+def _expand(text: str, where: str, source: str) -> str:
+    """Expand ``${NAME}`` and ``${NAME:-default}``; a default may itself hold ``${...}``."""
+    out, i = [], 0
+    while i < len(text):
+        start = text.find("${", i)
+        if start < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:start])
+        depth, j = 0, start
+        while j < len(text):  # find the matching brace, allowing nested ${...} in the default
+            if text.startswith("${", j):
+                depth += 1
+                j += 2
+                continue
+            if text[j] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        if depth:
+            raise RecipeError(f"{source}: field '{where}': unclosed '${{' in {text!r}")
+        body = text[start + 2 : j]
+        name, sep, default = body.partition(":-")
+        if not _ENV_NAME.fullmatch(name):
+            raise RecipeError(f"{source}: field '{where}': '${{{body}}}' is not a valid variable reference")
+        if name in os.environ:
+            out.append(os.environ[name])
+        elif sep:
+            out.append(_expand(default, where, source))
+        else:
+            raise RecipeError(f"{source}: field '{where}': environment variable ${{{name}}} is not set")
+        i = j + 1
+    return "".join(out)
+
+
 def _interpolate(value: Any, where: str, source: str) -> Any:
     if isinstance(value, str):
-
-        def sub(m: re.Match) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise RecipeError(f"{source}: field '{where}': environment variable ${{{name}}} is not set")
-
-        return _ENV.sub(sub, value)
+        return _expand(value, where, source) if "${" in value else value
     if isinstance(value, dict):
         return {k: _interpolate(v, f"{where}.{k}" if where else str(k), source) for k, v in value.items()}
     if isinstance(value, list):

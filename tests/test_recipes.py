@@ -75,3 +75,13 @@ def test_unknown_override_target_and_bad_yaml(tmp_path, monkeypatch):
         load_recipe(MixRecipe, write(tmp_path, "a: [1, 2", "bad.yaml"))
     with pytest.raises(RecipeError, match="cannot read recipe"):
         load_recipe(MixRecipe, tmp_path / "missing.yaml")
+
+
+def test_nested_env_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROOT", "/r")
+    monkeypatch.delenv("SPECIFIC", raising=False)
+    text = GOOD.replace('"${DATA_ROOT}/web/*.parquet"', '"${SPECIFIC:-${ROOT}/web}/*.parquet"')
+    monkeypatch.setenv("DATA_ROOT", "/data")
+    assert load_recipe(MixRecipe, write(tmp_path, text)).sources[0].paths == ["/r/web/*.parquet"]
+    monkeypatch.setenv("SPECIFIC", "/s")
+    assert load_recipe(MixRecipe, write(tmp_path, text)).sources[0].paths == ["/s/*.parquet"]

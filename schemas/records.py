@@ -1,0 +1,58 @@
+"""The one conversation record every SFT importer produces and every template renders.
+
+A conversation is an ordered list of messages (``system`` / ``user`` / ``assistant``) plus where it came from
+(``source``, ``id``), its language (``lang``: what the language filter decided; ``label_lang``: what the dataset
+itself says, e.g. Infinity-Instruct's ``langdetect``) and free ``metadata`` (Firefly's ``kind``, Infinity's
+``label`` ...).  Importers build these; nothing downstream reads a dataset's own field names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = ("system", "user", "assistant")
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    content: str
+
+
+class Conversation(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    messages: list[Message]
+    source: str = Field(description="the recipe's source name")
+    id: str = Field(description="stable id: the dataset's own id, else `<file>:<record index>`")
+    lang: str | None = Field(None, description="language decided by the language filter (ISO 639-1, e.g. zh, en)")
+    label_lang: str | None = Field(None, description="the dataset's own language label, as written (e.g. zh-cn)")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    # --- convenience -------------------------------------------------------------------------------------------
+    def turns(self, *roles: str) -> list[Message]:
+        return [m for m in self.messages if not roles or m.role in roles]
+
+    def text(self, *roles: str, sep: str = "\n") -> str:
+        return sep.join(m.content for m in self.turns(*roles))
+
+    @property
+    def n_assistant(self) -> int:
+        return sum(1 for m in self.messages if m.role == "assistant")
+
+
+class Drop(BaseModel):
+    """A record that did not make it, with the reason (counted in the manifest, written to DIR/rejected/)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    source: str
+    id: str
+    reason: str = Field(description="short machine key: empty_turn, ends_with_user, language, duplicate, ...")
+    step: str = Field(description="import | structure | language | length | dedup | sample")
+    detail: str | None = None
+    record: dict[str, Any] | None = Field(None, description="the conversation or raw record, when there is one")

@@ -1,0 +1,182 @@
+"""The training recipe: a model, an engine configuration and an ordered list of stages.
+
+Each stage reads built shard sets only (folders with ``manifest.json``), names its objective, its data with weights,
+its hyper-parameters and where its weights come from (``init_from``). Stages hand each other plain HF weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from shardsmith.schemas.common import Strict
+
+Objective = Literal["clm", "sft", "mixce", "dpo"]
+IMPLEMENTED_OBJECTIVES = ("clm", "sft", "mixce")
+
+
+class ModelSpec(Strict):
+    """The architecture a stage builds when it starts from scratch (``init_from: scratch``)."""
+
+    preset: str | None = Field("tiny-gpt2", description="a name from shardsmith.trainer.models.PRESETS")
+    path: str | None = Field(None, description="a local HF folder whose config (not weights) is used instead")
+    config: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's config keys")
+    pad_vocab_to_multiple_of: int = Field(1, ge=1, description="round the embedding rows up (64 helps GPUs)")
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSpec":
+        if not self.preset and not self.path:
+            raise ValueError("give a preset or a path")
+        return self
+
+
+class DataSet(Strict):
+    path: str = Field(description="a shard-set folder (has manifest.json)")
+    weight: float = Field(1.0, gt=0)
+
+
+class DataSpec(Strict):
+    sets: list[DataSet] = Field(min_length=1)
+    sampling: Literal["random", "epoch"] | None = Field(
+        None,
+        description="random: windows/rows drawn with replacement, a pure function of (seed, step) (fgpt's sampling); "
+        "epoch: a shuffled order per epoch. Default: random for clm, epoch for sft/mixce",
+    )
+    packing: bool | None = Field(
+        None, description="pack whole documents into rows (default: on for sft/mixce, off for clm windows)"
+    )
+    document_masking: bool = Field(
+        True, description="packed rows: no attention across documents, positions restart per document"
+    )
+    validation_split: str = "validation"
+    val_rows: int = Field(32, ge=0, description="fixed validation rows (taken once, same every evaluation)")
+
+
+class OptimizerSpec(Strict):
+    name: Literal["adamw"] = "adamw"
+    lr: float = Field(3e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, ge=0, description="0 disables clipping")
+
+
+class ScheduleSpec(Strict):
+    kind: Literal["cosine", "wsd", "constant", "linear"] = "cosine"
+    warmup_steps: int | None = Field(None, ge=0)
+    warmup_ratio: float | None = Field(None, ge=0, le=1)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="floor of cosine/linear/wsd decay, as a fraction of lr")
+    decay_ratio: float = Field(0.2, ge=0, le=1, description="wsd: fraction of steps in the final decay")
+    decay_shape: Literal["linear", "sqrt", "cosine"] = Field("linear", description="wsd decay shape")
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> "ScheduleSpec":
+        if self.warmup_steps is not None and self.warmup_ratio is not None:
+            raise ValueError("give warmup_steps or warmup_ratio, not both")
+        return self
+
+
+class EngineSpec(Strict):
+    """How DeepSpeed is configured. The JSON is generated from these fields; ``config_file`` may override keys."""
+
+    zero_stage: int = Field(2, ge=0, le=3)
+    precision: Literal["bf16", "fp16", "fp32", "auto"] = Field(
+        "auto", description="auto: bf16 on CUDA, fp32 on CPU"
+    )
+    overlap_comm: bool = False
+    reduce_bucket_size: int = Field(int(5e8), ge=1)
+    allgather_bucket_size: int = Field(int(5e8), ge=1)
+    offload_optimizer: bool = False
+    config_file: str | None = Field(None, description="a DeepSpeed JSON whose keys override the generated ones")
+    config: dict[str, Any] = Field(default_factory=dict, description="inline DeepSpeed keys, applied last")
+
+
+class DPOSpec(Strict):
+    beta: float = 0.1
+    sft_weight: float = 0.0
+
+
+class StageSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    objective: Objective = "clm"
+    data: DataSpec
+    init_from: str | None = Field(
+        None,
+        description="scratch | previous | stage:NAME[/step-N] | a local HF folder; "
+        "default: scratch for the first stage, previous otherwise",
+    )
+    seq_len: int = Field(256, ge=8)
+    micro_batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    epochs: float | None = Field(None, gt=0)
+    stop_at_step: int | None = Field(None, ge=1, description="early stop: end the stage here (schedule unchanged)")
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    engine: EngineSpec | None = Field(None, description="defaults to the recipe's engine")
+    save_every: int | None = Field(None, ge=1, description="DeepSpeed checkpoint + HF export every N steps")
+    eval_every: int | None = Field(None, ge=1)
+    log_every: int = Field(1, ge=1)
+    keep_checkpoints: int | None = Field(2, ge=1, description="DeepSpeed checkpoints kept (HF exports are all kept)")
+    seed: int | None = Field(None, description="defaults to the recipe's seed")
+    neftune_alpha: float | None = Field(None, gt=0)
+    mixce_ratio: float = Field(1.0, ge=0, le=1, description="mixce: eta (1 = plain MLE)")
+    freeze_embeddings: bool = False
+    gradient_checkpointing: bool = False
+    export_dtype: Literal["auto", "bf16", "fp32", "fp16"] = "auto"
+    dpo: DPOSpec | None = None
+
+    @model_validator(mode="after")
+    def _length(self) -> "StageSpec":
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of max_steps or epochs")
+        if self.stop_at_step is not None and self.max_steps is not None and self.stop_at_step > self.max_steps:
+            raise ValueError("stop_at_step is after max_steps")
+        return self
+
+    @property
+    def sampling(self) -> str:
+        return self.data.sampling or ("random" if self.objective == "clm" else "epoch")
+
+    @property
+    def packing(self) -> bool:
+        return self.data.packing if self.data.packing is not None else self.objective != "clm"
+
+
+class TrainRecipe(Strict):
+    name: str
+    seed: int = 1234
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    stages: list[StageSpec] = Field(min_length=1)
+    notes: str | None = None
+
+    @field_validator("stages")
+    @classmethod
+    def _unique(cls, stages: list[StageSpec]) -> list[StageSpec]:
+        names = [s.name for s in stages]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"stage names must be unique: {', '.join(dup)}")
+        return stages
+
+    @model_validator(mode="after")
+    def _chain(self) -> "TrainRecipe":
+        names = [s.name for s in self.stages]
+        for i, s in enumerate(self.stages):
+            src = s.init_from
+            if i == 0 and src == "previous":
+                raise ValueError(f"stages.{s.name}.init_from: the first stage has no previous stage")
+            if src and src.startswith("stage:"):
+                ref = src[len("stage:"):].split("/")[0]
+                if ref not in names[:i]:
+                    raise ValueError(f"stages.{s.name}.init_from: '{ref}' is not an earlier stage")
+        return self
+
+    def stage(self, name: str) -> StageSpec:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"no stage named '{name}' (stages: {', '.join(s.name for s in self.stages)})")
