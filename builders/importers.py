@@ -12,11 +12,11 @@ firefly         kind, input, target                                         fire
 zhihu           INSTRUCTION, RESPONSE [, SOURCE, METADATA]                  Zhihu-KOL
 sharegpt        conversations: [{from, value}]                              ShareGPT/Vicuna, BELLE 3.5M, FastChat
 infinity        conversations: [{from, value}], label, langdetect [, source] BAAI Infinity-Instruct (label kept)
-messages        messages: [{role, content}]                                 UltraChat, OpenHermes (OpenAI style)
+messages        messages: [{role, content}]  (or conversation: [{role, ...}])   UltraChat, NuminaMath, WildChat
 moss            conversation: [{human, assistant}]                          moss-003-sft
 seed_tasks      instruction, instances: [{input, output}]                   Alpaca seed tasks (one row each)
-pairs           question/answer, prompt/response, query/response,           plain Q/A pairs
-                prompt/completion
+pairs           question/answer, prompt/response, query/response,           plain Q/A pairs, UltraInteract_sft
+                prompt/completion, instruction/response, problem/solution
 ==============  ==========================================================  =====================================
 
 Aliases: ``qa`` / ``ruozhiba`` / ``belle`` (2M) -> alpaca; ``belle_multiturn`` -> sharegpt; ``openai``,
@@ -55,7 +55,8 @@ ALIASES = {
 USER_FROM = {"human", "user", "prompter", "question"}
 ASSISTANT_FROM = {"gpt", "assistant", "chatgpt", "bing", "bard", "model", "bot", "answer"}
 SYSTEM_FROM = {"system"}
-PAIR_KEYS = (("question", "answer"), ("prompt", "response"), ("query", "response"), ("prompt", "completion"))
+PAIR_KEYS = (("question", "answer"), ("prompt", "response"), ("query", "response"), ("prompt", "completion"),
+             ("instruction", "response"), ("problem", "solution"))
 READ_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".parquet")
 
 
@@ -89,6 +90,9 @@ def detect_shape(record: Any) -> str | None:
     if "messages" in k:
         return "messages"
     if "conversation" in k:
+        conv = record["conversation"]
+        if isinstance(conv, list) and conv and isinstance(conv[0], dict) and "role" in conv[0]:
+            return "messages"  # WildChat: conversation = [{role, content, ...}]
         return "moss"
     if {"instruction", "context", "response"} <= k:
         return "dolly"
@@ -112,7 +116,7 @@ REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {  # any one tuple of fields 
     "zhihu": (("INSTRUCTION", "RESPONSE"),),
     "sharegpt": (("conversations",),),
     "infinity": (("conversations", "langdetect"),),
-    "messages": (("messages",),),
+    "messages": (("messages",), ("conversation",)),
     "moss": (("conversation",),),
     "seed_tasks": (("instruction", "instances"),),
     "pairs": PAIR_KEYS,
@@ -209,7 +213,7 @@ def _infinity(r: dict, o: dict):
 
 
 def _messages(r: dict, o: dict):
-    conv = r.get("messages")
+    conv = r.get("messages", r.get("conversation"))
     if not isinstance(conv, list):
         raise TypeError("field 'messages' must be a list of {role, content}")
     msgs = []

@@ -1,0 +1,32 @@
+"""``shardsmith build RECIPE --out DIR [--set ...]``: load a block recipe, dispatch on its ``kind``, build."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+from shardsmith.recipes import RecipeError, load_recipe_dict, validate
+from shardsmith.schemas.block_recipe import BLOCK_KINDS, SftBlockRecipe
+
+
+def load_block_recipe(recipe_path: str | os.PathLike, overrides: list[str] | None = None) -> tuple[Any, dict]:
+    """(validated recipe, resolved dict); errors name the file and the field."""
+    data = load_recipe_dict(recipe_path, overrides)
+    kind = data.get("kind")
+    if kind is None:
+        raise RecipeError(f"{recipe_path}: field 'kind': missing; a block recipe names its kind ({', '.join(BLOCK_KINDS)})")
+    if kind not in BLOCK_KINDS:
+        raise RecipeError(f"{recipe_path}: field 'kind': unknown block kind {kind!r} (known: {', '.join(BLOCK_KINDS)})")
+    return validate(BLOCK_KINDS[kind], data, str(recipe_path)), data
+
+
+def build(recipe_path: str, out_dir: str, overrides: list[str] | None = None, timings: dict | None = None) -> pathlib.Path:
+    """Build the block described by ``recipe_path`` into ``out_dir``; returns the shard folder."""
+    recipe, data = load_block_recipe(recipe_path, overrides)
+    base = pathlib.Path(recipe_path).resolve().parent
+    if isinstance(recipe, SftBlockRecipe):
+        from .sft import build_sft
+
+        return build_sft(recipe, out_dir, recipe_dict=data, base_dir=base, timings=timings)
+    raise RecipeError(f"{recipe_path}: kind {recipe.kind!r} has no builder yet")  # pragma: no cover

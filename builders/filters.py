@@ -1,0 +1,244 @@
+"""SFT filters: structure (empty / misordered / truncated turns), language (fastText or the dataset's label), length.
+
+Every filter returns a decision with a drop ``reason`` (a short key counted in the manifest); nothing is dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+from shardsmith.schemas.block_recipe import LanguageFilter, LengthFilter, StructureFilter
+from shardsmith.schemas.records import Conversation, Message
+
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_FENCE = re.compile(r"^\s*```", re.M)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# structure
+
+
+def check_structure(conv: Conversation, spec: StructureFilter) -> tuple[Conversation | None, str | None, str | None]:
+    """(conversation, None, None) if it passes (possibly trimmed), else (None, reason, detail)."""
+    msgs = list(conv.messages)
+    for i, m in enumerate(msgs):
+        if not m.content.strip():
+            return None, "empty_turn", f"turn {i} ({m.role}) is empty"
+    if any(m.role == "system" for m in msgs[1:]):
+        return None, "bad_turn_order", "a system message after the first turn"
+    body = msgs[1:] if msgs and msgs[0].role == "system" else msgs
+    if not any(m.role == "assistant" for m in body):
+        return None, "no_assistant", f"{len(body)} turn(s), none from the assistant"
+    if body[0].role != "user":
+        return None, "starts_with_assistant", "the first turn after the system prompt is the assistant's"
+    if spec.require_alternation:
+        for i in range(1, len(body)):
+            if body[i].role == body[i - 1].role:
+                return None, "bad_turn_order", f"turns {i - 1} and {i} are both {body[i].role}"
+    if body[-1].role != "assistant":
+        if spec.drop_ends_with_user:
+            return None, "ends_with_user", "the last turn is the user's (no reply to train on)"
+        while msgs and msgs[-1].role != "assistant":
+            msgs.pop()
+        conv = conv.model_copy(update={"messages": msgs})
+    if spec.drop_truncated:
+        for i, m in enumerate(msgs):
+            if m.role == "assistant" and len(_FENCE.findall(m.content)) % 2:
+                return None, "truncated", f"turn {i}: an unclosed ``` code fence"
+    return conv, None, None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# length (characters; tokens are counted in the builder with the target tokenizer)
+
+
+def check_chars(conv: Conversation, spec: LengthFilter) -> tuple[str | None, str | None]:
+    total = 0
+    n_assistant = 0
+    for i, m in enumerate(conv.messages):
+        n = len(m.content)
+        total += n
+        if m.role == "user" and spec.max_chars_user and n > spec.max_chars_user:
+            return "too_long_chars", f"turn {i} (user): {n} > {spec.max_chars_user} characters"
+        if m.role == "assistant":
+            n_assistant += 1
+            if spec.max_chars_assistant and n > spec.max_chars_assistant:
+                return "too_long_chars", f"turn {i} (assistant): {n} > {spec.max_chars_assistant} characters"
+            if n < spec.min_chars_assistant:
+                return "empty_turn", f"turn {i} (assistant): {n} < {spec.min_chars_assistant} characters"
+    if spec.max_chars_total and total > spec.max_chars_total:
+        return "too_long_chars", f"{total} > {spec.max_chars_total} characters in all turns"
+    if spec.max_turns and n_assistant > spec.max_turns:
+        return "too_many_turns", f"{n_assistant} assistant turns > {spec.max_turns}"
+    return None, None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# language
+
+
+def fix_cjk_label(lang: str, text: str) -> str:
+    """fastText (lid.176) calls short Chinese 'ja' (and sometimes 'ko'): no kana -> not Japanese, no hangul -> not
+    Korean; with Han characters that is Chinese."""
+    if lang == "ja" and not _KANA.search(text) and _CJK.search(text):
+        return "zh"
+    if lang == "ko" and not _HANGUL.search(text) and _CJK.search(text):
+        return "zh"
+    if lang in ("wuu", "yue", "gan", "lzh") and _CJK.search(text):  # Chinese varieties ft176 separates
+        return "zh"
+    return lang
+
+
+def han_share(text: str) -> float:
+    """Han characters / (Han + Latin letters); 0 when there are none."""
+    han = len(_CJK.findall(text))
+    lat = len(_LATIN.findall(text))
+    return han / (han + lat) if han + lat else 0.0
+
+
+def normalize_label(label: str | None) -> str | None:
+    """Dataset language labels -> ISO 639-1: ``zh-cn`` -> ``zh``, ``en`` -> ``en``, ``EN_us`` -> ``en``."""
+    if label is None:
+        return None
+    s = str(label).strip().lower().replace("_", "-")
+    return s.split("-")[0] or None
+
+
+@dataclass
+class LangDecision:
+    keep: bool
+    lang: str  # the conversation's language ('unknown' when nothing was detected confidently)
+    share: float  # share of judged characters in a kept language
+    reason: str | None = None  # language:<lang> when dropped
+    detail: str | None = None
+    by: str = "fasttext"
+    fasttext_lang: str | None = None
+    turns: list[tuple[str, str, float, int]] = field(default_factory=list)  # (role, lang, score, chars)
+
+
+class LanguageJudge:
+    """Decide per conversation from fastText over the chosen roles' turns, or from the dataset's own label."""
+
+    def __init__(self, spec: LanguageFilter, detect=None):
+        self.spec = spec
+        if detect is None:
+            from shardsmith.pipelines.lid import detect_language as detect
+        self.detect = detect
+        self.keep = set(spec.keep)
+
+    def _fasttext(self, convs: list[Conversation]) -> list[LangDecision]:
+        spec = self.spec
+        texts, owners = [], []
+        for ci, c in enumerate(convs):
+            for m in c.messages:
+                if m.role in spec.roles and m.content.strip():
+                    texts.append(m.content)
+                    owners.append((ci, m))
+        preds = self.detect(texts) if texts else []
+        per: list[list[tuple[str, str, float, int]]] = [[] for _ in convs]
+        for (ci, m), (lang, score), text in zip(owners, preds, texts):
+            lang = fix_cjk_label(lang, text) if lang else ""
+            if score < spec.min_confidence or not lang:
+                lang = "unknown"
+                if spec.script_fallback is not None and han_share(text) >= spec.script_fallback:
+                    lang = "zh"
+            per[ci].append((m.role, lang, float(score), len(text.strip())))
+        out = []
+        for ci, turns in enumerate(per):
+            chars = Counter()
+            for _, lang, _, n in turns:
+                chars[lang] += n
+            total = (sum(n for lang, n in chars.items() if lang != "unknown") if spec.ignore_unknown
+                     else sum(chars.values())) or 1
+            known = [(n, lang) for lang, n in chars.items() if lang != "unknown"]
+            main = max(known)[1] if known else "unknown"
+            share = sum(n for lang, n in chars.items() if lang in self.keep) / total
+            if spec.rule == "every_turn":
+                judged = [t for t in turns if t[3] >= spec.min_turn_chars
+                          and not (spec.ignore_unknown and t[1] == "unknown")]
+                bad = [t for t in judged if t[1] not in self.keep]
+                keep = bool(judged) and not bad
+                why = f"turn(s) detected as {sorted({t[1] for t in bad})}" if bad else None
+            else:
+                keep = bool(turns) and share >= spec.min_share and (main != "unknown" or not spec.ignore_unknown)
+                why = f"{share:.0%} of characters in {sorted(self.keep)} < {spec.min_share:.0%}"
+            lang = main
+            out.append(
+                LangDecision(
+                    keep=keep,
+                    lang=lang,
+                    share=share,
+                    reason=None if keep else f"language:{lang}",
+                    detail=None if keep else f"{why}; turns: " + ", ".join(f"{r}={l}({s:.2f},{n}ch)" for r, l, s, n in turns),
+                    fasttext_lang=lang,
+                    turns=turns,
+                )
+            )
+        return out
+
+    def judge(self, convs: list[Conversation]) -> list[LangDecision]:
+        spec = self.spec
+        need_ft = spec.by != "label" or spec.report_agreement
+        ft = self._fasttext(convs) if need_ft else [None] * len(convs)
+        if spec.by == "fasttext":
+            return ft
+        out = []
+        for c, f in zip(convs, ft):
+            if c.label_lang is None:
+                if spec.by == "label_or_fasttext":
+                    out.append(f)
+                else:
+                    out.append(LangDecision(False, "unknown", 0.0, "no_language_label",
+                                            "by: label, and the record has no language label", by="label"))
+                continue
+            norm = normalize_label(c.label_lang) or "unknown"
+            keep = (c.label_lang in spec.label_values) if spec.label_values is not None else norm in self.keep
+            out.append(
+                LangDecision(
+                    keep=keep,
+                    lang=norm,
+                    share=1.0 if keep else 0.0,
+                    reason=None if keep else f"language:{norm}" if spec.label_values is None or norm not in self.keep
+                    else f"language_label:{c.label_lang}",
+                    detail=None if keep else f"label {c.label_lang!r} not in "
+                    f"{spec.label_values if spec.label_values is not None else sorted(self.keep)}",
+                    by="label",
+                    fasttext_lang=f.lang if f else None,
+                    turns=f.turns if f else [],
+                )
+            )
+        return out
+
+
+def script_language(text: str) -> str:
+    """A cheap zh/ja/ko/en guess by script (for self-cognition rows): Han without kana/hangul -> zh."""
+    if _KANA.search(text):
+        return "ja"
+    if _HANGUL.search(text):
+        return "ko"
+    if _CJK.search(text):
+        return "zh"
+    return "en"
+
+
+def strip_control(text: str) -> str:
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+__all__ = [
+    "LangDecision",
+    "LanguageJudge",
+    "Message",
+    "check_chars",
+    "check_structure",
+    "fix_cjk_label",
+    "normalize_label",
+    "script_language",
+]

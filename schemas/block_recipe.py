@@ -1,0 +1,221 @@
+"""Block recipes: ``shardsmith build RECIPE.yaml`` — a recipe names its ``kind`` and is validated by that kind's model.
+
+Only ``kind: sft`` exists so far; MCQ / CoT / repair blocks plug in by adding a model to ``BLOCK_KINDS`` (and to the
+``BlockRecipe`` union), nothing else changes.
+
+An SFT block::
+
+    kind: sft
+    name: steel-sft
+    seed: 666
+    tokenizer: {name: qwen, eos_token: "<|im_end|>"}
+    template: qwen                      # a built-in name, {path: my_template.yaml}, or an inline TemplateDef
+    validation: {fraction: 0.01}
+    filters:                            # applied to every source unless the source overrides a key
+      language: {keep: [zh], by: label, label_values: [zh-cn]}
+      length: {max_tokens: 767}
+      dedup: {exact: true, near: false}
+    sources:
+      - {name: infinity, paths: [${INFINITY_DIR}], shape: infinity, language: zh}
+      - {name: ruozhiba, paths: [ruozhiba_qa.json], language: zh}
+    self_cognition: {name: Steel-LLM, author: zhanshijinwat, templates: [emollm]}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from .common import Strict, TokenizerSpec
+
+
+class TemplateDef(Strict):
+    """A chat template as data. Every piece is literal text; ``{content}`` marks where the message goes.
+
+    Loss: everything is no-loss except, in each assistant piece, ``{content}`` and the text after it (the end
+    marker). Rendering: ``prefix`` + for each message its piece, with ``separator`` after every message but the
+    last (no loss).
+    """
+
+    name: str
+    prefix: str = Field("", description="start of every document (no loss)")
+    system: str | None = Field(None, description="system piece, e.g. '### System:\\n{content}\\n'; null: no slot")
+    default_system: str | None = Field(None, description="system text used when the conversation has none")
+    system_fallback: Literal["prepend_user", "drop", "error"] = Field(
+        "prepend_user", description="template without a system slot and a conversation with a system message"
+    )
+    system_join: str = "\n\n"
+    user: str = Field(description="user piece, e.g. '<|user|>\\n{content}\\n<|end|>'")
+    assistant: str = Field(description="assistant piece; text after {content} is the end marker and carries loss")
+    separator: str = Field("", description="between consecutive messages (no loss)")
+    special_tokens: list[str] = Field(default_factory=list, description="markers added to the tokenizer, one id each")
+    max_turns: int | None = Field(None, ge=1, description="assistant turns allowed (fgpt: 1); more -> dropped")
+    description: str | None = None
+
+    @field_validator("user", "assistant")
+    @classmethod
+    def _has_content(cls, v: str) -> str:
+        if v.count("{content}") != 1:
+            raise ValueError("must contain {content} exactly once")
+        return v
+
+    @field_validator("system")
+    @classmethod
+    def _system_content(cls, v: str | None) -> str | None:
+        if v is not None and v.count("{content}") != 1:
+            raise ValueError("must contain {content} exactly once")
+        return v
+
+
+class TemplateRef(Strict):
+    path: str = Field(description="a YAML file holding a TemplateDef; relative to the recipe")
+
+
+class LanguageFilter(Strict):
+    keep: list[str] = Field(description="ISO 639-1 codes to keep, e.g. [zh]")
+    by: Literal["fasttext", "label", "label_or_fasttext"] = Field(
+        "fasttext",
+        description="fasttext: lid.176 on user+assistant text; label: the dataset's own language label; "
+        "label_or_fasttext: the label when a record has one, else fastText. fastText runs on labelled records "
+        "too (for the agreement report) unless by=label and report_agreement=false",
+    )
+    min_confidence: float = Field(0.5, ge=0, le=1, description="a turn below it counts as 'unknown'")
+    rule: Literal["char_share", "every_turn"] = Field(
+        "char_share",
+        description="char_share: characters of turns detected in `keep` / all characters >= min_share; "
+        "every_turn: every user and assistant turn must be detected in `keep`",
+    )
+    min_share: float = Field(0.5, ge=0, le=1)
+    roles: list[Literal["user", "assistant", "system"]] = Field(default_factory=lambda: ["user", "assistant"])
+    min_turn_chars: int = Field(
+        0, ge=0, description="every_turn: turns shorter than this (after stripping) are not judged"
+    )
+    ignore_unknown: bool = Field(
+        True, description="char_share: turns detected below min_confidence (code, mixed lines) leave the denominator"
+    )
+    script_fallback: float | None = Field(
+        0.5,
+        description="a low-confidence turn whose Han characters are at least this share of its letters counts as zh "
+        "(fastText is unsure on classical Chinese, poems and short mixed lines); null: off",
+    )
+    label_values: list[str] | None = Field(
+        None, description="label mode: raw label values kept (Steel: [zh-cn]); default: label's prefix in `keep`"
+    )
+    report_agreement: bool = True
+
+
+class LengthFilter(Strict):
+    max_chars_user: int | None = Field(None, ge=1, description="each user turn (fgpt: 999, i.e. < 1000)")
+    max_chars_assistant: int | None = Field(None, ge=1, description="each assistant turn")
+    max_chars_total: int | None = Field(None, ge=1, description="all turns' content together")
+    min_chars_assistant: int = Field(1, ge=0, description="assistant turns shorter than this are 'empty_turn'")
+    max_tokens: int | None = Field(None, ge=1, description="tokens with the target tokenizer (Steel: 767, i.e. < 768)")
+    count_tokens_of: Literal["content", "rendered"] = Field(
+        "content", description="content: the turns' text concatenated (Steel); rendered: the templated document"
+    )
+    max_turns: int | None = Field(None, ge=1, description="assistant turns per conversation")
+
+
+class DedupFilter(Strict):
+    exact: bool = Field(True, description="normalised-text hash over all turns (NFKC, case, whitespace, punctuation)")
+    near: bool = Field(False, description="MinHash LSH over character shingles")
+    threshold: float = Field(0.85, gt=0, le=1, description="near: estimated Jaccard to call a duplicate")
+    num_perm: int = Field(128, ge=16, le=1024)
+    shingle: int = Field(5, ge=1, le=32, description="characters per shingle (works for Chinese too)")
+    scope: Literal["global", "source"] = Field("global", description="across all sources (first kept) or per source")
+
+
+class StructureFilter(Strict):
+    drop_ends_with_user: bool = Field(True, description="false: trim the trailing user turn(s) instead")
+    drop_truncated: bool = Field(True, description="assistant turn with an unclosed ``` fence")
+    require_alternation: bool = True
+
+
+class Filters(Strict):
+    structure: StructureFilter = Field(default_factory=StructureFilter)
+    language: LanguageFilter | None = None
+    length: LengthFilter = Field(default_factory=LengthFilter)
+    dedup: DedupFilter | None = Field(default_factory=DedupFilter)
+
+
+class SourceOverrides(Strict):
+    """Per-source filter keys; a key given here replaces the block-level one for this source."""
+
+    structure: StructureFilter | None = None
+    language: LanguageFilter | Literal["none"] | None = None
+    length: LengthFilter | None = None
+
+
+class SftSource(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    paths: list[str] = Field(default_factory=list, description="files, folders or globs; relative to the recipe")
+    hf: dict[str, str] | None = Field(None, description="{dataset, config, split}: an HF hub dataset, streamed")
+    shape: str = Field("auto", description="see builders/importers.py; auto detects per file")
+    language: str | None = Field(None, description="the source's declared language; the truth for precision/recall")
+    id_field: str | None = None
+    label_field: str | None = Field(None, description="the dataset's own language label (infinity: langdetect)")
+    options: dict[str, Any] = Field(default_factory=dict, description="importer options: input_join, strip, ...")
+    system: str | None = Field(None, description="system message added to every conversation of this source")
+    limit: int | None = Field(None, ge=1, description="read at most this many records (the first N)")
+    sample: int | None = Field(None, ge=1, description="keep at most N after filtering (seeded sample)")
+    sample_rate: float | None = Field(None, gt=0, le=1, description="keep this share after filtering (Steel 70/340)")
+    filters: SourceOverrides = Field(default_factory=SourceOverrides)
+
+    @model_validator(mode="after")
+    def _where(self) -> "SftSource":
+        if not self.paths and not self.hf:
+            raise ValueError("a source needs `paths` or `hf`")
+        if self.hf and "dataset" not in self.hf:
+            raise ValueError("`hf` needs a `dataset` key")
+        return self
+
+
+class SelfCognition(Strict):
+    name: str = Field(description="the model's name, substituted into the templates")
+    author: str = Field(description="the maker, substituted into the templates")
+    role_zh: str = Field("人工智能助手", description="replaces EmoLLM's 中文领域心理健康助手 / 心理咨询师")
+    role_en: str = Field("AI assistant", description="replaces EmoLLM's 'psychological counselor'")
+    templates: list[str] = Field(
+        default_factory=lambda: ["builtin"],
+        description="builtin (zh+en, shipped), emollm / identity (the files under `data_dir`), or paths to files",
+    )
+    data_dir: str | None = Field(None, description="folder holding sft_self_cognition_* (default $SHARDSMITH_DATA)")
+    languages: list[str] = Field(default_factory=lambda: ["zh", "en"])
+    repeat: int = Field(1, ge=1, le=100, description="copies of each row (self-cognition sets are tiny)")
+    source_name: str = "self_cognition"
+
+
+class Validation(Strict):
+    fraction: float = Field(0.02, ge=0, lt=1, description="conversations held out (seeded, by conversation)")
+    min_documents: int = Field(1, ge=0, description="at least this many when fraction > 0 and enough are kept")
+
+
+class SftBlockRecipe(Strict):
+    kind: Literal["sft"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    seed: int = 42
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    template: str | TemplateRef | TemplateDef = "chatml"
+    filters: Filters = Field(default_factory=Filters)
+    sources: list[SftSource] = Field(default_factory=list)
+    self_cognition: SelfCognition | None = None
+    validation: Validation = Field(default_factory=Validation)
+    write_rejected: bool = Field(True, description="DIR/rejected/<source>.jsonl.gz: every drop with its reason")
+    max_tokens_per_file: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _sources(self) -> "SftBlockRecipe":
+        if not self.sources and not self.self_cognition:
+            raise ValueError("an SFT block needs at least one source or self_cognition")
+        names = [s.name for s in self.sources] + ([self.self_cognition.source_name] if self.self_cognition else [])
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"source names must be unique: {', '.join(dup)}")
+        return self
+
+
+# Later kinds (mcq, cot, repair) add their model here and to the union.
+BLOCK_KINDS: dict[str, type[Strict]] = {"sft": SftBlockRecipe}
+BlockRecipe = Union[SftBlockRecipe]  # noqa: UP007  (becomes Annotated[Union[...], Field(discriminator="kind")])
