@@ -111,7 +111,9 @@ class MixBuild:
                 files = list_input_files(src)
             except (FileNotFoundError, PermissionError, ValueError) as err:
                 raise MixError(f"source '{src.name}': {err}") from err
-            self.tasks[src.name] = self.recipe.tasks or max(1, min(len(files), MAX_TASKS))
+            # A task is datatrove's unit of work and of resume; each one pays the filters' start-up (block
+            # lists, models), so by default there are as many tasks as workers, up to the number of files.
+            self.tasks[src.name] = self.recipe.tasks or max(1, min(len(files), self.recipe.workers, MAX_TASKS))
 
     def resolve_tokenizer(self):
         from shardsmith.pipelines.tokenizers import resolve_tokenizer

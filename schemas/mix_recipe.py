@@ -101,7 +101,7 @@ class MixRecipe(Strict):
     )
     validation_fraction: float = Field(0.01, ge=0, lt=1, description="share of documents held out, by document")
     max_tokens_per_file: int = Field(100_000_000, gt=0)
-    tasks: int = Field(0, ge=0, description="datatrove tasks per source (0: one per input file, at most 64)")
+    tasks: int = Field(0, ge=0, description="datatrove tasks per source (0: one per worker, at most one per file)")
     workers: int = Field(1, ge=1, description="parallel processes")
     sources: list[SourceSpec] = Field(min_length=1)
 

@@ -16,6 +16,8 @@ def _quiet_logs(verbose: bool) -> None:
     """datatrove logs every task through loguru at INFO; users see our progress bars unless --verbose."""
     from loguru import logger
 
+    if verbose:
+        os.environ["SHARDSMITH_VERBOSE"] = "1"  # read when shardsmith.pipelines is imported (here and in workers)
     logger.remove()
     logger.add(sys.stderr, level="INFO" if verbose else "WARNING")
 
