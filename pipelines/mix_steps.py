@@ -15,9 +15,10 @@ from datatrove.pipeline.base import PipelineStep
 
 
 class DocumentLedger(PipelineStep):
-    """Terminal step: write (id, tokens) of every document to ``<folder>/<rank>.parquet``.
+    """Terminal step: write (id, tokens, content hash) of every document to ``<folder>/<rank>.parquet``.
 
-    Needs ``metadata["token_count"]`` from datatrove's TokensCounter earlier in the pipeline.
+    Needs ``metadata["token_count"]`` from datatrove's TokensCounter earlier in the pipeline. The content hash
+    lets the planner split by text, so exact duplicates under different ids cannot straddle train/validation.
     """
 
     name = "📒 Ledger"
@@ -31,16 +32,25 @@ class DocumentLedger(PipelineStep):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        ids, tokens = [], []
+        import hashlib
+
+        ids, tokens, content = [], [], []
         for doc in data:
             with self.track_time():
                 if "token_count" not in doc.metadata:
                     raise ValueError(f"document {doc.id!r} has no token_count: put a TokensCounter before the ledger")
                 ids.append(str(doc.id))
                 tokens.append(int(doc.metadata["token_count"]))
+                content.append(hashlib.blake2b(doc.text.encode("utf-8"), digest_size=12).hexdigest())
                 self.stat_update("documents")
                 self.stat_update("tokens", value=tokens[-1])
-        table = pa.table({"id": pa.array(ids, pa.string()), "tokens": pa.array(tokens, pa.int64())})
+        table = pa.table(
+            {
+                "id": pa.array(ids, pa.string()),
+                "tokens": pa.array(tokens, pa.int64()),
+                "content": pa.array(content, pa.string()),
+            }
+        )
         # temp name then rename: a crashed rank never leaves a ledger that looks complete
         final = f"{rank:05d}.parquet"
         tmp = f".{final}.tmp-{os.getpid()}"

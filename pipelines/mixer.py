@@ -210,7 +210,7 @@ class MixBuild:
         for src in self.recipe.sources:
             files = sorted((self.work / "ledger" / src.name).glob("*.parquet"))
             ledgers[src.name] = (
-                pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame({"id": [], "tokens": []})
+                pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame({"id": [], "tokens": [], "content": []}, schema={"id": pl.String, "tokens": pl.Int64, "content": pl.String})
             )
         available = {n: int(df["tokens"].sum() or 0) for n, df in ledgers.items()}
         budget = resolve_budget(self.recipe.budget_tokens, self.shares, available)

@@ -6,8 +6,9 @@ documents in a seeded random order until the running token sum is closest to the
 source's share is therefore at most one document, which is what keeps realized shares within a fraction of a
 percentage point at ~1M tokens (random per-document sampling at a rate would not).
 
-The train/validation split is decided per *document id* by a seeded hash, before copies are made, so a document
-and its copies always land in the same split.
+The train/validation split is decided by a seeded hash of each document's *content* (of its id when the ledger
+has no content hash), before copies are made: a document, its copies and any exact duplicate of its text under
+another id always land in the same split.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def plan_source(
         if k < len(csum) and (k == 0 or abs(csum[k] - remainder) < abs(csum[k - 1] - remainder)):
             k += 1
         copies[order[:k]] += 1
-    split = np.where(_unit_hash(seed, "validation", ids) < validation_fraction, "validation", "train")
+    split_keys = ledger["content"].to_list() if "content" in ledger.columns else ids
+    split = np.where(_unit_hash(seed, "validation", split_keys) < validation_fraction, "validation", "train")
     table = pl.DataFrame({"id": ids, "copies": copies, "split": split, "tokens": tokens}).filter(pl.col("copies") > 0)
     summary = SourcePlan(
         name=name,

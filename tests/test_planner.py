@@ -65,3 +65,12 @@ def test_duplicate_ids_are_refused():
     led = pl.DataFrame({"id": ["x", "x", "y"], "tokens": [10, 20, 30]})
     with pytest.raises(ValueError, match="not unique"):
         plan_source(led, "src", 1.0, 30, seed=0, validation_fraction=0.0)
+
+
+def test_exact_duplicate_texts_share_a_split():
+    led = pl.DataFrame({"id": [f"d{i}" for i in range(400)], "tokens": [100] * 400,
+                        "content": [f"h{i % 50}" for i in range(400)]})  # 50 texts, 8 ids each
+    table, _ = plan_source(led, "a", 1.0, 40_000, seed=2, validation_fraction=0.3)
+    joined = table.join(led.select("id", "content"), on="id", how="left", suffix="_l")
+    assert joined.group_by("content").agg(pl.col("split").n_unique().alias("n"))["n"].max() == 1
+    assert set(table["split"].to_list()) == {"train", "validation"}
