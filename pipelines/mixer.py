@@ -86,9 +86,11 @@ class MixBuild:
                 return False
             raise MixError(f"{self.out}: already holds a shard set built from another recipe; use --force to rebuild")
         if stamp.exists() and json.loads(stamp.read_text()).get("sha256") != fp and not force:
-            raise MixError(
-                f"{self.out}: holds an unfinished build of a different recipe; use --force to discard it"
-            )
+            if any(self.logs.glob("**/completions/*")):
+                raise MixError(
+                    f"{self.out}: holds an unfinished build of a different recipe; use --force to discard it"
+                )
+            force = True  # the other recipe's build never finished a task: nothing of value to keep
         if force:
             for sub in [".work", "train", "validation", "rejected", "tokenizer", MANIFEST_NAME]:
                 p = self.out / sub
@@ -346,9 +348,9 @@ class MixBuild:
 def build_mix(recipe: MixRecipe, out_dir: str | os.PathLike, force: bool = False, progress: bool = True) -> Path:
     """Build (or resume building) a mix; returns the manifest path."""
     build = MixBuild(recipe, out_dir)
+    build.preflight()  # unreadable inputs fail before anything is written
     if not build.prepare(force):
         return build.out / MANIFEST_NAME
-    build.preflight()
     build.resolve_tokenizer()
     active = list(recipe.sources)
     n_phases = 2 * len(active) + 2 * len(active) + 3
