@@ -515,6 +515,27 @@ class OptionalURLFilter(URLFilter):
         self.require_url = require_url
         self.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
 
+    # The UT1 lists take ~5 s to load and datatrove loads them again in every task's copy of the step; one
+    # process keeps one read-only copy per configuration instead.
+    _loaded: dict[tuple, tuple] = {}
+    _LISTS = ("block_listed_domains", "block_listed_url", "banned_words", "banned_subwords", "soft_banned_words")
+
+    def download_data(self):
+        if self._downloaded or not self.use_integrated_lists:
+            return
+        key = tuple(frozenset(getattr(self, name)) for name in self._LISTS)
+        cached = OptionalURLFilter._loaded.get(key)
+        if cached is None:
+            super().download_data()
+            OptionalURLFilter._loaded[key] = tuple(getattr(self, n) for n in self._LISTS) + (
+                self.banned_subwords_automaton,
+            )
+            return
+        *lists, self.banned_subwords_automaton = cached
+        for name, value in zip(self._LISTS, lists):
+            setattr(self, name, value)
+        self._downloaded = True
+
     def filter(self, document: Document) -> bool | tuple[bool, str]:
         if not document.metadata.get("url"):
             if self.require_url:
