@@ -199,7 +199,7 @@ class MixBuild:
 
         pipeline = [
             JsonlReader(str(self.work / "filtered" / src.name)),
-            TokensCounter(tokenizer_name_or_path=str(self.tokenizer.tokenizer_json), count_eos_token=True),
+            TokensCounter(tokenizer_name_or_path=str(self.tokenizer.tokenizer_json), count_eos_token=True, batch_size=1000),
             DocumentLedger(str(self.work / "ledger" / src.name)),
         ]
         _executor(pipeline, self._filtered_tasks(src), self.recipe.workers, self.logs / "count" / src.name).run()

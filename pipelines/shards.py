@@ -39,8 +39,13 @@ def tokenizer_step(
     save_filename: str | None = None,
     max_tokens_per_file: int | None = None,
     shuffle: bool = True,
+    batch_size: int = 1000,
 ):
-    """A datatrove DocumentTokenizer with every trap-prone argument set."""
+    """A datatrove DocumentTokenizer with every trap-prone argument set.
+
+    ``batch_size`` bounds memory: datatrove's default (10,000 documents per ``encode_batch``) holds every
+    ``Encoding`` of the batch at once, which made peak memory grow with the input up to that size.
+    """
     from datatrove.pipeline.tokens import DocumentTokenizer
 
     if not eos_token:
@@ -54,6 +59,7 @@ def tokenizer_step(
         max_tokens_per_file=max_tokens_per_file,
         seed=seed,
         shuffle_documents=shuffle,
+        batch_size=batch_size,
     )
 
 
