@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-
 from shardsmith.schemas.common import Strict
 
 Objective = Literal["clm", "sft", "mixce", "dpo"]
@@ -26,7 +25,7 @@ class ModelSpec(Strict):
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ModelSpec":
+    def _one_source(self) -> ModelSpec:
         if not self.preset and not self.path:
             raise ValueError("give a preset or a path")
         return self
@@ -47,8 +46,10 @@ class DataSpec(Strict):
     packing: bool | None = Field(
         None, description="pack whole documents into rows (default: on for sft/mixce, off for clm windows)"
     )
-    document_masking: bool = Field(
-        True, description="packed rows: no attention across documents, positions restart per document"
+    document_masking: bool | None = Field(
+        None,
+        description="no attention across documents in a row, positions restart per document "
+        "(default: on for packed rows, off for clm windows)",
     )
     validation_split: str = "validation"
     val_rows: int = Field(32, ge=0, description="fixed validation rows (taken once, same every evaluation)")
@@ -72,7 +73,7 @@ class ScheduleSpec(Strict):
     decay_shape: Literal["linear", "sqrt", "cosine"] = Field("linear", description="wsd decay shape")
 
     @model_validator(mode="after")
-    def _one_warmup(self) -> "ScheduleSpec":
+    def _one_warmup(self) -> ScheduleSpec:
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             raise ValueError("give warmup_steps or warmup_ratio, not both")
         return self
@@ -129,7 +130,7 @@ class StageSpec(Strict):
     dpo: DPOSpec | None = None
 
     @model_validator(mode="after")
-    def _length(self) -> "StageSpec":
+    def _length(self) -> StageSpec:
         if (self.max_steps is None) == (self.epochs is None):
             raise ValueError("give exactly one of max_steps or epochs")
         if self.stop_at_step is not None and self.max_steps is not None and self.stop_at_step > self.max_steps:
@@ -143,6 +144,10 @@ class StageSpec(Strict):
     @property
     def packing(self) -> bool:
         return self.data.packing if self.data.packing is not None else self.objective != "clm"
+
+    @property
+    def document_masking(self) -> bool:
+        return self.data.document_masking if self.data.document_masking is not None else self.packing
 
 
 class TrainRecipe(Strict):
@@ -163,7 +168,7 @@ class TrainRecipe(Strict):
         return stages
 
     @model_validator(mode="after")
-    def _chain(self) -> "TrainRecipe":
+    def _chain(self) -> TrainRecipe:
         names = [s.name for s in self.stages]
         for i, s in enumerate(self.stages):
             src = s.init_from

@@ -14,20 +14,23 @@ from typing import Any
 
 from shardsmith.schemas.manifest import ShardManifest
 
+_NO_DROPOUT = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+
 # family, config keys. Vocabulary comes from the manifest at build time.
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # tests / demo
-    "tiny-gpt2": ("gpt2", dict(n_layer=2, n_embd=64, n_head=4, n_positions=512)),
-    "small-gpt2": ("gpt2", dict(n_layer=4, n_embd=128, n_head=4, n_positions=512)),
+    "tiny-gpt2": ("gpt2", dict(n_layer=2, n_embd=64, n_head=4, n_positions=512, **_NO_DROPOUT)),
+    "small-gpt2": ("gpt2", dict(n_layer=4, n_embd=128, n_head=4, n_positions=512, **_NO_DROPOUT)),
     "tiny-llama": (
         "llama",
         dict(num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=512, rope_theta=10000.0, tie_word_embeddings=False),
     ),
     # FF_3.13: GPT-2 2.02B (38 layers, 2048 hidden, 16 heads, 1024 context, tied embeddings)
-    "gpt2-2b": ("gpt2", dict(n_layer=38, n_embd=2048, n_head=16, n_positions=1024)),
-    # fgpt: GPT-2-large-like 712M (32 layers, 24 heads, d_model 1248, 1024 context)
-    "gpt2-712m": ("gpt2", dict(n_layer=32, n_embd=1248, n_head=24, n_positions=1024)),
+    "gpt2-2b": ("gpt2", dict(n_layer=38, n_embd=2048, n_head=16, n_positions=1024, **_NO_DROPOUT)),
+    # fgpt: GPT-2-large-like 712M (32 layers, 24 heads, d_model 1248, 1024 context; untied head: 725M in HF GPT-2)
+    "gpt2-712m": ("gpt2", dict(n_layer=32, n_embd=1248, n_head=24, n_positions=1024, tie_word_embeddings=False,
+                              **_NO_DROPOUT)),
     # Transformer-1B-Chat: LLaMA-style 1.1B (22 layers, 2048 hidden, SwiGLU 5504, 32 heads / 8 KV, RoPE 1e4, 2048 ctx)
     "llama-1.1b": (
         "llama",
@@ -140,6 +143,9 @@ def load_model(folder: str | Path, shard_dir: Path, manifest: ShardManifest, att
     if not (folder / "config.json").is_file():
         raise ModelError(f"{folder}: not an HF model folder (no config.json)")
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation=attn_implementation)
+    from shardsmith.trainer.export import weights_digest
+
+    model._shardsmith_loaded_digest = weights_digest(model.state_dict())  # before any resize
     rows = model.get_input_embeddings().num_embeddings
     need = check_vocab(folder, rows, shard_dir, manifest)
     if need > rows:
@@ -159,8 +165,8 @@ def count_params(model, exclude_embeddings: bool = False) -> int:
 def flops_per_token(model, seq_len: int) -> float:
     """Training FLOPs per token: 6N (non-embedding matmuls incl. the head) + 12·L·d·T attention (PaLM appendix B)."""
     cfg = model.config
-    n_layer = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer")
-    d = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd")
+    n_layer = getattr(cfg, "num_hidden_layers", None) or cfg.n_layer
+    d = getattr(cfg, "hidden_size", None) or cfg.n_embd
     n = count_params(model)  # a tied embedding is counted once and is used by the head
     if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
         n -= model.get_input_embeddings().weight.numel()  # an untied input lookup costs no matmul

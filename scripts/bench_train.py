@@ -1,0 +1,311 @@
+#!/usr/bin/env python
+"""Trainer benchmarks, each next to a baseline measured in the same run.
+
+1. Data loader tokens/s per process: a bare memmap read of random windows (the baseline), the trainer's pretraining
+   windows, and packed SFT rows with loss masks, restarting positions and segment ids (+ the block-causal mask).
+   Targets: >= 20M tokens/s (windows), >= 5M tokens/s (packed rows).
+2. DeepSpeed ZeRO stage 0 / 1 / 2 step times on the same model and batches.
+3. The trainer's step (Engine.train_step) over a bare PyTorch loop (AdamW, same model, same batches, same
+   token-weighted loss, clipping), interleaved to share machine noise. Target overhead <= 10 %.
+4. With CUDA: tokens/s and MFU = (6·N + 12·L·d·T) · tokens/s / peak bf16 FLOP/s.
+
+Shard sets: ``--pretrain DIR`` / ``--sft DIR`` (built shard sets), else synthetic ones with the same format are
+written to a temp folder (random tokens; reading speed does not depend on content).
+
+    python scripts/bench_train.py                         # CPU defaults, ~1-2 minutes
+    python scripts/bench_train.py --preset gpt2-712m --seq-len 1024 --micro 8 --precision bf16   # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12,
+             "5090": 209e12}
+
+
+def synthetic_set(root: Path, n_tokens: int, doc_len: tuple[int, int], loss: bool, vocab: int, seed: int) -> Path:
+    """A shard set in the real format (uint16 .ds, uint64 .ds.index, uint8 .ds.loss, manifest.json)."""
+    from shardsmith.pipelines.shards import finalize
+    from shardsmith.schemas.manifest import ShardManifest, TokenizerInfo
+
+    rng = np.random.default_rng(seed)
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    lens = rng.integers(doc_len[0], doc_len[1], size=n_tokens // doc_len[0] + 1)
+    ends = np.cumsum(lens)
+    ends = ends[ends <= n_tokens]
+    n = int(ends[-1])
+    toks = rng.integers(1, vocab, size=n, dtype=np.uint16)
+    toks[ends - 1] = 0  # EOS closes each document
+    base = root / "train" / "000_bench.ds"
+    toks.tofile(base)
+    ends.astype(np.uint64).tofile(f"{base}.index")
+    if loss:
+        m = np.ones(n, np.uint8)
+        starts = np.concatenate([[0], ends[:-1]])
+        for s, e in zip(starts, ends):  # first third of each document is "prompt"
+            m[s:s + (e - s) // 3] = 0
+        m.tofile(f"{base}.loss")
+    man = ShardManifest(
+        kind="bench", name=root.name, version="bench", created_at=_dt.datetime.now().isoformat(), seed=seed,
+        dtype="uint16", token_size=2, loss_masks=loss, splits={},
+        tokenizer=TokenizerInfo(name="synthetic", sha256="0" * 64, vocab_size=vocab, eos_id=0, eos_token="<eos>"),
+    )
+    finalize(root, man, splits=("train",))
+    return root
+
+
+def rate(fn, seconds: float) -> float:
+    """Tokens per second of ``fn`` (returns tokens per call), run for about ``seconds``."""
+    fn()  # warm the page cache and any lazy setup
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        n += fn()
+    return n / (time.perf_counter() - t0)
+
+
+def bench_loader(pt: Path, sft: Path, L: int, rows: int, seconds: float) -> dict:
+    import torch
+    from shardsmith.trainer.data import SplitReader, StageData
+    from shardsmith.trainer.engine import block_causal_mask
+
+    rd = SplitReader.open(pt, "train")
+    toks = rd.tokens[0]
+    rng = np.random.default_rng(0)
+
+    def bare():
+        offs = rng.integers(0, len(toks) - L - 1, size=rows)
+        out = np.empty((rows, L + 1), np.int64)
+        for i, o in enumerate(offs):
+            out[i] = toks[o:o + L + 1]
+        return rows * L
+
+    win = StageData([str(pt)], [1.0], seq_len=L, seed=0, sampling="random", packing=False, document_masking=False,
+                    micro=rows, accum=1, rank=0, world=1)
+    step = iter(range(10**9))
+    pk = StageData([str(sft)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=True, document_masking=True,
+                   micro=rows, accum=1, rank=0, world=1)
+    pk.rows_per_epoch()  # the epoch's packing plan, computed once per epoch
+    step2 = iter(range(10**9))
+
+    def windows():
+        win.micro_batch(next(step), 0)
+        return rows * L
+
+    def packed():
+        pk.micro_batch(next(step2), 0)
+        return rows * L
+
+    pk8 = StageData([str(sft)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=True, document_masking=True,
+                    micro=8, accum=1, rank=0, world=1)
+    pk8.rows_per_epoch()
+    step3 = iter(range(10**9))
+
+    def packed_mask():  # a micro-batch of 8 rows, as the engine builds it (SDPA boolean form)
+        b = pk8.micro_batch(next(step3), 0)
+        block_causal_mask(torch.from_numpy(b.segment_ids), torch.bool)
+        return 8 * L
+
+    def packed_mask_only():
+        b = pk8.micro_batch(0, 0)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            block_causal_mask(torch.from_numpy(b.segment_ids), torch.bool)
+        return (time.perf_counter() - t0) / 3
+
+    t0 = time.perf_counter()
+    plan = PackedPlanTimer(sft, L)
+    return {
+        "bare_memmap_windows": rate(bare, seconds),
+        "trainer_windows": rate(windows, seconds),
+        "trainer_packed_rows": rate(packed, seconds),
+        "trainer_packed_rows_plus_bool_mask_micro8": rate(packed_mask, seconds),
+        "packing_plan_docs_per_s": plan,
+        "bool_mask_ms_per_micro8": 1e3 * packed_mask_only(),
+        "_seconds": time.perf_counter() - t0,
+    }
+
+
+def PackedPlanTimer(sft: Path, L: int) -> float:
+    from shardsmith.trainer.data import PackedSampler, SplitReader
+
+    rd = SplitReader.open(sft, "train")
+    s = PackedSampler([rd], [1.0], L, 0, "epoch")
+    t0 = time.perf_counter()
+    s._pack(0)
+    return len(s.docs) / (time.perf_counter() - t0)
+
+
+def make_stage(preset_L: int, micro: int, accum: int, zero: int, precision: str, lr: float = 1e-3):
+    from shardsmith.schemas.train_recipe import DataSet, DataSpec, EngineSpec, OptimizerSpec, StageSpec
+
+    st = StageSpec(name="bench", objective="clm", data=DataSpec(sets=[DataSet(path="unused")]), seq_len=preset_L,
+                   micro_batch_size=micro, grad_accum=accum, max_steps=10**6,
+                   optimizer=OptimizerSpec(lr=lr, grad_clip=1.0))
+    return st, EngineSpec(zero_stage=zero, precision=precision)
+
+
+def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: int, precision: str,
+                zero_stages: list[int], cfg_over: dict) -> dict:
+    import torch
+    from shardsmith.schemas.manifest import ShardManifest
+    from shardsmith.trainer import engine as E
+    from shardsmith.trainer.data import StageData
+    from shardsmith.trainer.models import build_config, flops_per_token, new_model
+    from shardsmith.trainer.objectives import token_losses
+
+    rank, world, _ = E.init_distributed()
+    man = ShardManifest.load(pt)
+    config = build_config(preset, None, cfg_over, man, 64 if torch.cuda.is_available() else 1)
+    data = StageData([str(pt)], [1.0], seq_len=L, seed=0, sampling="random", packing=False, document_masking=False,
+                     micro=micro, accum=accum, rank=rank, world=world)
+    batches = [data.step_batches(s) for s in range(steps + 2)]
+    dev = E.device()
+    res: dict = {"preset": preset, "params": None, "tokens_per_step": micro * accum * world * L}
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def make_engine(zero: int):
+        st, spec = make_stage(L, micro, accum, zero, precision)
+        model = new_model(config, 0)
+        res["params"] = sum(p.numel() for p in model.parameters())
+        res["flops_per_token"] = flops_per_token(model, L)
+        return E.Engine(model, st, spec, 0)
+
+    def engine_step(eng, s: int) -> float:
+        sync()
+        t0 = time.perf_counter()
+        eng.train_step(batches[s % len(batches)], s, 1e-3, rank, world)
+        sync()
+        return time.perf_counter() - t0
+
+    def make_bare():
+        model = new_model(config, 0).to(dev)
+        if precision == "bf16" or (precision == "auto" and dev.type == "cuda"):
+            model = model.to(torch.bfloat16)
+        opt = torch.optim.AdamW(E.param_groups(model, 0.1), lr=1e-3, betas=(0.9, 0.95),
+                                **({"fused": True} if dev.type == "cuda" else {}))
+        return model, opt
+
+    def bare_step(mo, s: int) -> float:
+        model, opt = mo
+        sync()
+        t0 = time.perf_counter()
+        bs = batches[s % len(batches)]
+        total = sum(b.loss_tokens for b in bs)
+        for b in bs:
+            ids = torch.from_numpy(b.input_ids).to(dev)
+            labels = torch.from_numpy(b.labels).to(dev)
+            pos = torch.from_numpy(b.position_ids).to(dev)
+            logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
+            (token_losses(logits, labels, "clm").sum() / total).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+        return time.perf_counter() - t0
+
+    # every ZeRO stage and the bare loop stay alive and take turns, one step each, so that all of them see the
+    # same machine load (a shared CPU box swings by several x within a minute)
+    engines = {z: make_engine(z) for z in zero_stages}
+    bare_mo = make_bare()
+    times: dict = {z: [] for z in zero_stages}
+    times["bare"] = []
+    for s in range(steps + 2):
+        times["bare"].append(bare_step(bare_mo, s))
+        for z, eng in engines.items():
+            times[z].append(engine_step(eng, s))
+    times = {k: v[2:] for k, v in times.items()}  # drop warm-up steps
+    bare = times["bare"]
+    res["zero"] = {z: {"median_s": statistics.median(times[z]), "min_s": min(times[z]), "all_s": times[z]}
+                   for z in zero_stages}
+    res["bare_loop"] = {"median_s": statistics.median(bare), "min_s": min(bare), "all_s": bare}
+    for z in zero_stages:
+        ratios = [t / b for t, b in zip(times[z], bare)]  # paired, step by step
+        res[f"overhead_vs_bare_zero{z}"] = statistics.median(ratios) - 1
+    ztr = 2 if 2 in zero_stages else zero_stages[0]
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name()
+        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+        tps = res["tokens_per_step"] / res["zero"][ztr]["median_s"]
+        res["gpu"] = {"name": name, "tokens_per_s": tps, "peak_bf16": peak,
+                      "mfu": (res["flops_per_token"] * tps / world / peak) if peak else None}
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pretrain", help="a built shard set for windows (default: synthetic)")
+    ap.add_argument("--sft", help="a built shard set with loss masks for packed rows (default: synthetic)")
+    ap.add_argument("--tokens", type=int, default=50_000_000, help="synthetic set size (tokens)")
+    ap.add_argument("--loader-seq-len", type=int, default=2048)
+    ap.add_argument("--loader-rows", type=int, default=64)
+    ap.add_argument("--seconds", type=float, default=3.0, help="per loader measurement")
+    ap.add_argument("--preset", default="small-gpt2")
+    ap.add_argument("--vocab", type=int, default=None,
+                    help="synthetic vocabulary = the model's rows (default 50257 with CUDA, 8192 on CPU)")
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--micro", type=int, default=8)
+    ap.add_argument("--accum", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=9)
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    ap.add_argument("--zero", default="0,1,2")
+    ap.add_argument("--skip-loader", action="store_true")
+    ap.add_argument("--skip-steps", action="store_true")
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args(argv)
+
+    if a.vocab is None:
+        import torch
+
+        a.vocab = 50257 if torch.cuda.is_available() else 8192
+    tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    pt = Path(a.pretrain) if a.pretrain else synthetic_set(tmp / "pt", a.tokens, (200, 3000), False, a.vocab, 0)
+    sft = Path(a.sft) if a.sft else synthetic_set(tmp / "sft", a.tokens // 5, (60, 900), True, a.vocab, 1)
+    out: dict = {"cpu_count": os.cpu_count()}
+    if not a.skip_loader:
+        r = bench_loader(pt, sft, a.loader_seq_len, a.loader_rows, a.seconds)
+        out["loader_tokens_per_s"] = r
+        print(f"loader, per process (rows of {a.loader_seq_len}, {a.loader_rows} rows per call):")
+        for k in ("bare_memmap_windows", "trainer_windows", "trainer_packed_rows",
+                  "trainer_packed_rows_plus_bool_mask_micro8"):
+            print(f"  {k:42s} {r[k] / 1e6:9.1f} M tokens/s")
+        print(f"  {'block-causal bool mask, 8 rows (CPU)':42s} {r['bool_mask_ms_per_micro8']:9.1f} ms per micro-batch")
+        print(f"  {'packing plan':42s} {r['packing_plan_docs_per_s'] / 1e6:9.2f} M documents/s (once per epoch)")
+    if not a.skip_steps:
+        cfg = {}
+        r = bench_steps(pt, a.preset, a.seq_len, a.micro, a.accum, a.steps, a.precision,
+                        [int(z) for z in a.zero.split(",")], cfg)
+        out["steps"] = r
+        print(f"steps: {a.preset} ({r['params'] / 1e6:.1f}M params), {r['tokens_per_step']} tokens/step, "
+              f"precision {a.precision}")
+        for z, t in r["zero"].items():
+            print(f"  DeepSpeed ZeRO-{z}: median {t['median_s'] * 1e3:8.1f} ms/step (min {t['min_s'] * 1e3:.1f})")
+        print(f"  bare PyTorch loop: median {r['bare_loop']['median_s'] * 1e3:8.1f} ms/step (min "
+              f"{r['bare_loop']['min_s'] * 1e3:.1f})")
+        for z in r["zero"]:
+            print(f"  trainer ZeRO-{z} over the bare loop (median of paired step ratios): "
+                  f"{100 * r[f'overhead_vs_bare_zero{z}']:+.1f} %")
+        if "gpu" in r:
+            g = r["gpu"]
+            mfu = f"{100 * g['mfu']:.1f} %" if g["mfu"] is not None else "n/a (unknown peak)"
+            print(f"  GPU {g['name']}: {g['tokens_per_s']:,.0f} tokens/s, MFU {mfu}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Build small real shard sets for the trainer tests: a byte-level BPE trained here, datatrove's DocumentTokenizer
+(via ``shardsmith.pipelines.shards.tokenizer_step``), and a manifest written by ``finalize``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import random
+import shutil
+from pathlib import Path
+
+EOS = "<|endoftext|>"
+
+_SUBJ = ["the cat", "a dog", "the old man", "my sister", "the robot", "a small bird", "the teacher", "our team"]
+_VERB = ["sees", "likes", "builds", "finds", "paints", "carries", "follows", "opens"]
+_OBJ = ["the red box", "a green door", "the long road", "a bright star", "the wooden chair", "a quiet lake"]
+_TAIL = ["today.", "every morning.", "in the park.", "before dinner.", "with great care.", "again and again."]
+
+
+def sentences(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [f"{rng.choice(_SUBJ)} {rng.choice(_VERB)} {rng.choice(_OBJ)} {rng.choice(_TAIL)}" for _ in range(n)]
+
+
+def documents(n_docs: int, seed: int = 0, per_doc: tuple[int, int] = (3, 12)) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(sentences(rng.randint(*per_doc), seed=seed * 100003 + i)) for i in range(n_docs)]
+
+
+def qa_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Prompt/answer pairs with a learnable mapping (the answer repeats the object in capitals)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        s, v, o = rng.choice(_SUBJ), rng.choice(_VERB), rng.choice(_OBJ)
+        out.append((f"Q: what does {s} {v}?\nA:", f" {s} {v} {o.upper()}."))
+    return out
+
+
+def build_tokenizer(folder: Path, vocab_size: int = 384, extra_special: tuple[str, ...] = ()) -> Path:
+    """A byte-level BPE saved as an AutoTokenizer-loadable folder; returns the folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    if (folder / "tokenizer.json").is_file():
+        return folder
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[EOS, *extra_special], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    corpus = documents(200, seed=99) + [p + a for p, a in qa_pairs(200, seed=99)]
+    tok.train_from_iterator(corpus, trainer)
+    folder.mkdir(parents=True, exist_ok=True)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, unk_token=EOS)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def _docs(texts, no_loss=None):
+    from datatrove.data import Document
+
+    out = []
+    for i, t in enumerate(texts):
+        meta = {}
+        if no_loss is not None and no_loss[i]:
+            meta["no_loss_ranges"] = no_loss[i]
+        out.append(Document(text=t, id=str(i), metadata=meta))
+    return out
+
+
+def build_shard_set(out: Path, tokenizer_dir: Path, train: list[str], validation: list[str] | None = None,
+                    train_no_loss=None, validation_no_loss=None, kind: str = "mix", seed: int = 0,
+                    name: str | None = None) -> Path:
+    """Tokenize with datatrove into OUT/{train,validation}/, copy the tokenizer, write the manifest last."""
+    from shardsmith.pipelines.shards import dtype_for_vocab, finalize, tokenizer_step
+    from shardsmith.schemas.manifest import ShardManifest, TokenizerInfo
+    from transformers import AutoTokenizer
+
+    out = Path(out)
+    loss_masks = train_no_loss is not None
+    tj = Path(tokenizer_dir) / "tokenizer.json"
+    for split, texts, nl in (("train", train, train_no_loss), ("validation", validation, validation_no_loss)):
+        if not texts:
+            continue
+        step = tokenizer_step(out / split, tj, EOS, seed=seed, loss_masks=loss_masks, save_filename=split)
+        step.run(iter(_docs(texts, nl if loss_masks else None)))
+    shutil.copytree(tokenizer_dir, out / "tokenizer", dirs_exist_ok=True)
+    hf = AutoTokenizer.from_pretrained(out / "tokenizer")
+    dtype, size = dtype_for_vocab(len(hf))
+    manifest = ShardManifest(
+        kind=kind, name=name or out.name, version="test", created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(),
+        seed=seed, dtype=dtype, token_size=size, loss_masks=loss_masks, splits={},
+        tokenizer=TokenizerInfo(
+            name=Path(tokenizer_dir).name, sha256=hashlib.sha256(tj.read_bytes()).hexdigest(), vocab_size=len(hf),
+            eos_token=EOS, eos_id=hf.convert_tokens_to_ids(EOS),
+            special_tokens={t: hf.convert_tokens_to_ids(t) for t in hf.all_special_tokens},
+        ),
+    )
+    finalize(out, manifest)
+    return out
+
+
+def pretrain_set(out: Path, tokenizer_dir: Path, n_train: int = 300, n_val: int = 30, seed: int = 0) -> Path:
+    return build_shard_set(out, tokenizer_dir, documents(n_train, seed=seed), documents(n_val, seed=seed + 1),
+                           seed=seed)
+
+
+def sft_texts(pairs):
+    texts = [p + a for p, a in pairs]
+    no_loss = [[(0, len(p))] for p, _ in pairs]
+    return texts, no_loss
+
+
+def sft_set(out: Path, tokenizer_dir: Path, n_train: int = 200, n_val: int = 20, seed: int = 0,
+            pairs: list[tuple[str, str]] | None = None) -> Path:
+    pairs = pairs or qa_pairs(n_train, seed=seed)
+    vpairs = qa_pairs(n_val, seed=seed + 1)
+    t, nl = sft_texts(pairs)
+    vt, vnl = sft_texts(vpairs)
+    return build_shard_set(out, tokenizer_dir, t, vt, train_no_loss=nl, validation_no_loss=vnl, kind="sft",
+                           seed=seed)

@@ -1,0 +1,373 @@
+"""The DeepSpeed wrapper: distributed setup, the generated DeepSpeed config, token-weighted accumulation,
+block-causal masks for packed rows, atomic checkpoints.
+
+Loss normalisation: every micro-batch's loss is a *sum* over its loss-carrying tokens divided by the number of
+loss-carrying tokens in the whole global batch (all ranks, all micro-batches), times the data-parallel world size
+(DeepSpeed averages gradients over ranks), and backward runs with ``scale_wrt_gas=False``. The optimizer step then
+sees exactly the gradient of the global token-mean loss, however the tokens fall across micro-batches and ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+from shardsmith.schemas.train_recipe import EngineSpec, StageSpec
+
+
+class EngineError(ValueError):
+    """Training cannot go on (non-finite loss, no loss tokens, bad engine config): printed as one line by the CLI."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# distributed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_distributed() -> tuple[int, int, int]:
+    """Initialise torch.distributed through DeepSpeed (gloo on CPU, nccl on CUDA); (rank, world, local_rank)."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise EngineError("torch.distributed is not available")
+    if not dist.is_initialized():
+        if "RANK" not in os.environ:  # a plain `python` / in-process call: a world of one
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_SIZE="1")
+            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+            os.environ["MASTER_PORT"] = str(_free_port())
+        import deepspeed
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+    return rank, world, local
+
+
+def device():
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def barrier():
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def all_sum(values: list[float]) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device() if dist.get_backend() == "nccl" else "cpu")
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# config
+
+
+def resolve_precision(spec: EngineSpec) -> str:
+    import torch
+
+    if spec.precision == "auto":
+        return "bf16" if torch.cuda.is_available() else "fp32"
+    return spec.precision
+
+
+def deepspeed_config(stage: StageSpec, spec: EngineSpec) -> dict:
+    precision = resolve_precision(spec)
+    cfg: dict = {
+        "train_micro_batch_size_per_gpu": stage.micro_batch_size,
+        "gradient_accumulation_steps": stage.grad_accum,
+        # ZeRO-0 in fp32 hands the step to the plain torch optimizer: the engine clips itself (and so learns the
+        # norm in the same pass); every other path clips inside DeepSpeed and reports the norm
+        "gradient_clipping": 0.0 if _plain_path(spec) else stage.optimizer.grad_clip,
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+        "zero_optimization": {"stage": spec.zero_stage},
+    }
+    if spec.zero_stage > 0:
+        cfg["zero_optimization"].update(
+            overlap_comm=spec.overlap_comm, contiguous_gradients=True, reduce_scatter=True,
+            reduce_bucket_size=spec.reduce_bucket_size, allgather_bucket_size=spec.allgather_bucket_size,
+        )
+        if spec.offload_optimizer:
+            cfg["zero_optimization"]["offload_optimizer"] = {"device": "cpu"}
+        if spec.zero_stage == 3:
+            cfg["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = True
+    if precision == "bf16":
+        cfg["bf16"] = {"enabled": True}
+        cfg["data_types"] = {"grad_accum_dtype": "fp32"}
+    elif precision == "fp16":
+        cfg["fp16"] = {"enabled": True, "initial_scale_power": 16}
+    if spec.config_file:
+        p = Path(spec.config_file)
+        if not p.is_file():
+            raise EngineError(f"engine.config_file {p}: not found")
+        _deep_update(cfg, json.loads(p.read_text()))
+    _deep_update(cfg, spec.config)
+    cfg.pop("train_batch_size", None)  # derived by DeepSpeed from micro x accumulation x world
+    return cfg
+
+
+def _plain_path(spec: EngineSpec) -> bool:
+    return spec.zero_stage == 0 and resolve_precision(spec) == "fp32" and "gradient_clipping" not in spec.config
+
+
+def _deep_update(base: dict, extra: dict) -> None:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+
+
+def param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the engine
+
+
+class Engine:
+    def __init__(self, model, stage: StageSpec, spec: EngineSpec, seed: int):
+        import deepspeed
+        import torch
+
+        self.stage, self.spec, self.seed = stage, spec, seed
+        self.precision = resolve_precision(spec)
+        self.device = device()
+        if stage.gradient_checkpointing:
+            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable()
+            model.config.use_cache = False
+        if stage.freeze_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
+            if model.get_output_embeddings() is not None:
+                model.get_output_embeddings().weight.requires_grad_(False)
+        o = stage.optimizer
+        fused = {"fused": True} if torch.cuda.is_available() else {}
+        opt = torch.optim.AdamW(param_groups(model, o.weight_decay), lr=o.lr, betas=tuple(o.betas), eps=o.eps, **fused)
+        self.config = deepspeed_config(stage, spec)
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=self.config)
+        self.model = self.engine.module
+        self.neftune_alpha = stage.neftune_alpha
+        self._neft_len = None
+        self._neft_gen = None
+        if self.neftune_alpha:
+            self.model.get_input_embeddings().register_forward_hook(self._neftune_hook)
+
+    # --- NEFTune: uniform noise alpha / sqrt(L d), L = real tokens of the row, training only -----------------
+    def _neftune_hook(self, module, args, output):
+        import torch
+
+        if not module.training or self._neft_len is None:
+            return output
+        d = output.shape[-1]
+        scale = (self.neftune_alpha / torch.sqrt(self._neft_len.to(torch.float32) * d)).to(output.dtype)
+        noise = torch.rand(output.shape, generator=self._neft_gen, dtype=torch.float32).to(output.device)
+        return output + (noise * 2 - 1).to(output.dtype) * scale.view(-1, 1, 1)
+
+    # --- forward -------------------------------------------------------------------------------------------
+    @property
+    def dtype(self):
+        return next(self.model.parameters()).dtype
+
+    def tensors(self, batch):
+        import torch
+
+        dev = self.device
+        ids = torch.from_numpy(batch.input_ids).to(dev)
+        labels = torch.from_numpy(batch.labels).to(dev)
+        pos = torch.from_numpy(batch.position_ids).to(dev)
+        mask = None
+        if batch.segment_ids is not None:
+            sdpa = getattr(self.model.config, "_attn_implementation", "sdpa") == "sdpa"
+            mask = block_causal_mask(torch.from_numpy(batch.segment_ids).to(dev), torch.bool if sdpa else self.dtype)
+        return ids, labels, pos, mask
+
+    def loss_sum(self, batch, train: bool = True, noise_key: tuple | None = None):
+        """(sum of per-token losses over loss-carrying tokens, their count) for one micro-batch."""
+        import torch
+        from shardsmith.trainer.objectives import token_losses
+
+        ids, labels, pos, mask = self.tensors(batch)
+        if train and self.neftune_alpha:
+            seg = batch.segment_ids
+            real = (seg >= 0).sum(1) if seg is not None else np.full(len(ids), ids.shape[1])
+            self._neft_len = torch.from_numpy(np.maximum(real, 1))
+            self._neft_gen = torch.Generator().manual_seed(_mix(self.seed, *(noise_key or (0,))))
+        try:
+            out = self.engine(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
+        finally:
+            self._neft_len = None
+        per_tok = token_losses(out.logits, labels, self.stage.objective, self.stage.mixce_ratio)
+        return per_tok.sum(), int((labels != -100).sum())
+
+    # --- one optimizer step ------------------------------------------------------------------------------
+    def train_step(self, batches, step: int, lr: float, rank: int, world: int) -> dict:
+        import torch
+
+        self.engine.train()
+        local = sum(b.loss_tokens for b in batches)
+        real = sum(int((b.segment_ids >= 0).sum()) if b.segment_ids is not None else b.input_ids.size
+                   for b in batches)
+        total_tokens = all_sum([float(local)])[0]
+        if total_tokens == 0:
+            raise EngineError(f"step {step}: the global batch has no loss-carrying tokens (all labels masked)")
+        for g in self.engine.optimizer.param_groups:
+            g["lr"] = lr
+        loss_acc = 0.0
+        for m, b in enumerate(batches):
+            torch.manual_seed(_mix(self.seed, step, rank, m))  # dropout etc.: a function of (seed, step, rank, micro)
+            s, _ = self.loss_sum(b, train=True, noise_key=(step, rank, m))
+            loss = s * (world / total_tokens)
+            self.engine.backward(loss, scale_wrt_gas=False)
+            loss_acc += float(s.detach())
+            if m == len(batches) - 1:
+                manual_norm = self._grad_norm_if_needed()
+            self.engine.step()
+        loss_sum, real_all = all_sum([loss_acc, float(real)])
+        loss = loss_sum / total_tokens
+        if not np.isfinite(loss):
+            raise EngineError(f"step {step}: loss is {loss} (non-finite); stopping before any checkpoint of this step")
+        norm = self.engine.get_global_grad_norm()
+        if norm is None:
+            norm = manual_norm
+        norm = float(norm) if norm is not None else float("nan")
+        return {"loss": loss, "loss_tokens": int(total_tokens), "tokens": int(real_all), "grad_norm": norm}
+
+    def _grad_norm_if_needed(self):
+        """ZeRO-0 fp32: gradients are whole (and all-reduced) on the module here; clip them and return the norm."""
+        import torch
+
+        if not _plain_path(self.spec):
+            return None
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        clip = self.stage.optimizer.grad_clip
+        if clip > 0:
+            return float(torch.nn.utils.clip_grad_norm_(params, clip))
+        return float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+
+    @property
+    def global_steps(self) -> int:
+        return self.engine.global_steps
+
+    def evaluate(self, batches) -> float | None:
+        import torch
+
+        if not batches:
+            return None
+        self.engine.eval()
+        s, n = 0.0, 0
+        with torch.no_grad():
+            for b in batches:
+                ls, cnt = self.loss_sum(b, train=False)
+                s += float(ls)
+                n += cnt
+        self.engine.train()
+        s, n = all_sum([s, float(n)])
+        return s / n if n else None
+
+    # --- checkpoints: temp tag, then rename (rank 0), `latest` written atomically ------------------------
+    def save(self, ckpt_dir: Path, step: int, client_state: dict, keep: int | None = None) -> Path:
+        import torch.distributed as dist
+
+        ckpt_dir = Path(ckpt_dir)
+        tag, tmp = f"step-{step}", f".tmp-step-{step}"
+        rank = dist.get_rank()
+        if rank == 0:
+            shutil.rmtree(ckpt_dir / tmp, ignore_errors=True)
+        barrier()
+        self.engine.save_checkpoint(str(ckpt_dir), tag=tmp, client_state=client_state, save_latest=False)
+        barrier()
+        if rank == 0:
+            final = ckpt_dir / tag
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(ckpt_dir / tmp, final)
+            _atomic_write(ckpt_dir / "latest", tag)
+            if keep:
+                old = sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))
+                for p in old[:-keep]:
+                    shutil.rmtree(p, ignore_errors=True)
+        barrier()
+        return ckpt_dir / tag
+
+    def load(self, ckpt_dir: Path) -> dict:
+        tag = latest_tag(ckpt_dir)
+        if tag is None:
+            raise EngineError(f"{ckpt_dir}: no complete checkpoint to resume from")
+        path, client = self.engine.load_checkpoint(str(ckpt_dir), tag=tag, load_optimizer_states=True,
+                                                   load_lr_scheduler_states=False)
+        if path is None:
+            raise EngineError(f"{ckpt_dir}/{tag}: DeepSpeed could not load this checkpoint")
+        return client or {}
+
+    def state_dict_for_export(self):
+        """Full weights on rank 0 (ZeRO-3 gathers them); None on other ranks under ZeRO-3."""
+        if self.spec.zero_stage == 3:
+            return self.engine._zero3_consolidated_16bit_state_dict()
+        return self.model.state_dict()
+
+
+def latest_tag(ckpt_dir: Path) -> str | None:
+    f = Path(ckpt_dir) / "latest"
+    if not f.is_file():
+        return None
+    tag = f.read_text().strip()
+    return tag if (Path(ckpt_dir) / tag).is_dir() else None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _mix(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+def block_causal_mask(segment_ids, dtype):
+    """(B, 1, L, L) mask: position i sees j iff j <= i and both are in the same document.
+
+    ``dtype=torch.bool`` gives SDPA's boolean form (True = attend, 1 byte per entry); a float dtype gives the
+    additive form (0 / finfo.min) that eager attention needs. Padding has its own segment per position, so no
+    row is fully masked."""
+    import torch
+
+    L = segment_ids.shape[1]
+    same = segment_ids[:, :, None] == segment_ids[:, None, :]
+    allowed = same & torch.ones(L, L, dtype=torch.bool, device=segment_ids.device).tril()
+    if dtype == torch.bool:
+        return allowed[:, None]
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segment_ids.device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
