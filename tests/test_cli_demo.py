@@ -27,7 +27,8 @@ def demo(tmp_path_factory):
 def test_demo_builds_a_complete_shard_set(demo):
     out, r = demo
     m = ShardManifest.load(out / "mix")
-    assert m.kind == "mix" and m.dtype == "uint16" and m.tokenizer.vocab_size == 50257
+    assert m.kind == "mix" and m.dtype == "uint16" and m.tokenizer.name == "demo-bpe"
+    assert m.tokenizer.vocab_size <= 4096 and {"<|user|>", "<|assistant|>", "<|end|>"} <= set(m.tokenizer.special_tokens)
     assert {s.name for s in m.sources} == {"web", "c4", "wiki", "news", "zh"}
     for s in m.sources:
         assert abs(s.share_realized - s.share_requested) < 0.01

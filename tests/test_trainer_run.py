@@ -39,7 +39,7 @@ def sets(tmp_path_factory):
 
 
 DEMO_SET = [
-    "engine.precision=fp32",
+    "engine.precision=fp32", "model.preset=tiny-gpt2",
     "stages.pretrain.max_steps=60", "stages.pretrain.save_every=30", "stages.pretrain.eval_every=20",
     "stages.pretrain.seq_len=64", "stages.pretrain.log_every=1",
     "stages.sft.max_steps=16", "stages.sft.save_every=8", "stages.sft.eval_every=8", "stages.sft.seq_len=128",
