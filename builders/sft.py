@@ -19,7 +19,6 @@ order on disk is known and tokens can be attributed to sources.
 
 from __future__ import annotations
 
-import datetime as _dt
 import gzip
 import json
 import logging
@@ -28,14 +27,13 @@ import random
 import shutil
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from shardsmith import __version__
+from shardsmith.pipelines.shards import new_manifest
 from shardsmith.schemas.block_recipe import Filters, SftBlockRecipe, SftSource
 from shardsmith.schemas.common import TokenizerSpec
 from shardsmith.schemas.manifest import ShardManifest, SourceInfo, StepCount
@@ -44,7 +42,7 @@ from shardsmith.schemas.records import Conversation, Drop
 from . import importers, self_cognition
 from .dedup import Deduper
 from .filters import LanguageJudge, check_chars, check_structure, normalize_label
-from .templates import RenderError, Rendered, render, resolve_template, template_info
+from .templates import Rendered, RenderError, render, resolve_template, template_info
 
 log = logging.getLogger("shardsmith.builders.sft")
 MAX_REPORTED_DISAGREEMENTS = 200
@@ -353,8 +351,9 @@ def build_sft(
     # --- languages of kept conversations (fastText for those no language filter judged) ----------------------------
     undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
     if undecided:
-        from .filters import fix_cjk_label
         from shardsmith.pipelines.lid import detect_language
+
+        from .filters import fix_cjk_label
 
         preds = detect_language([it.conv.text("user", "assistant", sep=" ") for it in undecided])
         for it, (lg, score) in zip(undecided, preds):
@@ -437,17 +436,12 @@ def build_sft(
                 declared_language=st.declared,
                 loss_tokens=per_source_loss[name],
             ))
-        manifest = ShardManifest(
-            kind="sft",
-            name=recipe.name,
-            version=__version__,
-            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            seed=recipe.seed,
-            tokenizer=tok.info(),
-            dtype=tok.dtype,
-            token_size=tok.token_size,
+        manifest = new_manifest(
+            "sft",
+            recipe.name,
+            recipe.seed,
+            tok,
             loss_masks=True,
-            splits={},
             sources=sources,
             filters={name: st.steps for name, st in states.items()},
             template=template_info(tpl, eos, special_ids),
@@ -474,7 +468,6 @@ def build_sft(
 def _tokenize_split(lst: list[Item], folder: Path, tok, recipe: SftBlockRecipe, logdir: Path) -> None:
     from datatrove.data import Document
     from datatrove.executor import LocalPipelineExecutor
-
     from shardsmith.pipelines.shards import tokenizer_step
 
     docs = [
@@ -537,9 +530,8 @@ def inspect_documents(shard_dir: str | os.PathLike, split: str = "train", limit:
     ``loss_text`` joins the decoded loss runs with '' — for a correct build it equals the assistant replies, each
     followed by its end marker, then the EOS.
     """
-    from tokenizers import Tokenizer
-
     from shardsmith.pipelines.shards import split_files
+    from tokenizers import Tokenizer
 
     man = ShardManifest.load(shard_dir)
     tk = Tokenizer.from_file(str(Path(shard_dir) / man.tokenizer.path / "tokenizer.json"))

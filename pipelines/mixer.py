@@ -19,18 +19,16 @@ import json
 import os
 import re
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
-from tqdm.auto import tqdm
-
-from shardsmith import __version__
 from shardsmith.pipelines import shards
 from shardsmith.pipelines.stats import rank_stats, step_counts
-from shardsmith.recipes import load_recipe
-from shardsmith.schemas.manifest import MANIFEST_NAME, ShardManifest, SourceInfo, StepCount
+from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount
 from shardsmith.schemas.mix_recipe import MixRecipe, SourceSpec
+from tqdm.auto import tqdm
+
+from shardsmith.recipes import load_recipe
 
 MAX_TASKS = 64
 
@@ -126,7 +124,6 @@ class MixBuild:
     # ------------------------------------------------------------------ A: filter
     def filter_source(self, src: SourceSpec) -> None:
         from datatrove.pipeline.writers import JsonlWriter
-
         from shardsmith.pipelines.filters import build_filter_steps
         from shardsmith.pipelines.sources import build_extractor, build_reader
 
@@ -163,7 +160,6 @@ class MixBuild:
     # ------------------------------------------------------------------ tokenizer training (optional)
     def train_tokenizer(self) -> None:
         from datatrove.pipeline.readers import JsonlReader
-
         from shardsmith.pipelines.tokenizers import load_tokenizer_folder, train_bpe
 
         spec = self.recipe.tokenizer
@@ -194,7 +190,6 @@ class MixBuild:
     def count_source(self, src: SourceSpec) -> None:
         from datatrove.pipeline.readers import JsonlReader
         from datatrove.pipeline.tokens import TokensCounter
-
         from shardsmith.pipelines.mix_steps import DocumentLedger
 
         pipeline = [
@@ -238,7 +233,6 @@ class MixBuild:
     # ------------------------------------------------------------------ D: tokenize
     def tokenize_source(self, src: SourceSpec, split: str, seed: int) -> None:
         from datatrove.pipeline.readers import JsonlReader
-
         from shardsmith.pipelines.mix_steps import PlanSelector
 
         pipeline = [
@@ -325,17 +319,12 @@ class MixBuild:
                 )
             )
         tok.copy_to(self.out / "tokenizer")
-        manifest = ShardManifest(
-            kind="mix",
-            name=self.recipe.name,
-            version=__version__,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            seed=self.recipe.seed,
-            tokenizer=tok.info(),
-            dtype=tok.dtype,
-            token_size=tok.token_size,
+        manifest = shards.new_manifest(
+            "mix",
+            self.recipe.name,
+            self.recipe.seed,
+            tok,
             loss_masks=False,
-            splits={},
             sources=sources,
             filters=self.filter_counts,
             budget_tokens=plan["budget"],
@@ -353,7 +342,7 @@ def build_mix(recipe: MixRecipe, out_dir: str | os.PathLike, force: bool = False
         return build.out / MANIFEST_NAME
     build.resolve_tokenizer()
     active = list(recipe.sources)
-    n_phases = 2 * len(active) + 2 * len(active) + 3
+    n_phases = 3 * len(active) + 3  # filter, count, tokenize per source; plan, merge, manifest
     with tqdm(total=n_phases, desc=f"mix {recipe.name}", unit="phase", disable=not progress) as bar:
 
         def step(label: str) -> None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from shardsmith.schemas.manifest import ShardFile, ShardManifest, SplitInfo
 
 SPLITS = ("train", "validation")
@@ -168,6 +167,26 @@ def describe_split(shard_dir: str | os.PathLike, split: str, token_size: int) ->
         info.tokens += n_tokens
     info.loss_tokens = loss_tokens if any_loss else None
     return info
+
+
+def new_manifest(kind: str, name: str, seed: int, tokenizer, **fields) -> ShardManifest:
+    """A manifest with what every builder records the same way: version, time, tokenizer, token width."""
+    from datetime import datetime, timezone
+
+    from shardsmith import __version__
+
+    return ShardManifest(
+        kind=kind,
+        name=name,
+        version=__version__,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seed=seed,
+        tokenizer=tokenizer.info(),
+        dtype=tokenizer.dtype,
+        token_size=tokenizer.token_size,
+        splits={},
+        **fields,
+    )
 
 
 def finalize(shard_dir: str | os.PathLike, manifest: ShardManifest, splits: tuple[str, ...] = SPLITS) -> Path:
