@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from shardsmith.pipelines.shards import new_manifest
 from shardsmith.schemas.block_recipe import Filters, SftBlockRecipe, SftSource
 from shardsmith.schemas.common import TokenizerSpec

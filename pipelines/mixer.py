@@ -22,13 +22,13 @@ import shutil
 from pathlib import Path
 
 import polars as pl
-from shardsmith.pipelines import shards
-from shardsmith.pipelines.stats import rank_stats, step_counts
-from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount
-from shardsmith.schemas.mix_recipe import MixRecipe, SourceSpec
 from tqdm.auto import tqdm
 
+from shardsmith.pipelines import shards
+from shardsmith.pipelines.stats import rank_stats, step_counts
 from shardsmith.recipes import load_recipe
+from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount
+from shardsmith.schemas.mix_recipe import MixRecipe, SourceSpec
 
 MAX_TASKS = 64
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from shardsmith.schemas.manifest import ShardFile, ShardManifest, SplitInfo
 
 SPLITS = ("train", "validation")
