@@ -314,16 +314,20 @@ class StrictParquetReader(SourceReaderMixin, ParquetReader):
             raise self._unreadable(filepath, e, f" (after row {row})" if row else "") from e
 
 
-class TextLinesReader(SourceReaderMixin, BaseDiskReader):
-    """Plain text, one document per non-blank line (UTF-8, any compression); ``data = {"text": line}``."""
-
-    name = "📜 Text lines"
+class _PlainTextReader(SourceReaderMixin, BaseDiskReader):
+    """Base of the readers of plain (optionally compressed) text files."""
 
     def __init__(self, data_folder, *, files: list[str], source_name: str, source_kind: str, compression="infer",
                  **kwargs):
         super().__init__(data_folder, **kwargs)
         self.compression = compression
         self._init_source(source_name, source_kind, files)
+
+
+class TextLinesReader(_PlainTextReader):
+    """Plain text, one document per non-blank line (UTF-8, any compression); ``data = {"text": line}``."""
+
+    name = "📜 Text lines"
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
         path = self._path(filepath)
@@ -349,16 +353,10 @@ class TextLinesReader(SourceReaderMixin, BaseDiskReader):
             raise self._unreadable(filepath, e, f" (after line {lineno})" if lineno else "") from e
 
 
-class TextFileReader(SourceReaderMixin, BaseDiskReader):
+class TextFileReader(_PlainTextReader):
     """One document per file (UTF-8); ``data = {"content": whole file, "path": absolute path}``, index 0."""
 
     name = "📄 Text files"
-
-    def __init__(self, data_folder, *, files: list[str], source_name: str, source_kind: str, compression="infer",
-                 **kwargs):
-        super().__init__(data_folder, **kwargs)
-        self.compression = compression
-        self._init_source(source_name, source_kind, files)
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
         path = self._path(filepath)
