@@ -5,6 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+def repeated(names: list[str]) -> list[str]:
+    """Names that occur more than once (recipes address sources and stages by name, so they must be unique)."""
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 class Strict(BaseModel):
     """Recipes reject unknown keys: a typo in a YAML field must fail before any work starts."""
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import Strict, TokenizerSpec
+from .common import Strict, TokenizerSpec, repeated
 
 SourceKind = Literal[
     "fineweb",  # FineWeb / FineWeb-Edu: parquet (text,id,url,dump,language_score,score,int_score) or csv/jsonl exports
@@ -108,8 +108,7 @@ class MixRecipe(Strict):
     @field_validator("sources")
     @classmethod
     def _weights(cls, sources: list[SourceSpec]) -> list[SourceSpec]:
-        names = [s.name for s in sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated([s.name for s in sources])
         if dupes:
             raise ValueError(f"source names must be unique; repeated: {dupes}")
         if sum(s.weight for s in sources) <= 0:

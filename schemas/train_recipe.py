@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from shardsmith.schemas.common import Strict
+from shardsmith.schemas.common import Strict, repeated
 
 Objective = Literal["clm", "sft", "mixce", "dpo"]
 IMPLEMENTED_OBJECTIVES = ("clm", "sft", "mixce")
@@ -161,8 +161,7 @@ class TrainRecipe(Strict):
     @field_validator("stages")
     @classmethod
     def _unique(cls, stages: list[StageSpec]) -> list[StageSpec]:
-        names = [s.name for s in stages]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = repeated([s.name for s in stages])
         if dup:
             raise ValueError(f"stage names must be unique: {', '.join(dup)}")
         return stages
