@@ -25,7 +25,7 @@ def build(recipe_path: str, out_dir: str, overrides: list[str] | None = None, ti
     """Build the block described by ``recipe_path`` into ``out_dir``; returns the shard folder."""
     recipe, data = load_block_recipe(recipe_path, overrides)
     base = pathlib.Path(recipe_path).resolve().parent
-    if isinstance(recipe, SftBlockRecipe):
+    if isinstance(recipe, SftBlockRecipe):  # PreferenceBlockRecipe too: the same steps, applied to pairs
         from .sft import build_sft
 
         return build_sft(recipe, out_dir, recipe_dict=data, base_dir=base, timings=timings)

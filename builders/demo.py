@@ -6,6 +6,8 @@
 Files: ``demo_zh.jsonl`` (Alpaca shape, Chinese; holds one English row and one exact duplicate on purpose),
 ``demo_en.json`` (Alpaca JSON array, English; one empty reply), ``demo_chat.jsonl`` (ShareGPT multi-turn, mixed
 languages; one conversation ending with a user turn). A build therefore shows every kind of counted drop.
+``demo_pref.jsonl`` (prompt / chosen / rejected, for ``recipes/blocks/demo-pref.yaml``): each question's right answer
+is chosen and another question's answer rejected; one pair is identical and one has an empty rejected answer.
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ def write_demo_sample(dest: str | Path) -> Path:
         for i, turns in enumerate(CHAT):
             rec = {"id": f"chat_{i}", "conversations": [{"from": a, "value": b} for a, b in turns]}
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    qa = ZH + EN
+    with open(dest / "demo_pref.jsonl", "w", encoding="utf-8") as f:
+        for i, (q, a) in enumerate(qa):
+            wrong = qa[(i + 3) % len(qa)][1]
+            f.write(json.dumps({"id": f"pref_{i}", "prompt": q, "chosen": a, "rejected": wrong}, ensure_ascii=False)
+                    + "\n")
+        f.write(json.dumps({"id": "pref_same", "prompt": EN[0][0], "chosen": EN[0][1], "rejected": EN[0][1]}) + "\n")
+        f.write(json.dumps({"id": "pref_empty", "prompt": EN[1][0], "chosen": EN[1][1], "rejected": " "}) + "\n")
     return dest
 
 

@@ -166,6 +166,8 @@ class LanguageJudge:
                 bad = [t for t in judged if t[1] not in self.keep]
                 keep = bool(judged) and not bad
                 why = f"turn(s) detected as {sorted({t[1] for t in bad})}" if bad else None
+                if bad:  # name the language that failed, not the conversation's main one
+                    main = max((t[3], t[1]) for t in bad)[1]
             else:
                 keep = bool(turns) and share >= spec.min_share and (main != "unknown" or not spec.ignore_unknown)
                 why = f"{share:.0%} of characters in {sorted(self.keep)} < {spec.min_share:.0%}"

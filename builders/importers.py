@@ -35,6 +35,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,6 @@ REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {  # any one tuple of fields 
     "seed_tasks": (("instruction", "instances"),),
     "pairs": PAIR_KEYS,
 }
-
-
-def _fits(shape: str, record: dict) -> bool:
-    return any(set(req) <= set(record) for req in REQUIRED[shape])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -396,6 +393,21 @@ def convert_record(
     return [Conversation(messages=messages, source=source, id=rec_id, label_lang=label, metadata=meta)]
 
 
+@dataclass(frozen=True)
+class ShapeSet:
+    """One family of record shapes (SFT conversations, preference pairs): how to detect, check and convert them."""
+
+    what: str
+    shapes: tuple[str, ...]
+    required: dict[str, tuple[tuple[str, ...], ...]]
+    detect: Callable[[Any], str | None]
+    canonical: Callable[[str], str]
+    convert: Callable[..., list]
+
+
+SFT_SHAPES = ShapeSet("SFT", SHAPES, REQUIRED, detect_shape, canonical_shape, convert_record)
+
+
 def import_records(
     records: Iterable[tuple[int, Any]],
     *,
@@ -406,9 +418,10 @@ def import_records(
     id_field: str | None = None,
     label_field: str | None = None,
     id_prefix: str | None = None,
-) -> Iterator[Conversation | Drop]:
+    shapes: ShapeSet = SFT_SHAPES,
+) -> Iterator[Any]:
     """Convert raw records of one file (or stream) named ``where``; the shape is fixed by the first record."""
-    shape = canonical_shape(shape)
+    shape = shapes.canonical(shape)
     fixed = None if shape == "auto" else shape
     detected_at = None
     prefix = id_prefix if id_prefix is not None else where
@@ -419,26 +432,26 @@ def import_records(
         if not isinstance(rec, dict):
             raise ImportShapeError(f"{where}: record {i}: expected a JSON object, found {type(rec).__name__}")
         if fixed is None:
-            fixed = detect_shape(rec)
+            fixed = shapes.detect(rec)
             detected_at = i
             if fixed is None:
                 raise ImportShapeError(
-                    f"{where}: record {i}: unknown SFT shape; fields found: {_keys(rec)}. Known shapes: "
-                    + "; ".join(f"{s} ({' | '.join('+'.join(r) for r in REQUIRED[s])})" for s in SHAPES)
+                    f"{where}: record {i}: unknown {shapes.what} shape; fields found: {_keys(rec)}. Known shapes: "
+                    + "; ".join(f"{s} ({' | '.join('+'.join(r) for r in shapes.required[s])})" for s in shapes.shapes)
                     + ". Set `shape:` on the source to force one."
                 )
-        if not _fits(fixed, rec):
+        if not any(set(req) <= set(rec) for req in shapes.required[fixed]):
             how = f"detected from record {detected_at}" if detected_at is not None else "set in the recipe"
             raise ImportShapeError(
                 f"{where}: record {i}: does not fit shape '{fixed}' ({how}), which needs "
-                f"{' or '.join('+'.join(r) for r in REQUIRED[fixed])}; fields found: {_keys(rec)}"
+                f"{' or '.join('+'.join(r) for r in shapes.required[fixed])}; fields found: {_keys(rec)}"
                 " (mixed shapes in one file are refused: split the file or give each part its own source)"
             )
         rid = str(rec[id_field]) if id_field and rec.get(id_field) is not None else (
             str(rec["id"]) if isinstance(rec.get("id"), (str, int)) else f"{prefix}:{i}"
         )
         try:
-            yield from convert_record(rec, fixed, source=source, rec_id=rid, options=options, label_field=label_field)
+            yield from shapes.convert(rec, fixed, source=source, rec_id=rid, options=options, label_field=label_field)
         except _RecordDrop as d:
             yield Drop(source=source, id=rid, reason=d.reason, step="import", detail=f"{where}: record {i}: {d.detail}",
                        record=_jsonable(rec))

@@ -1,5 +1,9 @@
-"""The SFT block builder: import -> structure -> length (chars) -> language -> dedup -> render -> length (tokens)
--> sample -> split -> tokenize (datatrove, with loss masks) -> manifest.
+"""The SFT and preference block builder: import -> (pair checks) -> structure -> length (chars) -> language -> dedup
+-> render -> length (tokens) -> sample -> split -> tokenize (datatrove, with loss masks) -> manifest.
+
+A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
+rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first
+(``manifest.pair_layout``), and the split holds whole pairs.
 
 Output (the shard contract of ``schemas/manifest.py``)::
 
@@ -19,6 +23,7 @@ order on disk is known and tokens can be attributed to sources.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -35,10 +40,10 @@ from typing import Any
 import numpy as np
 
 from shardsmith.pipelines.shards import new_manifest
-from shardsmith.schemas.block_recipe import Filters, SftBlockRecipe, SftSource
+from shardsmith.schemas.block_recipe import Filters, PreferenceBlockRecipe, SftBlockRecipe, SftSource
 from shardsmith.schemas.common import TokenizerSpec
 from shardsmith.schemas.manifest import ShardManifest, SourceInfo, StepCount
-from shardsmith.schemas.records import Conversation, Drop
+from shardsmith.schemas.records import Conversation, Drop, Message, PreferencePair
 
 from . import importers, self_cognition
 from .dedup import Deduper
@@ -46,6 +51,7 @@ from .filters import LanguageJudge, check_chars, check_structure, normalize_labe
 from .templates import Rendered, RenderError, render, resolve_template, template_info
 
 log = logging.getLogger("shardsmith.builders.sft")
+PAIR_LAYOUT = "adjacent:chosen,rejected"  # manifest.pair_layout: documents 2i (chosen) and 2i+1 (rejected)
 MAX_REPORTED_DISAGREEMENTS = 200
 
 
@@ -69,10 +75,19 @@ class SourceState:
 
 @dataclass
 class Item:
-    conv: Conversation
+    conv: Conversation  # SFT: the conversation; preference: prompt + chosen
     rendered: Rendered | None = None
     n_tokens: int | None = None
     copy: int = 0
+    rejected: Conversation | None = None  # preference: prompt + rejected
+    rendered_rejected: Rendered | None = None
+
+    def convs(self) -> list[Conversation]:
+        return [self.conv] if self.rejected is None else [self.conv, self.rejected]
+
+    def documents(self) -> list[tuple[Conversation, Rendered]]:
+        docs = [(self.conv, self.rendered)]
+        return docs if self.rejected is None else docs + [(self.rejected, self.rendered_rejected)]
 
 
 def _drop(state: SourceState, conv: Conversation, step: str, reason: str, detail: str | None, keep_record: bool) -> None:
@@ -99,9 +114,12 @@ def _source_filters(block: Filters, src: SftSource | None):
     return structure, language, length
 
 
-def _read_source(src: SftSource, base: Path, state: SourceState) -> list[Conversation]:
-    convs: list[Conversation] = []
-    kw = dict(source=src.name, shape=src.shape, options=src.options, id_field=src.id_field, label_field=src.label_field)
+def _read_source(src: SftSource, base: Path, state: SourceState, pairs: bool = False) -> list[Item]:
+    from .pairs import PAIR_SHAPESET
+
+    out: list[Item] = []
+    kw = {"source": src.name, "shape": src.shape, "options": src.options, "id_field": src.id_field,
+          "label_field": src.label_field, "shapes": PAIR_SHAPESET if pairs else importers.SFT_SHAPES}
     streams = []
     if src.hf:
         streams.append((f"hf:{src.hf['dataset']}", importers.iter_hf(src.hf["dataset"], src.hf.get("config"),
@@ -122,18 +140,40 @@ def _read_source(src: SftSource, base: Path, state: SourceState) -> list[Convers
                 state.drops.append(item)
                 continue
             state.read += 1
+            if isinstance(item, PreferencePair):
+                if src.system and not (item.prompt and item.prompt[0].role == "system"):
+                    item = item.model_copy(update={"prompt": [Message(role="system", content=src.system)] + item.prompt})
+                out.append(Item(item.conversation("chosen"), rejected=item.conversation("rejected")))
+                continue
             if src.system and not (item.messages and item.messages[0].role == "system"):
-                from shardsmith.schemas.records import Message
-
                 item = item.model_copy(update={"messages": [Message(role="system", content=src.system)] + item.messages})
-            convs.append(item)
+            out.append(Item(item))
         if src.limit is not None and n >= src.limit:
             break
-    return convs
+    return out
+
+
+def _pair_check(it: Item, spec) -> tuple[str, str] | None:
+    """(reason, detail) when a preference pair is unusable as a pair, else None."""
+    from .dedup import normalize_text
+
+    a, b = it.conv.messages[-1].content, it.rejected.messages[-1].content
+    if spec.drop_identical and " ".join(a.split()) == " ".join(b.split()):
+        return "identical_pair", "chosen and rejected are the same text"
+    if spec.drop_identical and normalize_text(a) == normalize_text(b):
+        return "identical_pair", "chosen and rejected differ only in case, punctuation or width"
+    if spec.min_score_gap is not None:
+        kc, kr = spec.score_fields
+        sc, sr = it.conv.metadata.get(kc), it.conv.metadata.get(kr)
+        if sc is None or sr is None:
+            return "no_scores", f"min_score_gap needs {kc} and {kr}"
+        if sc - sr < spec.min_score_gap:
+            return "small_score_gap", f"{kc} {sc} - {kr} {sr} < {spec.min_score_gap}"
+    return None
 
 
 def build_sft(
-    recipe: SftBlockRecipe,
+    recipe: SftBlockRecipe | PreferenceBlockRecipe,
     out_dir: str | os.PathLike,
     *,
     recipe_dict: dict | None = None,
@@ -150,6 +190,7 @@ def build_sft(
 
     out = Path(out_dir).resolve()
     base = Path(base_dir) if base_dir else Path.cwd()
+    pairs = isinstance(recipe, PreferenceBlockRecipe)
     rng = random.Random(recipe.seed)
     tpl = resolve_template(recipe.template, base)
 
@@ -180,9 +221,20 @@ def build_sft(
     for src in recipe.sources:
         st = states[src.name] = SourceState(src.name, src.language)
         srcs[src.name] = src
-        convs = _read_source(src, base, st)
-        st.step("import", st.read, len(convs), Counter({k: v for k, v in st.dropped.items()}))
-        items[src.name] = [Item(c) for c in convs]
+        read = _read_source(src, base, st, pairs)
+        st.step("import", st.read, len(read), Counter({k: v for k, v in st.dropped.items()}))
+        if pairs:
+            kept, reasons = [], Counter()
+            for it in read:
+                hit = _pair_check(it, recipe.pairs)
+                if hit:
+                    reasons[hit[0]] += 1
+                    _drop(st, it.conv, "pair", hit[0], hit[1], recipe.write_rejected)
+                else:
+                    kept.append(it)
+            st.step("pair", len(read), len(kept), reasons)
+            read = kept
+        items[src.name] = read
     if recipe.self_cognition:
         sc = recipe.self_cognition
         st = states[sc.source_name] = SourceState(sc.source_name, None)
@@ -199,17 +251,20 @@ def build_sft(
         structure, _, length = _source_filters(recipe.filters, srcs[name])
         kept, reasons = [], Counter()
         for it in lst:
-            conv, reason, detail = check_structure(it.conv, structure)
-            if conv is None:
-                reasons[reason] += 1
-                _drop(st, it.conv, "structure", reason, detail, keep_rec)
+            checked = [check_structure(c, structure) for c in it.convs()]
+            bad = next((c for c in checked if c[0] is None), None)
+            if bad is not None:
+                reasons[bad[1]] += 1
+                _drop(st, it.conv, "structure", bad[1], bad[2], keep_rec)
                 continue
-            it.conv = conv
+            it.conv = checked[0][0]
+            if it.rejected is not None:
+                it.rejected = checked[1][0]
             kept.append(it)
         st.step("structure", len(lst), len(kept), reasons)
         lst2, reasons = [], Counter()
         for it in kept:
-            reason, detail = check_chars(it.conv, length)
+            reason, detail = next((r for r in (check_chars(c, length) for c in it.convs()) if r[0]), (None, None))
             if reason:
                 reasons[reason] += 1
                 _drop(st, it.conv, "length_chars", reason, detail, keep_rec)
@@ -232,6 +287,10 @@ def build_sft(
             continue
         judge = LanguageJudge(lang_spec)
         decisions = judge.judge([it.conv for it in lst])
+        if pairs:  # a pair stays only if its rejected side passes too (a chosen/rejected language switch is noise)
+            other = judge.judge([it.rejected for it in lst])
+            decisions = [d if not d.keep or o.keep else
+                         dataclasses.replace(o, detail=f"rejected answer: {o.detail}") for d, o in zip(decisions, other)]
         kept, reasons = [], Counter()
         per_lang = Counter()
         for it, d in zip(lst, decisions):
@@ -287,7 +346,9 @@ def build_sft(
             st = states[name]
             kept, reasons = [], Counter()
             for it in lst:
-                hit = None if it.copy else dd.check(it.conv, scope_key=name if scope == "source" else "")
+                key_conv = it.conv if it.rejected is None else it.conv.model_copy(
+                    update={"messages": it.conv.messages + it.rejected.messages[-1:]})  # the pair: prompt+both
+                hit = None if it.copy else dd.check(key_conv, scope_key=name if scope == "source" else "")
                 if hit:
                     reasons[hit[0]] += 1
                     _drop(st, it.conv, "dedup", hit[0], hit[1], keep_rec)
@@ -305,6 +366,8 @@ def build_sft(
         for it in lst:
             try:
                 it.rendered = render(it.conv, tpl, eos)
+                if it.rejected is not None:
+                    it.rendered_rejected = render(it.rejected, tpl, eos)
             except RenderError as err:
                 reasons[err.reason] += 1
                 _drop(st, it.conv, "render", err.reason, str(err), keep_rec)
@@ -313,10 +376,13 @@ def build_sft(
         st.step("render", len(lst), len(kept), reasons)
         t0 = tick("render", t0)
         if length.max_tokens:
-            texts = [it.rendered.doc_text if length.count_tokens_of == "rendered" else
-                     "".join(m.content for m in it.conv.messages) for it in kept]
+            docs = [d for it in kept for d in it.documents()]
+            texts = [r.doc_text if length.count_tokens_of == "rendered" else "".join(m.content for m in c.messages)
+                     for c, r in docs]
             counts = [len(e.ids) + (1 if length.count_tokens_of == "rendered" else 0)
                       for e in tk.encode_batch(texts, add_special_tokens=False)] if texts else []
+            if pairs:  # a pair is as long as its longer side
+                counts = [max(a, b) for a, b in zip(counts[0::2], counts[1::2])]
             kept2, reasons = [], Counter()
             for it, n in zip(kept, counts):
                 it.n_tokens = n
@@ -398,8 +464,9 @@ def build_sft(
             folder.mkdir()
             if not lst:
                 continue
-            _tokenize_split(lst, folder, tok, recipe, tmp / ".work" / split)
-            _attribute(folder, split, lst, tok.token_size, per_source_tokens, per_source_docs, per_source_loss)
+            docs = [d for it in lst for d in it.documents()]
+            _tokenize_split(docs, folder, tok, recipe, tmp / ".work" / split)
+            _attribute(folder, split, docs, tok.token_size, per_source_tokens, per_source_docs, per_source_loss)
         t0 = tick("tokenize", t0)
 
         if recipe.write_rejected:
@@ -437,8 +504,12 @@ def build_sft(
                 declared_language=st.declared,
                 loss_tokens=per_source_loss[name],
             ))
+        extra = {}
+        if pairs:
+            extra = {"pair_layout": PAIR_LAYOUT, "pairs": {s: len(v) for s, v in splits.items()},
+                     "pair_filter": recipe.pairs.model_dump(mode="json")}
         manifest = new_manifest(
-            "sft",
+            "preference" if pairs else "sft",
             recipe.name,
             recipe.seed,
             tok,
@@ -450,7 +521,8 @@ def build_sft(
             languages=dict(languages.most_common()),
             recipe=recipe_dict if recipe_dict is not None else recipe.model_dump(mode="json"),
             language_report=lang_report,
-            split_rule={"by": "conversation", "seed": recipe.seed, "validation_fraction": frac},
+            split_rule={"by": "pair" if pairs else "conversation", "seed": recipe.seed, "validation_fraction": frac},
+            **extra,
         )
         from shardsmith.pipelines.shards import finalize
 
@@ -466,18 +538,19 @@ def build_sft(
     return out
 
 
-def _tokenize_split(lst: list[Item], folder: Path, tok, recipe: SftBlockRecipe, logdir: Path) -> None:
+def _tokenize_split(docs_in: list[tuple[Conversation, Rendered]], folder: Path, tok, recipe: SftBlockRecipe,
+                    logdir: Path) -> None:
     from datatrove.data import Document
     from datatrove.executor import LocalPipelineExecutor
     from shardsmith.pipelines.shards import tokenizer_step
 
     docs = [
         Document(
-            text=it.rendered.doc_text,
-            id=f"{it.conv.source}/{it.conv.id}",
-            metadata={"no_loss_ranges": list(it.rendered.no_loss), "source": it.conv.source},
+            text=r.doc_text,
+            id=f"{c.source}/{c.id}",
+            metadata={"no_loss_ranges": list(r.no_loss), "source": c.source},
         )
-        for it in lst
+        for c, r in docs_in
     ]
 
     def reader(data=None, rank: int = 0, world_size: int = 1):
@@ -490,8 +563,8 @@ def _tokenize_split(lst: list[Item], folder: Path, tok, recipe: SftBlockRecipe, 
                           skip_completed=False).run()
 
 
-def _attribute(folder: Path, split: str, lst: list[Item], token_size: int, tokens: Counter, docs: Counter,
-               loss: Counter) -> None:
+def _attribute(folder: Path, split: str, lst: list[tuple[Conversation, Rendered]], token_size: int, tokens: Counter,
+               docs: Counter, loss: Counter) -> None:
     """Map documents on disk (written in our order) back to sources; check the count matches."""
     from shardsmith.pipelines.shards import split_files
 
@@ -505,7 +578,7 @@ def _attribute(folder: Path, split: str, lst: list[Item], token_size: int, token
         for s, e in zip(starts, ends):
             if i >= len(lst):
                 raise BuildError(f"{f.path}: more documents on disk than were written")
-            src = lst[i].conv.source
+            src = lst[i][0].source
             tokens[src] += int(e - s)
             docs[src] += 1
             if csum is not None:

@@ -1,7 +1,7 @@
 """Block recipes: ``shardsmith build RECIPE.yaml`` — a recipe names its ``kind`` and is validated by that kind's model.
 
-Only ``kind: sft`` exists so far; MCQ / CoT / repair blocks plug in by adding a model to ``BLOCK_KINDS`` (and to the
-``BlockRecipe`` union), nothing else changes.
+Kinds: ``sft`` (conversations) and ``preference`` (prompt + chosen + rejected pairs for DPO); MCQ / CoT / repair
+blocks plug in by adding a model to ``BLOCK_KINDS`` (and to the ``BlockRecipe`` union), nothing else changes.
 
 An SFT block::
 
@@ -216,6 +216,35 @@ class SftBlockRecipe(Strict):
         return self
 
 
+class PairFilter(Strict):
+    """Checks only a pair has: both completions are filtered like SFT conversations as well."""
+
+    drop_identical: bool = Field(True, description="chosen == rejected after whitespace normalisation")
+    min_score_gap: float | None = Field(
+        None, ge=0, description="drop pairs whose score_chosen - score_rejected is below this (UltraFeedback ties)"
+    )
+    score_fields: tuple[str, str] = Field(
+        ("score_chosen", "score_rejected"), description="where the scores are: record or metadata keys"
+    )
+
+
+class PreferenceBlockRecipe(SftBlockRecipe):
+    """A preference (DPO) block: the SFT block's sources, filters, template and split, applied to pairs.
+
+    Each kept pair becomes two adjacent documents, chosen then rejected, with loss only on the completion; the
+    validation split holds whole pairs. Sources use the preference shapes of ``builders/pairs.py``.
+    """
+
+    kind: Literal["preference"]  # type: ignore[assignment]
+    pairs: PairFilter = Field(default_factory=PairFilter)
+
+    @model_validator(mode="after")
+    def _no_self_cognition(self) -> "PreferenceBlockRecipe":
+        if self.self_cognition is not None:
+            raise ValueError("self_cognition rows have no rejected answer; put them in an SFT block")
+        return self
+
+
 # Later kinds (mcq, cot, repair) add their model here and to the union.
-BLOCK_KINDS: dict[str, type[Strict]] = {"sft": SftBlockRecipe}
-BlockRecipe = Union[SftBlockRecipe]  # noqa: UP007  (becomes Annotated[Union[...], Field(discriminator="kind")])
+BLOCK_KINDS: dict[str, type[Strict]] = {"sft": SftBlockRecipe, "preference": PreferenceBlockRecipe}
+BlockRecipe = Union[SftBlockRecipe, PreferenceBlockRecipe]  # noqa: UP007

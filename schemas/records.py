@@ -56,3 +56,26 @@ class Drop(BaseModel):
     step: str = Field(description="import | structure | language | length | dedup | sample")
     detail: str | None = None
     record: dict[str, Any] | None = Field(None, description="the conversation or raw record, when there is one")
+
+
+class PreferencePair(BaseModel):
+    """A prompt with two completions, one preferred (``chosen``) and one not (``rejected``).
+
+    The prompt is the conversation so far (system? user, assistant, ..., user); each completion is the assistant
+    message(s) that follow it. Builders render ``prompt + chosen`` and ``prompt + rejected`` with the same template
+    and write them as two adjacent documents (chosen first), so the trainer can pair them by position.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    prompt: list[Message]
+    chosen: list[Message]
+    rejected: list[Message]
+    source: str
+    id: str
+    label_lang: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def conversation(self, which: Literal["chosen", "rejected"]) -> Conversation:
+        return Conversation(messages=self.prompt + getattr(self, which), source=self.source, id=self.id,
+                            label_lang=self.label_lang, metadata=self.metadata)

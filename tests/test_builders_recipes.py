@@ -19,11 +19,13 @@ from shardsmith.schemas.block_recipe import SelfCognition, SftBlockRecipe
 BLOCKS = REPO / "recipes" / "blocks"
 
 
-@pytest.mark.parametrize("name", ["steel-sft", "ff-sft", "fgpt-instruct", "demo"])
-def test_shipped_recipes_validate(name, monkeypatch):
+@pytest.mark.parametrize("name,kind", [("steel-sft", "sft"), ("ff-sft", "sft"), ("fgpt-instruct", "sft"),
+                                       ("demo", "sft"), ("demo-pref", "preference"),
+                                       ("t1b-ultrafeedback", "preference")])
+def test_shipped_recipes_validate(name, kind, monkeypatch):
     monkeypatch.setenv("INFINITY_INSTRUCT_DIR", "/nonexistent")
     recipe, _ = load_block_recipe(BLOCKS / f"{name}.yaml")
-    assert isinstance(recipe, SftBlockRecipe) and recipe.kind == "sft"
+    assert isinstance(recipe, SftBlockRecipe) and recipe.kind == kind
 
 
 def test_demo_recipe_builds(tmp_path, monkeypatch):
