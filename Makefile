@@ -17,18 +17,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the embedded samples: mix -> SFT block -> two-stage training -> greedy completions.
+# The main job on the embedded samples: mix -> SFT + preference blocks -> pretrain/SFT/DPO training -> completions.
 demo: install
 	shardsmith demo --out $(OUT)
 	shardsmith inspect $(OUT)/mix --samples 2
 	$(PY) -m shardsmith.builders.demo $(OUT)/sft_src
 	SFT_DEMO_DATA=$(abspath $(OUT))/sft_src shardsmith build recipes/blocks/demo.yaml --out $(OUT)/sft \
 		--set tokenizer.name=$(abspath $(OUT))/mix/tokenizer
+	SFT_DEMO_DATA=$(abspath $(OUT))/sft_src shardsmith build recipes/blocks/demo-pref.yaml --out $(OUT)/pref \
+		--set tokenizer.name=$(abspath $(OUT))/mix/tokenizer
 	SHARDSMITH_DEMO_MIX=$(abspath $(OUT))/mix SHARDSMITH_DEMO_SFT=$(abspath $(OUT))/sft \
-		shardsmith train recipes/train/demo.yaml --out $(OUT)/runs
+		SHARDSMITH_DEMO_PREF=$(abspath $(OUT))/pref shardsmith train recipes/train/demo.yaml --out $(OUT)/runs
 	shardsmith generate $(OUT)/runs/pretrain/hf/final --max-new-tokens 24 --prompt "The history of the river valley"
 	shardsmith generate $(OUT)/runs/sft/hf/final --max-new-tokens 24 \
 		--prompt "The history of the river valley" --prompt "In 1861 the town council"
+	shardsmith generate $(OUT)/runs/dpo/hf/final --max-new-tokens 24 --prompt "The history of the river valley"
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from shardsmith.schemas.common import Strict, repeated
 
 Objective = Literal["clm", "sft", "mixce", "dpo"]
-IMPLEMENTED_OBJECTIVES = ("clm", "sft", "mixce")
+IMPLEMENTED_OBJECTIVES = ("clm", "sft", "mixce", "dpo")
 
 
 class ModelSpec(Strict):
@@ -95,8 +95,22 @@ class EngineSpec(Strict):
 
 
 class DPOSpec(Strict):
-    beta: float = 0.1
-    sft_weight: float = 0.0
+    """Direct Preference Optimization over a preference set (pairs of adjacent documents, chosen first)."""
+
+    beta: float = Field(0.1, gt=0, description="strength of the KL anchor to the reference (T1B, Steel: 0.1)")
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field(
+        "sigmoid", description="sigmoid: DPO (Rafailov et al.); ipo: (margin - 1/(2 beta))^2; hinge: SLiC"
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="sigmoid only: conservative DPO (cDPO) noise rate")
+    logp: Literal["sum", "mean"] = Field(
+        "sum", description="sequence log-prob of a completion: sum over its tokens (TRL) or their mean (rasbt ch07)"
+    )
+    sft_weight: float = Field(
+        0.0, ge=0, description="adds weight x mean NLL of the chosen completion (RPO / LLaMA-Factory pref_ftx)"
+    )
+    reference: str = Field(
+        "init", description="init: a frozen copy of the weights the stage starts from; or a local HF folder"
+    )
 
 
 class StageSpec(Strict):
@@ -137,12 +151,24 @@ class StageSpec(Strict):
             raise ValueError("stop_at_step is after max_steps")
         return self
 
+    @model_validator(mode="after")
+    def _dpo(self) -> StageSpec:
+        if self.objective == "dpo" and self.dpo is None:
+            self.dpo = DPOSpec()
+        if self.dpo is not None and self.objective != "dpo":
+            raise ValueError(f"`dpo` settings given but the objective is '{self.objective}'")
+        if self.objective == "dpo" and self.data.packing:
+            raise ValueError("dpo rows are never packed: each row is one completion (remove data.packing)")
+        return self
+
     @property
     def sampling(self) -> str:
         return self.data.sampling or ("random" if self.objective == "clm" else "epoch")
 
     @property
     def packing(self) -> bool:
+        if self.objective == "dpo":
+            return False
         return self.data.packing if self.data.packing is not None else self.objective != "clm"
 
     @property

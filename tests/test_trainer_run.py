@@ -35,6 +35,7 @@ def sets(tmp_path_factory):
         "tok": tok,
         "pt": F.pretrain_set(root / "pt", tok, n_train=300, n_val=20),
         "sft": F.sft_set(root / "sft", tok, n_train=200, n_val=16),
+        "pref": F.preference_set(root / "pref", tok, n_train=96, n_val=12),
     }
 
 
@@ -44,13 +45,17 @@ DEMO_SET = [
     "stages.pretrain.seq_len=64", "stages.pretrain.log_every=1",
     "stages.sft.max_steps=16", "stages.sft.save_every=8", "stages.sft.eval_every=8", "stages.sft.seq_len=128",
     "stages.sft.log_every=1",
+    "stages.dpo.max_steps=24", "stages.dpo.save_every=12", "stages.dpo.eval_every=6", "stages.dpo.seq_len=64",
+    "stages.dpo.log_every=1", "stages.dpo.optimizer.lr=2e-3", "stages.dpo.micro_batch_size=4",
+    "stages.dpo.grad_accum=2",
 ]
 
 
 @pytest.fixture(scope="module")
 def demo_run(sets, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo_out")
-    env = {"SHARDSMITH_DEMO_MIX": str(sets["pt"]), "SHARDSMITH_DEMO_SFT": str(sets["sft"])}
+    env = {"SHARDSMITH_DEMO_MIX": str(sets["pt"]), "SHARDSMITH_DEMO_SFT": str(sets["sft"]),
+           "SHARDSMITH_DEMO_PREF": str(sets["pref"])}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -84,6 +89,59 @@ def test_sft_starts_from_the_pretrain_checkpoint(demo_run):
     # and the step-0 validation loss of SFT equals the pretrain export's loss on the SFT validation rows
     assert (demo_run / "sft" / "hf" / "step-8" / "model.safetensors").is_file()
     assert (demo_run / "pretrain" / "hf" / "step-30" / "model.safetensors").is_file()
+
+
+def test_dpo_starts_from_sft_at_log2_and_learns_the_preference(demo_run):
+    """Policy == reference at step 0, so the first DPO loss is exactly log 2; then the margin opens."""
+    import math
+
+    sft = json.loads((demo_run / "sft" / "stage.json").read_text())
+    dpo = json.loads((demo_run / "dpo" / "stage.json").read_text())
+    assert dpo["parent"] == str(demo_run / "sft" / "hf" / "final")
+    assert dpo["init_digest"] == sft["final_digest"]
+    r = rows(demo_run / "dpo" / "metrics.jsonl")
+    train_rows = [x for x in r if "loss" in x]
+    assert train_rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert train_rows[0]["dpo_margin"] == pytest.approx(0.0, abs=1e-6)
+    assert train_rows[0]["pairs"] == 8  # micro 4 x accumulation 2
+    val = [x for x in r if "val_loss" in x]
+    assert val[0]["step"] == 0 and val[0]["val_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert val[-1]["val_loss"] < 0.6 * math.log(2), val[-1]
+    assert val[-1]["val_dpo_accuracy"] >= 0.75 and val[-1]["val_dpo_margin"] > 0.5, val[-1]
+    assert (demo_run / "dpo" / "hf" / "step-12" / "model.safetensors").is_file()
+
+
+def test_dpo_val_loss_equals_a_direct_per_pair_computation(demo_run, sets):
+    """The logged final validation loss, recomputed pair by pair without padding or batching from the exports (the
+    DPO policy and its reference, the SFT export) and the raw .ds/.ds.loss files."""
+    import math
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as tF
+    from shardsmith.trainer.data import SplitReader
+    from transformers import AutoModelForCausalLM
+
+    policy = AutoModelForCausalLM.from_pretrained(demo_run / "dpo" / "hf" / "final").eval()
+    ref = AutoModelForCausalLM.from_pretrained(demo_run / "sft" / "hf" / "final").eval()
+    rd = SplitReader.open(sets["pref"], "validation")
+    fi, st, en = rd.doc_table()
+
+    def logp(model, i):
+        t = torch.from_numpy(np.asarray(rd.tokens[fi[i]][st[i]:en[i]], dtype=np.int64))[None]
+        m = torch.from_numpy(np.asarray(rd.loss[fi[i]][st[i]:en[i]]).astype(bool))[None]
+        with torch.no_grad():
+            lp = torch.log_softmax(model(t).logits[:, :-1].float(), -1).gather(-1, t[:, 1:, None])[..., 0]
+        return float((lp * m[:, 1:]).sum())
+
+    losses = []
+    for k in range(8):  # the recipe's val_rows: the first 8 pairs, chosen = doc 2k, rejected = doc 2k+1
+        margin = (logp(policy, 2 * k) - logp(ref, 2 * k)) - (logp(policy, 2 * k + 1) - logp(ref, 2 * k + 1))
+        losses.append(float(-tF.logsigmoid(torch.tensor(0.1 * margin))))
+    logged = [x for x in rows(demo_run / "dpo" / "metrics.jsonl") if "val_loss" in x][-1]
+    assert logged["step"] == 24
+    assert logged["val_loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-4, abs=1e-5)
+    assert logged["val_loss"] < math.log(2)
 
 
 def test_hf_export_loads_and_generates(demo_run):
@@ -367,3 +425,33 @@ stages:
     assert not torch.equal(after["transformer.h.0.mlp.c_fc.weight"], before["transformer.h.0.mlp.c_fc.weight"].to(torch.bfloat16))
     outs = generate(str(out / "sft" / "hf" / "final"), ["the cat"], max_new_tokens=5)
     assert len(outs) == 1
+
+
+def test_transformer_1b_chat_chain_runs_in_miniature(sets, tmp_path, monkeypatch):
+    """The shipped T1B recipe (pretrain -> SFT -> DPO, LLaMA architecture) end to end with a tiny LLaMA and a few
+    steps per stage: every stage starts from the previous export and the DPO stage starts at log 2."""
+    import math
+
+    monkeypatch.setenv("T1B_PRETRAIN", str(sets["pt"]))
+    monkeypatch.setenv("T1B_SFT", str(sets["sft"]))
+    monkeypatch.setenv("T1B_DPO", str(sets["pref"]))
+    out = tmp_path / "t1b"
+    train(str(REPO / "recipes" / "train" / "transformer-1b-chat.yaml"), str(out), overrides=[
+        "model.preset=tiny-llama", "engine.precision=fp32",
+        "stages.pretrain.max_steps=8", "stages.pretrain.seq_len=64", "stages.pretrain.micro_batch_size=4",
+        "stages.pretrain.grad_accum=1", "stages.pretrain.save_every=8", "stages.pretrain.eval_every=4",
+        "stages.pretrain.schedule.warmup_steps=2",
+        "stages.sft.epochs=0.1", "stages.sft.seq_len=128", "stages.sft.micro_batch_size=4",
+        "stages.sft.grad_accum=1", "stages.sft.save_every=4", "stages.sft.eval_every=4",
+        "stages.dpo.epochs=0.5", "stages.dpo.seq_len=64", "stages.dpo.micro_batch_size=4",
+        "stages.dpo.grad_accum=1", "stages.dpo.save_every=4", "stages.dpo.eval_every=4",
+    ])
+    info = {s: json.loads((out / s / "stage.json").read_text()) for s in ("pretrain", "sft", "dpo")}
+    assert all(i["status"] == "done" for i in info.values())
+    assert info["sft"]["init_digest"] == info["pretrain"]["final_digest"]
+    assert info["dpo"]["init_digest"] == info["sft"]["final_digest"]
+    assert info["dpo"]["total_steps"] == math.ceil(0.5 * 96 / 4)
+    first = [x for x in rows(out / "dpo" / "metrics.jsonl") if "loss" in x][0]
+    assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    cfg = json.loads((out / "dpo" / "hf" / "final" / "config.json").read_text())
+    assert cfg["architectures"] == ["LlamaForCausalLM"]

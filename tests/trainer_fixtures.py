@@ -74,7 +74,7 @@ def _docs(texts, no_loss=None):
 
 def build_shard_set(out: Path, tokenizer_dir: Path, train: list[str], validation: list[str] | None = None,
                     train_no_loss=None, validation_no_loss=None, kind: str = "mix", seed: int = 0,
-                    name: str | None = None) -> Path:
+                    name: str | None = None, shuffle: bool = True, **extra) -> Path:
     """Tokenize with datatrove into OUT/{train,validation}/, copy the tokenizer, write the manifest last."""
     from shardsmith.pipelines.shards import dtype_for_vocab, finalize, tokenizer_step
     from shardsmith.schemas.manifest import ShardManifest, TokenizerInfo
@@ -86,7 +86,8 @@ def build_shard_set(out: Path, tokenizer_dir: Path, train: list[str], validation
     for split, texts, nl in (("train", train, train_no_loss), ("validation", validation, validation_no_loss)):
         if not texts:
             continue
-        step = tokenizer_step(out / split, tj, EOS, seed=seed, loss_masks=loss_masks, save_filename=split)
+        step = tokenizer_step(out / split, tj, EOS, seed=seed, loss_masks=loss_masks, save_filename=split,
+                              shuffle=shuffle)
         step.run(iter(_docs(texts, nl if loss_masks else None)))
     shutil.copytree(tokenizer_dir, out / "tokenizer", dirs_exist_ok=True)
     hf = AutoTokenizer.from_pretrained(out / "tokenizer")
@@ -99,6 +100,7 @@ def build_shard_set(out: Path, tokenizer_dir: Path, train: list[str], validation
             eos_token=EOS, eos_id=hf.convert_tokens_to_ids(EOS),
             special_tokens={t: hf.convert_tokens_to_ids(t) for t in hf.all_special_tokens},
         ),
+        **extra,
     )
     finalize(out, manifest)
     return out
@@ -123,3 +125,30 @@ def sft_set(out: Path, tokenizer_dir: Path, n_train: int = 200, n_val: int = 20,
     vt, vnl = sft_texts(vpairs)
     return build_shard_set(out, tokenizer_dir, t, vt, train_no_loss=nl, validation_no_loss=vnl, kind="sft",
                            seed=seed)
+
+
+def preference_pairs(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected): chosen names the right object in capitals, rejected a wrong one in lower case."""
+    rng = random.Random(seed)
+    out = []
+    for p, a in qa_pairs(n, seed=seed):
+        right = next(o for o in _OBJ if o.upper() in a)
+        wrong = rng.choice([o for o in _OBJ if o != right])
+        out.append((p, a, a.replace(right.upper(), wrong)))
+    return out
+
+
+def preference_set(out: Path, tokenizer_dir: Path, n_train: int = 120, n_val: int = 16, seed: int = 0,
+                   pairs: list[tuple[str, str, str]] | None = None) -> Path:
+    """Pairs written the way the preference builder writes them: chosen then rejected, adjacent, in order."""
+    pairs = pairs or preference_pairs(n_train, seed=seed)
+    vpairs = preference_pairs(n_val, seed=seed + 1)
+
+    def flat(ps):
+        return sft_texts([(p, x) for p, c, r in ps for x in (c, r)])
+
+    t, nl = flat(pairs)
+    vt, vnl = flat(vpairs)
+    return build_shard_set(out, tokenizer_dir, t, vt, train_no_loss=nl, validation_no_loss=vnl, kind="preference",
+                           seed=seed, shuffle=False, pair_layout="adjacent:chosen,rejected",
+                           pairs={"train": len(pairs), "validation": len(vpairs)})

@@ -13,6 +13,10 @@ Row layout (numpy, one row = ``seq_len`` positions):
 * ``segment_ids``   the document's index within the row (padding: -1 - position, so pads only see themselves);
                     the engine turns these into a block-causal attention mask
 
+Preference sets (``manifest.pair_layout``) are read as pairs of adjacent documents (chosen, rejected): a batch of n
+pairs has 2n rows, the n chosen completions first, each row one document, right-padded (no packing, no mask needed:
+a causal row never sees its padding).
+
 Order is a pure function of (seed, step): the global batch of step s is rows s·G .. s·G+G-1 (G = world ×
 micro × accumulation) and rank r takes a contiguous block of them, so ranks read disjoint rows and a resumed run
 reads exactly what an uninterrupted one would.
@@ -109,6 +113,24 @@ class SplitReader:
         return np.concatenate(fi), np.concatenate(st), np.concatenate(en)
 
 
+PAIR_LAYOUT = "adjacent:chosen,rejected"
+
+
+def check_objective(readers: list[SplitReader], objective: str) -> None:
+    """DPO reads preference sets only, and nothing else reads them (they hold rejected answers)."""
+    for r in readers:
+        layout = (r.manifest.model_extra or {}).get("pair_layout")
+        if objective == "dpo" and layout != PAIR_LAYOUT:
+            raise DataError(f"{r.root}: a '{r.manifest.kind}' set, not a preference set (no pair_layout "
+                            f"{PAIR_LAYOUT!r} in its manifest); the dpo objective needs pairs (block kind: preference)")
+        if objective != "dpo" and layout is not None:
+            raise DataError(f"{r.root}: a preference set (chosen and rejected answers); only the dpo objective reads "
+                            f"it, not '{objective}'")
+        n = sum(len(e) for e in r.ends)
+        if layout is not None and n % 2:
+            raise DataError(f"{r.root}/{r.split}: {n} documents, an odd number, in a set of pairs")
+
+
 def open_sets(paths: list[str], split: str) -> list[SplitReader]:
     """Open the same split of several shard sets and check they share one tokenizer."""
     readers = [SplitReader.open(p, split) for p in paths]
@@ -130,6 +152,8 @@ class Batch:
     position_ids: np.ndarray
     segment_ids: np.ndarray | None
     keys: list = field(default_factory=list)  # what each row read (for checks and debugging)
+    pairs: int = 0  # preference batches: rows [0, pairs) are chosen, [pairs, 2·pairs) the matching rejected
+    real_tokens: int | None = None  # tokens that are not padding, when segment_ids does not tell
 
     @property
     def loss_tokens(self) -> int:
@@ -201,6 +225,56 @@ def packed_rows(reader_of, rows, L: int, pad_id: int, doc_masking: bool) -> Batc
             at += m
         keys.append(tuple((int(si), int(fi), int(s)) for si, fi, s, _ in docs))
     return Batch(ids, labels, pos, seg, keys=keys)
+
+
+def _prompt_len(mask: np.ndarray | None, n: int) -> int:
+    """Tokens before the first loss-carrying one (the rendered prompt)."""
+    if mask is None:
+        return 0
+    hit = np.flatnonzero(np.asarray(mask) != 0)
+    return int(hit[0]) if len(hit) else n
+
+
+def pair_rows(reader_of, pairs, L: int, pad_id: int) -> Batch:
+    """``pairs``: (set, file_c, start_c, end_c, file_r, start_r, end_r); rows = the chosen docs, then the rejected.
+
+    Both sides must share their prompt (the tokens before the first loss token; the last one may differ where a
+    tokenizer merges across the prompt/answer boundary): a mismatch means the pairing on disk is broken."""
+    n = len(pairs)
+    docs = [(si, fc, sc, ec) for si, fc, sc, ec, *_ in pairs] + [(si, fr, sr, er) for si, *_, fr, sr, er in pairs]
+    width = max(1, min(L, max(e - s for _, _, s, e in docs)))
+    ids, labels, pos, _ = _empty(2 * n, width, pad_id, False)
+    real = 0
+    prompts = []
+    for r, (si, fi, s, e) in enumerate(docs):
+        rd = reader_of(si)
+        e2 = min(e, s + L)
+        m = e2 - s
+        t = np.asarray(rd.tokens[fi][s:e2], dtype=np.int64)
+        ids[r, :m] = t
+        mask = rd.loss[fi]
+        doc_mask = None if mask is None else np.asarray(mask[s:e2])
+        lab = np.full(m, IGNORE, np.int64)
+        lab[:-1] = t[1:]
+        if doc_mask is not None:
+            lab[:-1][doc_mask[1:] == 0] = IGNORE
+        labels[r, :m] = lab
+        real += m
+        k = _prompt_len(doc_mask, m)
+        prompts.append(t[:k])
+    for i, (si, fc, sc, *_rest) in enumerate(pairs):
+        a, b = prompts[i], prompts[n + i]
+        k = min(len(a), len(b))
+        if abs(len(a) - len(b)) > 1 or not np.array_equal(a[: max(k - 1, 0)], b[: max(k - 1, 0)]):
+            rd = reader_of(si)
+            raise DataError(f"{rd.root}/{rd.names[fc]}: the pair at token {sc} has different prompts on its chosen and "
+                            "rejected sides; the set's pairing (adjacent documents, chosen first) is broken")
+        if not (labels[i] != IGNORE).any() or not (labels[n + i] != IGNORE).any():
+            rd = reader_of(si)
+            raise DataError(f"{rd.root}/{rd.names[fc]}: the pair at token {sc} has a side without loss tokens "
+                            f"(seq_len {L} cuts its answer off, or the set has no loss mask)")
+    keys = [tuple(int(x) for x in p[:3]) for p in pairs]
+    return Batch(ids, labels, pos, None, keys=keys, pairs=n, real_tokens=real)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -351,6 +425,81 @@ class PackedSampler:
         return out
 
 
+class PairSampler:
+    """Preference pairs (documents 2i, 2i+1 of a set): a shuffled order per epoch, or drawn per step (random)."""
+
+    def __init__(self, readers: list[SplitReader], weights: list[float], L: int, seed: int, mode: str,
+                 shuffle: bool = True):
+        self.readers, self.L, self.seed, self.mode, self.shuffle = readers, L, seed, mode, shuffle
+        tabs = []
+        for si, rd in enumerate(readers):
+            fi, s, e = rd.doc_table()
+            if len(fi) % 2:
+                raise DataError(f"{rd.root}/{rd.split}: {len(fi)} documents, an odd number, in a set of pairs")
+            c, r = slice(0, None, 2), slice(1, None, 2)
+            tabs.append(np.stack([np.full(len(fi) // 2, si), fi[c], s[c], e[c], fi[r], s[r], e[r]], 1).astype(np.int64))
+        pairs = np.concatenate(tabs) if tabs else np.zeros((0, 7), np.int64)
+        # a pair whose prompt fills the row leaves no answer token to score: it cannot be trained at this seq_len
+        fits = (self._prompt_lengths(pairs, 1, 2) < L) & (self._prompt_lengths(pairs, 4, 5) < L)
+        self.too_long = int((~fits).sum())
+        self.pairs = pairs[fits]
+        if not len(self.pairs):
+            raise DataError(f"{', '.join(str(r.root) for r in readers)}: no pairs in split '{readers[0].split}'"
+                            + (f" whose prompt fits seq_len {L} ({self.too_long} do not)" if self.too_long else ""))
+        self.weights = np.asarray(weights, np.float64)
+        self._cache: dict[int, np.ndarray] = {}
+        lengths = np.maximum(self.pairs[:, 3] - self.pairs[:, 2], self.pairs[:, 6] - self.pairs[:, 5])
+        self.truncated = int((lengths > L).sum())
+
+    def _prompt_lengths(self, pairs: np.ndarray, fcol: int, scol: int) -> np.ndarray:
+        """Tokens before the first loss-carrying one, for the documents at columns (file, start) of ``pairs``."""
+        out = np.zeros(len(pairs), np.int64)
+        for si, rd in enumerate(self.readers):
+            for fi, mask in enumerate(rd.loss):
+                sel = (pairs[:, 0] == si) & (pairs[:, fcol] == fi)
+                if mask is None or not sel.any():
+                    continue
+                hits = np.flatnonzero(np.asarray(mask))
+                starts = pairs[sel, scol]
+                k = np.searchsorted(hits, starts)
+                first = np.where(k < len(hits), hits[np.minimum(k, len(hits) - 1)], np.iinfo(np.int64).max)
+                out[sel] = first - starts
+        return out
+
+    def _epoch(self, e: int) -> np.ndarray:
+        if e not in self._cache:
+            rng = np.random.default_rng([self.seed, 19, e])
+            parts = []
+            for si in range(len(self.readers)):
+                mine = self.pairs[self.pairs[:, 0] == si]
+                whole, frac = int(self.weights[si]), self.weights[si] - int(self.weights[si])
+                parts.extend([mine] * whole)
+                if frac > 0:
+                    parts.append(mine[rng.random(len(mine)) < frac])
+            order = np.concatenate(parts)
+            if self.shuffle:
+                order = order[rng.permutation(len(order))]
+            if len(self._cache) > 2:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[e] = order
+        return self._cache[e]
+
+    def rows_per_epoch(self) -> int:
+        return len(self._epoch(0))
+
+    def picks(self, step: int, lo: int, hi: int, G: int) -> list:
+        if self.mode == "random":
+            order = self._epoch(0)
+            idx = np.random.default_rng([self.seed, 23, step]).integers(0, len(order), size=G)
+            return [tuple(int(x) for x in order[int(idx[j])]) for j in range(lo, hi)]
+        n = self.rows_per_epoch()
+        out = []
+        for j in range(lo, hi):
+            e, i = divmod(step * G + j, n)
+            out.append(tuple(int(x) for x in self._epoch(e)[i]))
+        return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the stage's view: train batches per (step, micro) and fixed validation rows
 
@@ -358,17 +507,19 @@ class PackedSampler:
 class StageData:
     def __init__(self, paths: list[str], weights: list[float], *, seq_len: int, seed: int, sampling: str,
                  packing: bool, document_masking: bool, micro: int, accum: int, rank: int, world: int,
-                 val_split: str = "validation", val_rows: int = 32):
+                 val_split: str = "validation", val_rows: int = 32, objective: str = "clm"):
         self.L, self.micro, self.accum, self.rank, self.world = seq_len, micro, accum, rank, world
         self.G = micro * accum * world
         self.packing, self.doc_masking = packing, document_masking
+        self.pairs = objective == "dpo"
         self.train = open_sets(paths, "train")
+        check_objective(self.train, objective)
         self.manifest = self.train[0].manifest
         self.pad_id = int(self.manifest.tokenizer.eos_id or 0)
         if any(r.n_tokens == 0 for r in self.train):
             empty = [str(r.root) for r in self.train if r.n_tokens == 0]
             raise DataError(f"no training tokens in {', '.join(empty)}")
-        cls = PackedSampler if packing else WindowSampler
+        cls = PairSampler if self.pairs else PackedSampler if packing else WindowSampler
         self.sampler = cls(self.train, weights, seq_len, seed, sampling)
         self.val = [r for r in open_sets(paths, val_split) if r.n_tokens > 0]
         self.val_rows = val_rows
@@ -386,6 +537,8 @@ class StageData:
     def micro_batch(self, step: int, m: int) -> Batch:
         lo = self.rank * self.micro * self.accum + m * self.micro
         picks = self.sampler.picks(step, lo, lo + self.micro, self.G)
+        if self.pairs:
+            return pair_rows(self._read(self.train), picks, self.L, self.pad_id)
         if self.packing:
             return packed_rows(self._read(self.train), picks, self.L, self.pad_id, self.doc_masking)
         return window_rows(self._read(self.train), picks, self.L, self.pad_id, self.doc_masking)
@@ -398,7 +551,12 @@ class StageData:
         if not self.val or self.val_rows == 0:
             return []
         if self._val_batch is None:
-            if self.packing:
+            if self.pairs:
+                s = PairSampler(self.val, [1.0] * len(self.val), self.L, 0, "epoch", shuffle=False)
+                rows = [tuple(int(x) for x in p) for p in s.pairs[: self.val_rows]]
+                mine = rows[self.rank::self.world]
+                make = lambda rs: pair_rows(self._read(self.val), rs, self.L, self.pad_id)
+            elif self.packing:
                 s = PackedSampler(self.val, [1.0] * len(self.val), self.L, 0, "epoch", shuffle=False)
                 rows = s._pack(0)[: self.val_rows]
                 mine = rows[self.rank::self.world]

@@ -5,6 +5,8 @@ Loss normalisation: every micro-batch's loss is a *sum* over its loss-carrying t
 loss-carrying tokens in the whole global batch (all ranks, all micro-batches), times the data-parallel world size
 (DeepSpeed averages gradients over ranks), and backward runs with ``scale_wrt_gas=False``. The optimizer step then
 sees exactly the gradient of the global token-mean loss, however the tokens fall across micro-batches and ranks.
+DPO does the same with pairs in place of tokens (the unit of ``units``): the step's gradient is that of the mean
+over every pair of the global batch.
 """
 
 from __future__ import annotations
@@ -163,6 +165,7 @@ class Engine:
         self.stage, self.spec, self.seed = stage, spec, seed
         self.precision = resolve_precision(spec)
         self.device = device()
+        self.reference = self._reference_model(model) if stage.objective == "dpo" else None
         if stage.gradient_checkpointing:
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
             enable()
@@ -182,6 +185,31 @@ class Engine:
         self._neft_gen = None
         if self.neftune_alpha:
             self.model.get_input_embeddings().register_forward_hook(self._neftune_hook)
+
+    def _reference_model(self, model):
+        """DPO's frozen reference: the weights the stage starts from (a copy taken before DeepSpeed wraps the model,
+        so ZeRO-3 partitioning never touches it), or another HF folder; in the training precision, eval mode."""
+        import copy
+
+        import torch
+
+        ref_src = self.stage.dpo.reference
+        if ref_src == "init":
+            ref = copy.deepcopy(model)
+        else:
+            from transformers import AutoModelForCausalLM
+
+            if not (Path(ref_src) / "config.json").is_file():
+                raise EngineError(f"stages.{self.stage.name}.dpo.reference: '{ref_src}' is not an HF model folder")
+            ref = AutoModelForCausalLM.from_pretrained(ref_src, torch_dtype=torch.float32)
+            if ref.get_input_embeddings().num_embeddings != model.get_input_embeddings().num_embeddings:
+                raise EngineError(f"stages.{self.stage.name}.dpo.reference: {ref_src} has "
+                                  f"{ref.get_input_embeddings().num_embeddings} vocabulary rows, the policy "
+                                  f"{model.get_input_embeddings().num_embeddings}")
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
+        ref = ref.to(device=self.device, dtype=dtype).eval()
+        ref.requires_grad_(False)
+        return ref
 
     # --- NEFTune: uniform noise alpha / sqrt(L d), L = real tokens of the row, training only -----------------
     def _neftune_hook(self, module, args, output):
@@ -212,11 +240,17 @@ class Engine:
             mask = block_causal_mask(torch.from_numpy(batch.segment_ids).to(dev), torch.bool if sdpa else self.dtype)
         return ids, labels, pos, mask
 
+    def units(self, batch) -> int:
+        """What the loss is averaged over: pairs (DPO) or loss-carrying tokens."""
+        return batch.pairs if self.reference is not None else batch.loss_tokens
+
     def loss_sum(self, batch, train: bool = True, noise_key: tuple | None = None):
-        """(sum of per-token losses over loss-carrying tokens, their count) for one micro-batch."""
+        """(sum of the loss over the micro-batch's units, their count, extra metric sums)."""
         import torch
         from shardsmith.trainer.objectives import token_losses
 
+        if self.reference is not None:
+            return self._dpo_sum(batch)
         ids, labels, pos, mask = self.tensors(batch)
         if train and self.neftune_alpha:
             seg = batch.segment_ids
@@ -228,32 +262,64 @@ class Engine:
         finally:
             self._neft_len = None
         per_tok = token_losses(out.logits, labels, self.stage.objective, self.stage.mixce_ratio)
-        return per_tok.sum(), int((labels != -100).sum())
+        return per_tok.sum(), int((labels != -100).sum()), {}
+
+    def _dpo_sum(self, batch):
+        """Policy and reference sequence log-probs of both sides of every pair -> summed DPO loss and metrics."""
+        import torch
+        from shardsmith.trainer.objectives import dpo_losses, sequence_logps
+
+        cfg = self.stage.dpo
+        ids, labels, pos, _ = self.tensors(batch)
+        n = batch.pairs
+        out = self.engine(input_ids=ids, position_ids=pos, use_cache=False)
+        logp, count = sequence_logps(out.logits, labels)
+        with torch.no_grad():
+            ref_logp, _ = sequence_logps(self.reference(input_ids=ids, position_ids=pos, use_cache=False).logits,
+                                         labels)
+        if cfg.logp == "mean":
+            logp, ref_logp = logp / count.clamp(min=1), ref_logp / count.clamp(min=1)
+        loss, r_c, r_r = dpo_losses(logp[:n], logp[n:], ref_logp[:n], ref_logp[n:], cfg.beta, cfg.loss_type,
+                                    cfg.label_smoothing)
+        nll = -(logp[:n] if cfg.logp == "mean" else logp[:n] / count[:n].clamp(min=1))
+        if cfg.sft_weight:
+            loss = loss + cfg.sft_weight * nll
+        stats = {"accuracy": float((r_c > r_r).float().sum()), "margin": float((r_c - r_r).sum()),
+                 "reward_chosen": float(r_c.sum()), "reward_rejected": float(r_r.sum()),
+                 "logp_chosen": float(logp[:n].detach().sum()), "logp_rejected": float(logp[n:].detach().sum()),
+                 "nll_chosen": float(nll.detach().sum())}
+        return loss.sum(), n, stats
 
     # --- one optimizer step ------------------------------------------------------------------------------
     def train_step(self, batches, step: int, lr: float, rank: int, world: int) -> dict:
         import torch
 
         self.engine.train()
-        local = sum(b.loss_tokens for b in batches)
-        real = sum(int((b.segment_ids >= 0).sum()) if b.segment_ids is not None else b.input_ids.size
+        local = sum(self.units(b) for b in batches)
+        real = sum(b.real_tokens if b.real_tokens is not None else
+                   int((b.segment_ids >= 0).sum()) if b.segment_ids is not None else b.input_ids.size
                    for b in batches)
-        total_tokens = all_sum([float(local)])[0]
+        loss_tokens = float(sum(b.loss_tokens for b in batches))
+        total_tokens = all_sum([float(local)])[0]  # the global batch's units (tokens, or pairs for DPO)
         if total_tokens == 0:
             raise EngineError(f"step {step}: the global batch has no loss-carrying tokens (all labels masked)")
         for g in self.engine.optimizer.param_groups:
             g["lr"] = lr
         loss_acc = 0.0
+        extra: dict[str, float] = {}
         for m, b in enumerate(batches):
             torch.manual_seed(_mix(self.seed, step, rank, m))  # dropout etc.: a function of (seed, step, rank, micro)
-            s, _ = self.loss_sum(b, train=True, noise_key=(step, rank, m))
+            s, _, st = self.loss_sum(b, train=True, noise_key=(step, rank, m))
             loss = s * (world / total_tokens)
             self.engine.backward(loss, scale_wrt_gas=False)
             loss_acc += float(s.detach())
+            for k, v in st.items():
+                extra[k] = extra.get(k, 0.0) + v
             if m == len(batches) - 1:
                 manual_norm = self._grad_norm_if_needed()
             self.engine.step()
-        loss_sum, real_all = all_sum([loss_acc, float(real)])
+        keys = sorted(extra)
+        loss_sum, real_all, loss_tokens, *sums = all_sum([loss_acc, float(real), loss_tokens] + [extra[k] for k in keys])
         loss = loss_sum / total_tokens
         if not np.isfinite(loss):
             raise EngineError(f"step {step}: loss is {loss} (non-finite); stopping before any checkpoint of this step")
@@ -261,7 +327,11 @@ class Engine:
         if norm is None:
             norm = manual_norm
         norm = float(norm) if norm is not None else float("nan")
-        return {"loss": loss, "loss_tokens": int(total_tokens), "tokens": int(real_all), "grad_norm": norm}
+        out = {"loss": loss, "loss_tokens": int(loss_tokens), "tokens": int(real_all), "grad_norm": norm}
+        if self.reference is not None:
+            out["pairs"] = int(total_tokens)
+            out.update({f"dpo_{k}": v / total_tokens for k, v in zip(keys, sums)})
+        return out
 
     def _grad_norm_if_needed(self):
         """ZeRO-0 fp32: gradients are whole (and all-reduced) on the module here; clip them and return the norm."""
@@ -280,20 +350,31 @@ class Engine:
         return self.engine.global_steps
 
     def evaluate(self, batches) -> float | None:
+        return self.evaluate_stats(batches).get("val_loss")
+
+    def evaluate_stats(self, batches) -> dict:
+        """``val_loss`` (per token, or per pair for DPO) and, for DPO, ``val_dpo_accuracy`` / ``val_dpo_margin``."""
         import torch
 
         if not batches:
-            return None
+            return {}
         self.engine.eval()
-        s, n = 0.0, 0
+        s, n, extra = 0.0, 0, {}
         with torch.no_grad():
             for b in batches:
-                ls, cnt = self.loss_sum(b, train=False)
+                ls, cnt, st = self.loss_sum(b, train=False)
                 s += float(ls)
                 n += cnt
+                for k, v in st.items():
+                    extra[k] = extra.get(k, 0.0) + v
         self.engine.train()
-        s, n = all_sum([s, float(n)])
-        return s / n if n else None
+        keys = sorted(extra)
+        s, n, *sums = all_sum([s, float(n)] + [extra[k] for k in keys])
+        if not n:
+            return {"val_loss": None}
+        out = {"val_loss": s / n}
+        out.update({f"val_dpo_{k}": v / n for k, v in zip(keys, sums) if k in ("accuracy", "margin")})
+        return out
 
     # --- checkpoints: temp tag, then rename (rank 0), `latest` written atomically ------------------------
     def save(self, ckpt_dir: Path, step: int, client_state: dict, keep: int | None = None) -> Path:

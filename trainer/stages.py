@@ -4,7 +4,8 @@ Per stage, ``OUT/<stage>/`` holds::
 
     ckpt/step-N/, ckpt/latest      DeepSpeed checkpoints (temp tag, then rename; `latest` written atomically)
     hf/step-N/, hf/final/          HF exports (safetensors + tokenizer), temp folder then rename
-    metrics.jsonl                  step, loss, lr, grad_norm, tokens_per_s, tokens_seen (+ val_loss)
+    metrics.jsonl                  step, loss, lr, grad_norm, tokens_per_s, tokens_seen (+ val_loss); DPO adds
+                                   pairs, dpo_accuracy, dpo_margin, dpo_reward_chosen/rejected, dpo_logp_*, ...
     loss.png                       the loss curve
     stage.json                     status, parent weights and their digest, steps, world size
 
@@ -70,7 +71,7 @@ def init_source(recipe: TrainRecipe, index: int, out: Path) -> tuple[str, Path |
 def preflight(recipe: TrainRecipe, names: list[str], out: Path | None = None) -> None:
     """Fail before any work: every stage's shard sets open and their files exist, objectives are implemented, an
     ``init_from`` folder exists, and a stage run alone finds the earlier stage's export it starts from."""
-    from shardsmith.trainer.data import open_sets
+    from shardsmith.trainer.data import check_objective, open_sets
 
     for s in recipe.stages:
         if s.name not in names:
@@ -81,7 +82,7 @@ def preflight(recipe: TrainRecipe, names: list[str], out: Path | None = None) ->
                 f"(implemented: {', '.join(IMPLEMENTED_OBJECTIVES)})"
             )
         try:
-            open_sets([d.path for d in s.data.sets], "train")
+            check_objective(open_sets([d.path for d in s.data.sets], "train"), s.objective)
         except (ValueError, FileNotFoundError) as err:
             raise StageError(f"stages.{s.name}.data: {err}") from None
         src = s.init_from or ""
@@ -159,7 +160,7 @@ def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
         [d.path for d in stage.data.sets], weights, seq_len=stage.seq_len, seed=seed, sampling=stage.sampling,
         packing=stage.packing, document_masking=stage.document_masking, micro=stage.micro_batch_size,
         accum=stage.grad_accum, rank=rank, world=world, val_split=stage.data.validation_split,
-        val_rows=stage.data.val_rows,
+        val_rows=stage.data.val_rows, objective=stage.objective,
     )
     shard0 = Path(stage.data.sets[0].path)
     manifest: ShardManifest = data.manifest
@@ -207,12 +208,15 @@ def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
         "global_batch_rows": data.G, "seq_len": stage.seq_len, "started_at": _now(),
         "deepspeed_config": eng.config, "data": [d.model_dump() for d in stage.data.sets],
         "truncated_documents": getattr(data.sampler, "truncated", 0),
+        "pairs_too_long": getattr(data.sampler, "too_long", None),
     }
     if rank == 0:
         _atomic_json(info_path, info)
     _log(rank, f"{stage.name}: {stage.objective}, {total} steps (stop at {stop}), world {world}, "
                f"global batch {data.G} x {stage.seq_len}, {precision}, ZeRO-{spec.zero_stage}, from {parent}")
 
+    if getattr(data.sampler, "too_long", 0):
+        _log(rank, f"{stage.name}: {data.sampler.too_long} pairs skipped: their prompt fills seq_len {stage.seq_len}")
     debug = os.environ.get("SHARDSMITH_TRAIN_DEBUG_DIR")
     delay = float(os.environ.get("SHARDSMITH_TRAIN_STEP_DELAY", "0") or 0)
     dbg_rows = open(Path(debug) / f"{stage.name}.rank{rank}.jsonl", "a") if debug else None
@@ -233,9 +237,8 @@ def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
 
     val_batches = data.validation_batches()
     if start == 0 and val_batches:
-        v = eng.evaluate(val_batches)
-        log_row({"step": 0, "val_loss": v, "tokens_seen": 0, "lr": lr_at(0, total, stage.optimizer.lr,
-                                                                            stage.schedule)})
+        log_row({"step": 0, **eng.evaluate_stats(val_batches), "tokens_seen": 0,
+                 "lr": lr_at(0, total, stage.optimizer.lr, stage.schedule)})
     t_last = time.perf_counter()
     for step in range(start, stop):
         batches = data.step_batches(step)
@@ -251,14 +254,17 @@ def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
         if done % stage.log_every == 0 or done == stop:
             row = {"step": done, "loss": stats["loss"], "lr": lr, "grad_norm": stats["grad_norm"],
                    "tokens_per_s": stats["tokens"] / dt if dt > 0 else None, "tokens_seen": tokens_seen,
-                   "loss_tokens": stats["loss_tokens"], "step_time_s": dt}
+                   "loss_tokens": stats["loss_tokens"], "step_time_s": dt,
+                   **{k: v for k, v in stats.items() if k.startswith("dpo_") or k == "pairs"}}
         if stage.eval_every and (done % stage.eval_every == 0 or done == stop) and val_batches:
             row = row or {"step": done, "tokens_seen": tokens_seen, "lr": lr}
-            row["val_loss"] = eng.evaluate(val_batches)
+            row.update(eng.evaluate_stats(val_batches))
         if row:
             log_row(row)
             if rank == 0 and (done % max(stage.log_every * 10, 1) == 0 or done == stop):
                 _log(rank, f"{stage.name} step {done}/{stop} loss {stats['loss']:.4f}"
+                           + (f" acc {stats['dpo_accuracy']:.3f} margin {stats['dpo_margin']:.3f}"
+                              if "dpo_accuracy" in stats else "")
                            + (f" val {row['val_loss']:.4f}" if row.get("val_loss") is not None else ""))
         if stage.save_every and done % stage.save_every == 0 and done < stop:
             eng.save(ckpt_dir, done, {"step": done, "tokens_seen": tokens_seen, "world": world},
