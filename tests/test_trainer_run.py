@@ -162,7 +162,7 @@ model: {preset: tiny-gpt2}
 engine: {zero_stage: 2, precision: fp32}
 stages:
   - name: pretrain
-    objective: clm
+    objective: OBJECTIVE
     data: {sets: [{path: PT}]}
     seq_len: 64
     micro_batch_size: 2
@@ -192,9 +192,11 @@ def _script(tmp: Path, recipe: Path, out: Path, resume: bool = False) -> Path:
     return s
 
 
-def test_kill_and_resume_equals_an_uninterrupted_run(sets, tmp_path):
+@pytest.mark.parametrize("objective,data", [("clm", "pt"), ("dpo", "pref")])
+def test_kill_and_resume_equals_an_uninterrupted_run(sets, tmp_path, objective, data):
+    """DPO too: the resumed run rebuilds its frozen reference from the stage's start, not from the checkpoint."""
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(RESUME_RECIPE.replace("PT", str(sets["pt"])))
+    recipe.write_text(RESUME_RECIPE.replace("PT", str(sets[data])).replace("OBJECTIVE", objective))
     whole = tmp_path / "whole"
     train(str(recipe), str(whole))
 
@@ -245,7 +247,7 @@ model: {preset: tiny-gpt2}
 engine: {zero_stage: 2, precision: fp32}
 stages:
   - name: pretrain
-    objective: clm
+    objective: OBJECTIVE
     data: {sets: [{path: PT}], sampling: epoch}
     seq_len: 64
     micro_batch_size: MICRO
@@ -256,9 +258,12 @@ stages:
 """
 
 
-def test_two_processes_read_disjoint_rows_and_end_with_identical_weights(sets, tmp_path):
+@pytest.mark.parametrize("objective,data", [("clm", "pt"), ("dpo", "pref")])
+def test_two_processes_read_disjoint_rows_and_end_with_identical_weights(sets, tmp_path, objective, data):
+    """Rows for clm, pairs for DPO: each rank reads its own, gradients average to the one-process result."""
+    text = TWO_PROC.replace("PT", str(sets[data])).replace("OBJECTIVE", objective)
     recipe = tmp_path / "ddp.yaml"
-    recipe.write_text(TWO_PROC.replace("PT", str(sets["pt"])).replace("MICRO", "2"))
+    recipe.write_text(text.replace("MICRO", "2"))
     out, dbg = tmp_path / "ddp", tmp_path / "dbg"
     dbg.mkdir()
     env = _clean_env(SHARDSMITH_TRAIN_DEBUG_DIR=str(dbg))
@@ -275,7 +280,7 @@ def test_two_processes_read_disjoint_rows_and_end_with_identical_weights(sets, t
     assert d0 == d1
     # same global batch in one process (micro 4 x accum 2): same losses up to reduction order
     one = tmp_path / "one.yaml"
-    one.write_text(TWO_PROC.replace("PT", str(sets["pt"])).replace("MICRO", "4"))
+    one.write_text(text.replace("MICRO", "4"))
     train(str(one), str(tmp_path / "single"))
     a = [r["loss"] for r in rows(out / "pretrain" / "metrics.jsonl") if "loss" in r]
     b = [r["loss"] for r in rows(tmp_path / "single" / "pretrain" / "metrics.jsonl") if "loss" in r]
