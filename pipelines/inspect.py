@@ -21,6 +21,9 @@ def summary_table(shard_dir: str | os.PathLike) -> str:
     for split, info in m.splits.items():
         extra = f"  loss tokens {info.loss_tokens:,}" if info.loss_tokens is not None else ""
         lines.append(f"{split:<11} {info.documents:>9,} docs {info.tokens:>12,} tokens in {len(info.files)} files{extra}")
+    layout = (m.model_extra or {}).get("pair_layout")
+    if layout:
+        lines.append(f"pairs: {(m.model_extra or {}).get('pairs')}  layout {layout}")
     if m.sources:
         lines.append("")
         lines.append(f"{'source':<22}{'asked':>8}{'realized':>10}{'docs':>9}{'tokens':>12}{'epochs':>8}{'kept/read':>16}")
@@ -42,7 +45,8 @@ def summary_table(shard_dir: str | os.PathLike) -> str:
 
 
 def sample_documents(shard_dir: str | os.PathLike, n: int, split: str = "train", seed: int = 0):
-    """n random documents as (file, index, tokens, loss) without reading whole files."""
+    """n random documents as (file, index, tokens, loss) without reading whole files; in a preference set, n random
+    pairs as their two documents (chosen, then rejected)."""
     m = ShardManifest.load(shard_dir)
     files = split_files(shard_dir, split, m.token_size)
     counts = np.array([len(f.doc_ends) for f in files])
@@ -50,10 +54,14 @@ def sample_documents(shard_dir: str | os.PathLike, n: int, split: str = "train",
     if total == 0:
         return []
     rng = np.random.default_rng(seed)
-    picks = rng.choice(total, size=min(n, total), replace=False)
+    if (m.model_extra or {}).get("pair_layout"):
+        pairs = rng.choice(total // 2, size=min(n, total // 2), replace=False)
+        picks = [d for p in sorted(int(x) for x in pairs) for d in (2 * p, 2 * p + 1)]
+    else:
+        picks = sorted(int(x) for x in rng.choice(total, size=min(n, total), replace=False))
     offsets = np.cumsum(counts) - counts
     out = []
-    for p in sorted(int(x) for x in picks):
+    for p in picks:
         fi = int(np.searchsorted(offsets, p, side="right") - 1)
         f, di = files[fi], p - int(offsets[fi])
         ends = f.doc_ends
@@ -94,8 +102,10 @@ def inspect_shards(shard_dir: str, samples: int = 3, split: str = "train", seed:
 
     print(summary_table(shard_dir))
     tok = AutoTokenizer.from_pretrained(str(Path(shard_dir) / "tokenizer"))
-    for name, idx, tokens, loss in sample_documents(shard_dir, samples, split, seed):
-        print(f"\n--- {split}/{name} doc {idx}: {len(tokens)} tokens")
+    pairs = bool((ShardManifest.load(shard_dir).model_extra or {}).get("pair_layout"))
+    for k, (name, idx, tokens, loss) in enumerate(sample_documents(shard_dir, samples, split, seed)):
+        side = (" (chosen)" if k % 2 == 0 else " (rejected)") if pairs else ""
+        print(f"\n--- {split}/{name} doc {idx}{side}: {len(tokens)} tokens")
         text = tok.decode(tokens.tolist())
         print(text[:800] + ("…" if len(text) > 800 else ""))
         if loss is not None:

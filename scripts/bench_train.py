@@ -7,7 +7,10 @@
 2. DeepSpeed ZeRO stage 0 / 1 / 2 step times on the same model and batches.
 3. The trainer's step (Engine.train_step) over a bare PyTorch loop (AdamW, same model, same batches, same
    token-weighted loss, clipping), interleaved to share machine noise. Target overhead <= 10 %.
-4. With CUDA: tokens/s and MFU = (6·N + 12·L·d·T) · tokens/s / peak bf16 FLOP/s.
+4. DPO: pair rows per second from the loader, and the trainer's DPO step (policy + frozen reference, ZeRO-2) over a
+   bare PyTorch DPO loop on the same pairs (``--dpo``).
+5. Tokens/s of the ZeRO-2 step on any device; MFU = (6·N + 12·L·d·T) · tokens/s / peak FLOP/s when the peak is
+   known (CUDA device names in PEAK_BF16, or ``--peak-tflops``).
 
 Shard sets: ``--pretrain DIR`` / ``--sft DIR`` (built shard sets), else synthetic ones with the same format are
 written to a temp folder (random tokens; reading speed does not depend on content).
@@ -65,6 +68,37 @@ def synthetic_set(root: Path, n_tokens: int, doc_len: tuple[int, int], loss: boo
     return root
 
 
+def synthetic_pairs(root: Path, n_pairs: int, prompt_len: tuple[int, int], answer_len: tuple[int, int], vocab: int,
+                    seed: int) -> Path:
+    """A preference set in the builders' layout: documents 2i (chosen) and 2i+1 (rejected) share a no-loss prompt."""
+    from shardsmith.pipelines.shards import finalize
+    from shardsmith.schemas.manifest import ShardManifest, TokenizerInfo
+
+    rng = np.random.default_rng(seed)
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    toks, masks, ends, at = [], [], [], 0
+    for _ in range(n_pairs):
+        prompt = rng.integers(1, vocab, size=int(rng.integers(*prompt_len)), dtype=np.uint16)
+        for _side in range(2):
+            ans = rng.integers(1, vocab, size=int(rng.integers(*answer_len)), dtype=np.uint16)
+            ans[-1] = 0  # EOS
+            toks += [prompt, ans]
+            masks += [np.zeros(len(prompt), np.uint8), np.ones(len(ans), np.uint8)]
+            at += len(prompt) + len(ans)
+            ends.append(at)
+    base = root / "train" / "000_pairs.ds"
+    np.concatenate(toks).tofile(base)
+    np.asarray(ends, np.uint64).tofile(f"{base}.index")
+    np.concatenate(masks).tofile(f"{base}.loss")
+    man = ShardManifest(
+        kind="preference", name=root.name, version="bench", created_at=_dt.datetime.now().isoformat(), seed=seed,
+        dtype="uint16", token_size=2, loss_masks=True, splits={}, pair_layout="adjacent:chosen,rejected",
+        tokenizer=TokenizerInfo(name="synthetic", sha256="0" * 64, vocab_size=vocab, eos_id=0, eos_token="<eos>"),
+    )
+    finalize(root, man, splits=("train",))
+    return root
+
+
 def rate(fn, seconds: float) -> float:
     """Tokens per second of ``fn`` (returns tokens per call), run for about ``seconds``."""
     fn()  # warm the page cache and any lazy setup
@@ -74,7 +108,7 @@ def rate(fn, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def bench_loader(pt: Path, sft: Path, L: int, rows: int, seconds: float) -> dict:
+def bench_loader(pt: Path, sft: Path, pref: Path, L: int, rows: int, seconds: float) -> dict:
     import torch
     from shardsmith.trainer.data import SplitReader, StageData
     from shardsmith.trainer.engine import block_causal_mask
@@ -123,6 +157,14 @@ def bench_loader(pt: Path, sft: Path, L: int, rows: int, seconds: float) -> dict
             block_causal_mask(torch.from_numpy(b.segment_ids), torch.bool)
         return (time.perf_counter() - t0) / 3
 
+    pairs = StageData([str(pref)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=False, document_masking=False,
+                      micro=rows // 2, accum=1, rank=0, world=1, objective="dpo")
+    step4 = iter(range(10**9))
+
+    def pair_rows():  # rows // 2 pairs = rows rows (chosen, then rejected), padded to the longest, prompts checked
+        b = pairs.micro_batch(next(step4), 0)
+        return b.real_tokens
+
     t0 = time.perf_counter()
     plan = PackedPlanTimer(sft, L)
     return {
@@ -130,6 +172,7 @@ def bench_loader(pt: Path, sft: Path, L: int, rows: int, seconds: float) -> dict
         "trainer_windows": rate(windows, seconds),
         "trainer_packed_rows": rate(packed, seconds),
         "trainer_packed_rows_plus_bool_mask_micro8": rate(packed_mask, seconds),
+        "trainer_dpo_pair_rows": rate(pair_rows, seconds),
         "packing_plan_docs_per_s": plan,
         "bool_mask_ms_per_micro8": 1e3 * packed_mask_only(),
         "_seconds": time.perf_counter() - t0,
@@ -146,17 +189,27 @@ def PackedPlanTimer(sft: Path, L: int) -> float:
     return len(s.docs) / (time.perf_counter() - t0)
 
 
-def make_stage(preset_L: int, micro: int, accum: int, zero: int, precision: str, lr: float = 1e-3):
+def make_stage(preset_L: int, micro: int, accum: int, zero: int, precision: str, lr: float = 1e-3,
+               objective: str = "clm"):
     from shardsmith.schemas.train_recipe import DataSet, DataSpec, EngineSpec, OptimizerSpec, StageSpec
 
-    st = StageSpec(name="bench", objective="clm", data=DataSpec(sets=[DataSet(path="unused")]), seq_len=preset_L,
+    st = StageSpec(name="bench", objective=objective, data=DataSpec(sets=[DataSet(path="unused")]), seq_len=preset_L,
                    micro_batch_size=micro, grad_accum=accum, max_steps=10**6,
                    optimizer=OptimizerSpec(lr=lr, grad_clip=1.0))
     return st, EngineSpec(zero_stage=zero, precision=precision)
 
 
+def peak_flops(dev, peak_tflops: float | None) -> tuple[str, float | None]:
+    import torch
+
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name()
+        return name, (peak_tflops * 1e12 if peak_tflops else next((v for k, v in PEAK_BF16.items() if k in name), None))
+    return "cpu", peak_tflops * 1e12 if peak_tflops else None
+
+
 def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: int, precision: str,
-                zero_stages: list[int], cfg_over: dict) -> dict:
+                zero_stages: list[int], cfg_over: dict, peak_tflops: float | None = None) -> dict:
     import torch
     from shardsmith.schemas.manifest import ShardManifest
     from shardsmith.trainer import engine as E
@@ -236,13 +289,83 @@ def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: in
         ratios = [t / b for t, b in zip(times[z], bare)]  # paired, step by step
         res[f"overhead_vs_bare_zero{z}"] = statistics.median(ratios) - 1
     ztr = 2 if 2 in zero_stages else zero_stages[0]
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-        tps = res["tokens_per_step"] / res["zero"][ztr]["median_s"]
-        res["gpu"] = {"name": name, "tokens_per_s": tps, "peak_bf16": peak,
-                      "mfu": (res["flops_per_token"] * tps / world / peak) if peak else None}
+    name, peak = peak_flops(dev, peak_tflops)
+    tps = res["tokens_per_step"] / res["zero"][ztr]["median_s"]
+    res["throughput"] = {"device": name, "zero": ztr, "tokens_per_s": tps, "peak_flops": peak,
+                         "mfu": (res["flops_per_token"] * tps / world / peak) if peak else None}
     return res
+
+
+def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: int, precision: str) -> dict:
+    """The trainer's DPO step (ZeRO-2) against a bare PyTorch DPO loop (policy + reference forward, sigmoid loss,
+    backward, clipping, AdamW) on the same pairs, interleaved step by step."""
+    import copy
+
+    import torch
+    import torch.nn.functional as tF
+    from shardsmith.schemas.manifest import ShardManifest
+    from shardsmith.trainer import engine as E
+    from shardsmith.trainer.data import StageData
+    from shardsmith.trainer.models import build_config, new_model
+
+    rank, world, _ = E.init_distributed()
+    config = build_config(preset, None, {}, ShardManifest.load(pref), 64 if torch.cuda.is_available() else 1)
+    data = StageData([str(pref)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=False, document_masking=False,
+                     micro=micro, accum=accum, rank=rank, world=world, objective="dpo")
+    batches = [data.step_batches(s) for s in range(steps + 2)]
+    dev = E.device()
+    st, spec = make_stage(L, micro, accum, 2, precision, objective="dpo")
+    eng = E.Engine(new_model(config, 0), st, spec, 0)
+    model = new_model(config, 0).to(dev)
+    ref = copy.deepcopy(model).eval().requires_grad_(False)
+    if eng.precision == "bf16":
+        model, ref = model.to(torch.bfloat16), ref.to(torch.bfloat16)
+    opt = torch.optim.AdamW(E.param_groups(model, 0.0), lr=1e-3, betas=(0.9, 0.95))
+
+    def seq_logp(m, ids, labels):
+        lp = -tF.cross_entropy(m(input_ids=ids, use_cache=False).logits.float().transpose(1, 2), labels.clamp(min=0),
+                               reduction="none")
+        return (lp * (labels != -100)).sum(-1)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def bare_step(s: int) -> float:
+        sync()
+        t0 = time.perf_counter()
+        bs = batches[s % len(batches)]
+        total = sum(b.pairs for b in bs)
+        for b in bs:
+            ids, labels = torch.from_numpy(b.input_ids).to(dev), torch.from_numpy(b.labels).to(dev)
+            n = b.pairs
+            lp = seq_logp(model, ids, labels)
+            with torch.no_grad():
+                rp = seq_logp(ref, ids, labels)
+            m = (lp[:n] - rp[:n]) - (lp[n:] - rp[n:])
+            (-tF.logsigmoid(0.1 * m).sum() / total).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+        return time.perf_counter() - t0
+
+    def engine_step(s: int) -> float:
+        sync()
+        t0 = time.perf_counter()
+        eng.train_step(batches[s % len(batches)], s, 1e-3, rank, world)
+        sync()
+        return time.perf_counter() - t0
+
+    tb, te = [], []
+    for s in range(steps + 2):
+        tb.append(bare_step(s))
+        te.append(engine_step(s))
+    tb, te = tb[2:], te[2:]
+    tokens = statistics.mean(sum(b.real_tokens for b in batches[s % len(batches)]) for s in range(2, steps + 2))
+    return {"pairs_per_step": micro * accum * world, "tokens_per_step": tokens,
+            "trainer_median_s": statistics.median(te), "bare_median_s": statistics.median(tb),
+            "overhead_vs_bare": statistics.median([e / b for e, b in zip(te, tb)]) - 1}
 
 
 def main(argv=None) -> int:
@@ -264,6 +387,9 @@ def main(argv=None) -> int:
     ap.add_argument("--zero", default="0,1,2")
     ap.add_argument("--skip-loader", action="store_true")
     ap.add_argument("--skip-steps", action="store_true")
+    ap.add_argument("--dpo", action="store_true", help="also time DPO steps (trainer vs bare DPO loop)")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="the device's peak FLOP/s (TFLOP/s) for MFU when its name is not in the table")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
 
@@ -274,20 +400,21 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     pt = Path(a.pretrain) if a.pretrain else synthetic_set(tmp / "pt", a.tokens, (200, 3000), False, a.vocab, 0)
     sft = Path(a.sft) if a.sft else synthetic_set(tmp / "sft", a.tokens // 5, (60, 900), True, a.vocab, 1)
+    pref = synthetic_pairs(tmp / "pref", 20_000, (20, 300), (20, 400), a.vocab, 2)
     out: dict = {"cpu_count": os.cpu_count()}
     if not a.skip_loader:
-        r = bench_loader(pt, sft, a.loader_seq_len, a.loader_rows, a.seconds)
+        r = bench_loader(pt, sft, pref, a.loader_seq_len, a.loader_rows, a.seconds)
         out["loader_tokens_per_s"] = r
         print(f"loader, per process (rows of {a.loader_seq_len}, {a.loader_rows} rows per call):")
         for k in ("bare_memmap_windows", "trainer_windows", "trainer_packed_rows",
-                  "trainer_packed_rows_plus_bool_mask_micro8"):
+                  "trainer_packed_rows_plus_bool_mask_micro8", "trainer_dpo_pair_rows"):
             print(f"  {k:42s} {r[k] / 1e6:9.1f} M tokens/s")
         print(f"  {'block-causal bool mask, 8 rows (CPU)':42s} {r['bool_mask_ms_per_micro8']:9.1f} ms per micro-batch")
         print(f"  {'packing plan':42s} {r['packing_plan_docs_per_s'] / 1e6:9.2f} M documents/s (once per epoch)")
     if not a.skip_steps:
         cfg = {}
         r = bench_steps(pt, a.preset, a.seq_len, a.micro, a.accum, a.steps, a.precision,
-                        [int(z) for z in a.zero.split(",")], cfg)
+                        [int(z) for z in a.zero.split(",")], cfg, a.peak_tflops)
         out["steps"] = r
         print(f"steps: {a.preset} ({r['params'] / 1e6:.1f}M params), {r['tokens_per_step']} tokens/step, "
               f"precision {a.precision}")
@@ -298,10 +425,15 @@ def main(argv=None) -> int:
         for z in r["zero"]:
             print(f"  trainer ZeRO-{z} over the bare loop (median of paired step ratios): "
                   f"{100 * r[f'overhead_vs_bare_zero{z}']:+.1f} %")
-        if "gpu" in r:
-            g = r["gpu"]
-            mfu = f"{100 * g['mfu']:.1f} %" if g["mfu"] is not None else "n/a (unknown peak)"
-            print(f"  GPU {g['name']}: {g['tokens_per_s']:,.0f} tokens/s, MFU {mfu}")
+        g = r["throughput"]
+        mfu = f"{100 * g['mfu']:.1f} %" if g["mfu"] is not None else "n/a (peak unknown: --peak-tflops)"
+        print(f"  {g['device']}, ZeRO-{g['zero']}: {g['tokens_per_s']:,.0f} tokens/s per step, MFU {mfu}")
+    if a.dpo:
+        r = bench_dpo(pref, a.preset, a.seq_len, max(a.micro // 2, 1), a.accum, a.steps, a.precision)
+        out["dpo"] = r
+        print(f"dpo: {r['pairs_per_step']} pairs/step (~{r['tokens_per_step']:,.0f} tokens), policy + frozen reference")
+        print(f"  trainer ZeRO-2: median {r['trainer_median_s'] * 1e3:8.1f} ms/step; bare DPO loop: median "
+              f"{r['bare_median_s'] * 1e3:8.1f} ms/step; overhead {100 * r['overhead_vs_bare']:+.1f} %")
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2, default=str))
     return 0

@@ -104,6 +104,11 @@ def test_demo_preference_block(tmp_path, monkeypatch):
             rec = src[prompt]
             assert "".join(chosen["loss_runs"]) == rec["chosen"] + END
             assert "".join(rejected["loss_runs"]) == rec["rejected"] + END
+    from shardsmith.pipelines.inspect import sample_documents, summary_table
+
+    assert "pairs: {" in summary_table(out) and "layout adjacent:chosen,rejected" in summary_table(out)
+    picked = sample_documents(out, 3)  # 3 random pairs: both documents of each
+    assert len(picked) == 6 and all(b[1] == a[1] + 1 and a[1] % 2 == 0 for a, b in zip(picked[0::2], picked[1::2]))
 
 
 def test_pairs_are_filtered_as_units(tmp_path):
