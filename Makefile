@@ -31,7 +31,8 @@ demo: install
 	shardsmith generate $(OUT)/runs/pretrain/hf/final --max-new-tokens 24 --prompt "The history of the river valley"
 	shardsmith generate $(OUT)/runs/sft/hf/final --max-new-tokens 24 \
 		--prompt "The history of the river valley" --prompt "In 1861 the town council"
-	shardsmith generate $(OUT)/runs/dpo/hf/final --max-new-tokens 24 --prompt "The history of the river valley"
+	shardsmith generate $(OUT)/runs/dpo/hf/final --max-new-tokens 16 --template t1b \
+		--prompt "What is 12 plus 30?" --prompt "25 加 17 等于多少？"
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -6,13 +6,15 @@
 Files: ``demo_zh.jsonl`` (Alpaca shape, Chinese; holds one English row and one exact duplicate on purpose),
 ``demo_en.json`` (Alpaca JSON array, English; one empty reply), ``demo_chat.jsonl`` (ShareGPT multi-turn, mixed
 languages; one conversation ending with a user turn). A build therefore shows every kind of counted drop.
-``demo_pref.jsonl`` (prompt / chosen / rejected, for ``recipes/blocks/demo-pref.yaml``): each question's right answer
-is chosen and another question's answer rejected; one pair is identical and one has an empty rejected answer.
+``demo_pref.jsonl`` (prompt / chosen / rejected, for ``recipes/blocks/demo-pref.yaml``): for the questions above and
+120 seeded arithmetic questions (zh + en), the answer is chosen and an evasive reply in the same language rejected (a
+preference that carries over to held-out questions); one pair is identical and one has an empty rejected answer.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -44,6 +46,9 @@ CHAT = [
      ("human", "Another one?")],  # ends with a user turn: counted drop 'ends_with_user'
 ]
 
+EVASIVE_ZH = ["我不知道。", "这个问题我没法回答。", "你可以自己查一查。", "也许吧，很难说。"]
+EVASIVE_EN = ["I don't know.", "I cannot answer that.", "You could look it up yourself.", "Maybe, it is hard to say."]
+
 
 def write_demo_sample(dest: str | Path) -> Path:
     dest = Path(dest)
@@ -62,11 +67,17 @@ def write_demo_sample(dest: str | Path) -> Path:
         for i, turns in enumerate(CHAT):
             rec = {"id": f"chat_{i}", "conversations": [{"from": a, "value": b} for a, b in turns]}
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    qa = ZH + EN
     with open(dest / "demo_pref.jsonl", "w", encoding="utf-8") as f:
-        for i, (q, a) in enumerate(qa):
-            wrong = qa[(i + 3) % len(qa)][1]
-            f.write(json.dumps({"id": f"pref_{i}", "prompt": q, "chosen": a, "rejected": wrong}, ensure_ascii=False)
+        rng = random.Random(7)
+        arithmetic = []
+        for k in range(120):
+            x, y = rng.randint(2, 99), rng.randint(2, 99)
+            arithmetic.append((f"{x} 加 {y} 等于多少？", f"{x} 加 {y} 等于 {x + y}。", True) if k % 2 else
+                              (f"What is {x} plus {y}?", f"{x} plus {y} is {x + y}.", False))
+        qa = [(q, a, True) for q, a in ZH] + [(q, a, False) for q, a in EN] + arithmetic
+        for i, (q, a, zh_) in enumerate(qa):
+            dodge = EVASIVE_ZH[i % len(EVASIVE_ZH)] if zh_ else EVASIVE_EN[i % len(EVASIVE_EN)]
+            f.write(json.dumps({"id": f"pref_{i}", "prompt": q, "chosen": a, "rejected": dodge}, ensure_ascii=False)
                     + "\n")
         f.write(json.dumps({"id": "pref_same", "prompt": EN[0][0], "chosen": EN[0][1], "rejected": EN[0][1]}) + "\n")
         f.write(json.dumps({"id": "pref_empty", "prompt": EN[1][0], "chosen": EN[1][1], "rejected": " "}) + "\n")

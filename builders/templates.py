@@ -210,6 +210,19 @@ def render(conv: Conversation, tpl: TemplateDef, eos_token: str | None = None) -
     return Rendered(text=text, doc_text=doc_text, no_loss=no_loss, loss=loss, eos_from_tokenizer=from_tok)
 
 
+def chat_prompt(user: str, tpl: TemplateDef, system: str | None = None) -> str:
+    """The text a model trained on ``tpl`` sees before it answers ``user``: the rendered turn + the assistant head."""
+    head = _piece(tpl.assistant)[0]
+    system = system if system is not None else tpl.default_system
+    parts = [tpl.prefix]
+    if system is not None and tpl.system is not None:
+        parts += [tpl.system.replace("{content}", system), tpl.separator]
+    elif system is not None:
+        user = system + tpl.system_join + user
+    parts += [tpl.user.replace("{content}", user), tpl.separator, head]
+    return "".join(parts)
+
+
 def template_info(tpl: TemplateDef, eos_token: str | None, special_ids: dict[str, int] | None = None) -> dict:
     """What the manifest records about the template."""
     info = tpl.model_dump()

@@ -73,7 +73,13 @@ def cmd_train(args) -> int:
 def cmd_generate(args) -> int:
     from shardsmith.trainer.runner import generate
 
-    for prompt, text in zip(args.prompt, generate(args.model, args.prompt, max_new_tokens=args.max_new_tokens)):
+    prompts = args.prompt
+    if args.template:
+        from shardsmith.builders.templates import chat_prompt, resolve_template
+
+        tpl = resolve_template(args.template)
+        prompts = [chat_prompt(p, tpl) for p in prompts]
+    for prompt, text in zip(prompts, generate(args.model, prompts, max_new_tokens=args.max_new_tokens)):
         print(f"--- {prompt!r}\n{text}\n")
     return 0
 
@@ -140,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--prompt", action="append", required=True)
     p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--template", help="wrap each prompt as one user turn of this chat template (t1b, chatml, ...)")
     p.set_defaults(func=cmd_generate, verbose=False)
 
     p = sub.add_parser("inspect", help="print a shard set's manifest, decode sample documents, chart the mix")

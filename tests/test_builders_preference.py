@@ -89,8 +89,9 @@ def test_demo_preference_block(tmp_path, monkeypatch):
     out = build(str(BLOCKS / "demo-pref.yaml"), str(tmp_path / "pref"))
     m = load_manifest(out)
     assert m["kind"] == "preference" and m["pair_layout"] == "adjacent:chosen,rejected"
-    assert m["counts"]["demo_pref"] == {"read": 16, "kept": 14, "dropped": {"empty_turn": 1, "identical_pair": 1}}
-    assert m["pairs"]["train"] + m["pairs"]["validation"] == 14 and m["pairs"]["validation"] >= 1
+    assert m["counts"]["demo_pref"] == {"read": 136, "kept": 133,
+                                        "dropped": {"duplicate": 1, "empty_turn": 1, "identical_pair": 1}}
+    assert m["pairs"]["train"] + m["pairs"]["validation"] == 133 and m["pairs"]["validation"] == 20
     assert [s["step"] for s in m["filters"]["demo_pref"]][:3] == ["import", "pair", "structure"]
     src: dict = {}
     for r in map(json.loads, (tmp_path / "data" / "demo_pref.jsonl").read_text().splitlines()):

@@ -126,3 +126,16 @@ def test_fgpt_token_ids_match_the_seed(tmp_path):
     d = inspect_documents(out)[0]
     assert d["ids"][0] == 50257 and 50258 in d["ids"] and d["ids"][-1] == 50256
     assert d["ids"].count(50256) == 1  # the template's <|endoftext|> is datatrove's EOS, not doubled
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_chat_prompt_is_the_rendered_text_before_the_answer(name):
+    """`shardsmith generate --template` prompts a model exactly as its SFT/DPO documents were rendered."""
+    from shardsmith.builders.templates import chat_prompt
+
+    tpl = BUILTIN[name]
+    conv = Conversation(messages=[Message(role="user", content="What is 2 plus 3?"),
+                                  Message(role="assistant", content="2 plus 3 is 5.")], source="t", id="0")
+    text = render(conv, tpl).text
+    prompt = chat_prompt("What is 2 plus 3?", tpl)
+    assert text.startswith(prompt) and text[len(prompt):].startswith("2 plus 3 is 5."), (prompt, text)
