@@ -281,6 +281,19 @@ def pair_rows(reader_of, pairs, L: int, pad_id: int) -> Batch:
 # samplers: global row id -> what to read
 
 
+def weighted_copies(table: np.ndarray, weights, rng) -> np.ndarray:
+    """The rows of every set (column 0 = set index), each set's repeated int(w) times plus a seeded share frac(w):
+    how a weight above or below 1 turns into whole epochs and a sample, the same for windows, documents and pairs."""
+    parts = []
+    for si, w in enumerate(weights):
+        mine = table[table[:, 0] == si]
+        whole, frac = int(w), float(w) - int(w)
+        parts.extend([mine] * whole)
+        if frac > 0:
+            parts.append(mine[rng.random(len(mine)) < frac])
+    return np.concatenate(parts)
+
+
 class WindowSampler:
     """Windows of ``L + 1`` tokens. random: drawn per step from (seed, step); epoch: a shuffled tiling per epoch."""
 
@@ -315,16 +328,7 @@ class WindowSampler:
     def _epoch(self, e: int) -> np.ndarray:
         if e not in self._epochs:
             rng = np.random.default_rng([self.seed, 7, e])
-            parts = []
-            for si in range(len(self.readers)):
-                mine = self.tiles[self.tiles[:, 0] == si]
-                reps = self._weights[si]
-                whole, frac = int(reps), reps - int(reps)
-                chosen = [mine] * whole
-                if frac > 0:
-                    chosen.append(mine[rng.random(len(mine)) < frac])
-                parts.extend(chosen)
-            order = np.concatenate(parts)
+            order = weighted_copies(self.tiles, self._weights, rng)
             if len(self._epochs) > 2:
                 self._epochs.pop(next(iter(self._epochs)))
             self._epochs[e] = order[rng.permutation(len(order))]
@@ -376,15 +380,7 @@ class PackedSampler:
         if e in self._cache:
             return self._cache[e]
         rng = np.random.default_rng([self.seed, 13, e])
-        parts = []
-        for si in range(len(self.readers)):
-            mine = self.docs[self.docs[:, 0] == si]
-            reps = self.weights[si]
-            whole, frac = int(reps), reps - int(reps)
-            parts.extend([mine] * whole)
-            if frac > 0:
-                parts.append(mine[rng.random(len(mine)) < frac])
-        docs = np.concatenate(parts)
+        docs = weighted_copies(self.docs, self.weights, rng)
         if self.shuffle:
             docs = docs[rng.permutation(len(docs))]
         L = self.L
@@ -469,14 +465,7 @@ class PairSampler:
     def _epoch(self, e: int) -> np.ndarray:
         if e not in self._cache:
             rng = np.random.default_rng([self.seed, 19, e])
-            parts = []
-            for si in range(len(self.readers)):
-                mine = self.pairs[self.pairs[:, 0] == si]
-                whole, frac = int(self.weights[si]), self.weights[si] - int(self.weights[si])
-                parts.extend([mine] * whole)
-                if frac > 0:
-                    parts.append(mine[rng.random(len(mine)) < frac])
-            order = np.concatenate(parts)
+            order = weighted_copies(self.pairs, self.weights, rng)
             if self.shuffle:
                 order = order[rng.permutation(len(order))]
             if len(self._cache) > 2:
