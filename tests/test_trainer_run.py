@@ -460,3 +460,42 @@ def test_transformer_1b_chat_chain_runs_in_miniature(sets, tmp_path, monkeypatch
     assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
     cfg = json.loads((out / "dpo" / "hf" / "final" / "config.json").read_text())
     assert cfg["architectures"] == ["LlamaForCausalLM"]
+
+
+def test_dpo_options_reference_folder_sft_term_mean_logp(sets, demo_run, tmp_path):
+    """init_from and dpo.reference name the same HF folder: the first loss is log 2 plus sft_weight x the chosen
+    answers' mean NLL; with logp: mean the margin is still 0 at step 1; an IPO stage runs too."""
+    import math
+
+    sft = demo_run / "sft" / "hf" / "final"
+    body = f"""
+name: dpo-options
+seed: 5
+model: {{preset: tiny-gpt2}}
+engine: {{zero_stage: 2, precision: fp32}}
+stages:
+  - name: dpo
+    objective: dpo
+    init_from: {sft}
+    data: {{sets: [{{path: {sets['pref']}}}], val_rows: 4}}
+    seq_len: 64
+    micro_batch_size: 4
+    max_steps: 4
+    optimizer: {{lr: 1.0e-3}}
+    dpo: {{beta: 0.2, sft_weight: 0.5, logp: mean, reference: {sft}}}
+  - name: ipo
+    objective: dpo
+    data: {{sets: [{{path: {sets['pref']}}}]}}
+    seq_len: 64
+    micro_batch_size: 4
+    max_steps: 2
+    dpo: {{loss_type: ipo, beta: 0.5}}
+"""
+    recipe = _recipe(tmp_path, body)
+    train(str(recipe), str(tmp_path / "out"))
+    first = [x for x in rows(tmp_path / "out" / "dpo" / "metrics.jsonl") if "loss" in x][0]
+    assert first["dpo_margin"] == pytest.approx(0.0, abs=1e-6)
+    assert first["dpo_nll_chosen"] > 0.1
+    assert first["loss"] == pytest.approx(math.log(2) + 0.5 * first["dpo_nll_chosen"], rel=1e-5)
+    ipo = [x for x in rows(tmp_path / "out" / "ipo" / "metrics.jsonl") if "loss" in x][0]
+    assert ipo["loss"] == pytest.approx((0 - 1 / (2 * 0.5)) ** 2, rel=1e-5)  # (m - 1/(2 beta))^2 at m = 0
