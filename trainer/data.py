@@ -436,7 +436,7 @@ class PairSampler:
             tabs.append(np.stack([np.full(len(fi) // 2, si), fi[c], s[c], e[c], fi[r], s[r], e[r]], 1).astype(np.int64))
         pairs = np.concatenate(tabs) if tabs else np.zeros((0, 7), np.int64)
         # a pair whose prompt fills the row leaves no answer token to score: it cannot be trained at this seq_len
-        fits = (self._prompt_lengths(pairs, 1, 2) < L) & (self._prompt_lengths(pairs, 4, 5) < L)
+        fits = self._answer_starts_within(pairs, 1, 2, 3, L) & self._answer_starts_within(pairs, 4, 5, 6, L)
         self.too_long = int((~fits).sum())
         self.pairs = pairs[fits]
         if not len(self.pairs):
@@ -447,19 +447,15 @@ class PairSampler:
         lengths = np.maximum(self.pairs[:, 3] - self.pairs[:, 2], self.pairs[:, 6] - self.pairs[:, 5])
         self.truncated = int((lengths > L).sum())
 
-    def _prompt_lengths(self, pairs: np.ndarray, fcol: int, scol: int) -> np.ndarray:
-        """Tokens before the first loss-carrying one, for the documents at columns (file, start) of ``pairs``."""
-        out = np.zeros(len(pairs), np.int64)
-        for si, rd in enumerate(self.readers):
-            for fi, mask in enumerate(rd.loss):
-                sel = (pairs[:, 0] == si) & (pairs[:, fcol] == fi)
-                if mask is None or not sel.any():
-                    continue
-                hits = np.flatnonzero(np.asarray(mask))
-                starts = pairs[sel, scol]
-                k = np.searchsorted(hits, starts)
-                first = np.where(k < len(hits), hits[np.minimum(k, len(hits) - 1)], np.iinfo(np.int64).max)
-                out[sel] = first - starts
+    def _answer_starts_within(self, pairs: np.ndarray, fcol: int, scol: int, ecol: int, L: int) -> np.ndarray:
+        """For the documents at columns (file, start, end): does a loss-carrying token fall in the first L tokens?
+        Reads at most L mask bytes per document (a whole-file scan would hold an index of every loss token)."""
+        out = np.ones(len(pairs), bool)
+        for row, p in enumerate(pairs):
+            mask = self.readers[p[0]].loss[p[fcol]]
+            if mask is not None:
+                s = int(p[scol])
+                out[row] = bool(np.any(mask[s:min(int(p[ecol]), s + L)]))
         return out
 
     def _epoch(self, e: int) -> np.ndarray:
