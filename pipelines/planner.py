@@ -75,7 +75,8 @@ def plan_source(
         csum = np.cumsum(tokens[order])
         # number of documents whose running sum is closest to the remainder
         k = int(np.searchsorted(csum, remainder))
-        if k < len(csum) and (k == 0 or abs(csum[k] - remainder) < abs(csum[k - 1] - remainder)):
+        below = csum[k - 1] if k > 0 else 0  # what k documents give; k + 1 give csum[k]
+        if k < len(csum) and abs(csum[k] - remainder) < abs(below - remainder):
             k += 1
         copies[order[:k]] += 1
     split_keys = ledger["content"].to_list() if "content" in ledger.columns else ids

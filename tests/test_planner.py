@@ -25,6 +25,21 @@ def test_default_budget_is_largest_mix_without_upsampling():
     assert resolve_budget(5000, shares, {"a": 1000, "b": 300}) == 5000
 
 
+def test_a_target_of_exactly_the_available_tokens_takes_every_document_once():
+    """The no-budget default of a one-source mix: one epoch, no document doubled to fill a remainder of zero."""
+    led = ledger(150)
+    available = int(led["tokens"].sum())
+    table, s = plan_source(led, "a", 1.0, resolve_budget(None, {"a": 1.0}, {"a": available}), seed=1,
+                           validation_fraction=0.0)
+    assert s.full_epochs == 1 and s.planned_documents == 150 and s.planned_tokens == available
+    assert table["copies"].to_list() == [1] * 150
+    # a tiny remainder (less than half the shortest document) adds nothing either; a large one adds a document
+    _, s = plan_source(led, "a", 1.0, available + int(led["tokens"].min()) // 3, seed=1, validation_fraction=0.0)
+    assert s.planned_documents == 150
+    _, s = plan_source(led, "a", 1.0, available + int(led["tokens"].max()), seed=1, validation_fraction=0.0)
+    assert s.planned_documents >= 151
+
+
 def test_downsample_hits_target_within_one_document():
     led = ledger(2000)
     table, s = plan_source(led, "a", 0.3, 400_000, seed=1, validation_fraction=0.05)
