@@ -159,6 +159,8 @@ class StageSpec(Strict):
             raise ValueError(f"`dpo` settings given but the objective is '{self.objective}'")
         if self.objective == "dpo" and self.data.packing:
             raise ValueError("dpo rows are never packed: each row is one completion (remove data.packing)")
+        if self.objective == "dpo" and (self.neftune_alpha or self.mixce_ratio != 1.0):
+            raise ValueError("neftune_alpha and mixce_ratio are token-objective settings; a dpo stage ignores them")
         return self
 
     @property

@@ -112,3 +112,19 @@ def test_dpo_loss_formulas():
     assert loss.tolist() == pytest.approx(np.maximum(0, 1 - beta * m).tolist(), rel=1e-6)
     same, *_ = dpo_losses(pc, pr, pc, pr, beta)
     assert same.tolist() == pytest.approx([math.log(2)] * 2, rel=1e-7)
+
+
+def test_dpo_stage_settings_are_validated():
+    from pydantic import ValidationError
+    from shardsmith.schemas.train_recipe import StageSpec
+
+    base = {"name": "d", "objective": "dpo", "data": {"sets": [{"path": "x"}]}, "max_steps": 1}
+    assert StageSpec(**base).dpo.beta == 0.1 and not StageSpec(**base).packing  # defaults filled in
+    for bad, msg in (({"neftune_alpha": 5.0}, "token-objective settings"),
+                     ({"data": {"sets": [{"path": "x"}], "packing": True}}, "never packed"),
+                     ({"dpo": {"loss_type": "kto"}}, "loss_type"),
+                     ({"dpo": {"label_smoothing": 0.6}}, "label_smoothing")):
+        with pytest.raises(ValidationError, match=msg):
+            StageSpec(**{**base, **bad})
+    with pytest.raises(ValidationError, match="objective is 'sft'"):
+        StageSpec(**{**base, "objective": "sft", "dpo": {"beta": 0.1}})
