@@ -185,7 +185,7 @@ def PackedPlanTimer(sft: Path, L: int) -> float:
     rd = SplitReader.open(sft, "train")
     s = PackedSampler([rd], [1.0], L, 0, "epoch")
     t0 = time.perf_counter()
-    s._pack(0)
+    s.epoch(0)
     return len(s.docs) / (time.perf_counter() - t0)
 
 

@@ -29,22 +29,7 @@ def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("launch")
     tok = F.build_tokenizer(root / "tok")
     pref = F.preference_set(root / "pref", tok, n_train=32, n_val=4)
-    p = root / "launch.yaml"
-    p.write_text(f"""
-name: launch
-seed: 3
-model: {{preset: tiny-gpt2}}
-engine: {{zero_stage: 2, precision: fp32}}
-stages:
-  - name: dpo
-    objective: dpo
-    init_from: scratch
-    data: {{sets: [{{path: {pref}}}]}}
-    seq_len: 64
-    micro_batch_size: 2
-    max_steps: 3
-""")
-    return p
+    return F.dpo_recipe(root / "launch.yaml", pref)
 
 
 def _launch(script: str, recipe: Path, out: Path, **env) -> None:

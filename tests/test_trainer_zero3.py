@@ -55,22 +55,7 @@ def test_zero3_dpo_matches_zero2(tmp_path):
     pref = F.preference_set(tmp_path / "pref", tok, n_train=24, n_val=4)
     losses = {}
     for z in (2, 3):
-        recipe = tmp_path / f"dpo{z}.yaml"
-        recipe.write_text(f"""
-name: dpo-z{z}
-seed: 3
-model: {{preset: tiny-gpt2}}
-engine: {{zero_stage: {z}, precision: fp32}}
-stages:
-  - name: dpo
-    objective: dpo
-    init_from: scratch
-    data: {{sets: [{{path: {pref}}}]}}
-    seq_len: 64
-    micro_batch_size: 2
-    max_steps: 4
-    optimizer: {{lr: 5.0e-3}}
-""")
+        recipe = F.dpo_recipe(tmp_path / f"dpo{z}.yaml", pref, zero=z, steps=4, lr=5e-3)
         train(str(recipe), str(tmp_path / f"out{z}"))
         rows = [json.loads(x) for x in (tmp_path / f"out{z}" / "dpo" / "metrics.jsonl").read_text().splitlines()]
         losses[z] = [r["loss"] for r in rows if "loss" in r]

@@ -152,3 +152,23 @@ def preference_set(out: Path, tokenizer_dir: Path, n_train: int = 120, n_val: in
     return build_shard_set(out, tokenizer_dir, t, vt, train_no_loss=nl, validation_no_loss=vnl, kind="preference",
                            seed=seed, shuffle=False, pair_layout="adjacent:chosen,rejected",
                            pairs={"train": len(pairs), "validation": len(vpairs)})
+
+
+def dpo_recipe(path: Path, pref: Path, *, zero: int = 2, steps: int = 3, lr: float = 1e-3, seed: int = 3) -> Path:
+    """A one-stage DPO recipe from scratch (tiny GPT-2, fp32) on a preference set; returns its path."""
+    Path(path).write_text(f"""
+name: dpo-{Path(path).stem}
+seed: {seed}
+model: {{preset: tiny-gpt2}}
+engine: {{zero_stage: {zero}, precision: fp32}}
+stages:
+  - name: dpo
+    objective: dpo
+    init_from: scratch
+    data: {{sets: [{{path: {pref}}}]}}
+    seq_len: 64
+    micro_batch_size: 2
+    max_steps: {steps}
+    optimizer: {{lr: {lr}}}
+""")
+    return Path(path)

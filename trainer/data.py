@@ -359,27 +359,67 @@ class WindowSampler:
         return out
 
 
-class PackedSampler:
-    """Whole documents packed (next-fit, in a shuffled order per epoch) into rows of ``L`` tokens."""
+class _EpochSampler:
+    """Samplers over whole documents: a seeded order per epoch (built by ``_make_epoch``, a few epochs cached), read
+    in sequence (mode ``epoch``) or drawn per step from epoch 0 (mode ``random``)."""
+
+    SALT_EPOCH = SALT_STEP = 0
 
     def __init__(self, readers: list[SplitReader], weights: list[float], L: int, seed: int, mode: str,
                  shuffle: bool = True):
         self.readers, self.L, self.seed, self.mode, self.shuffle = readers, L, seed, mode, shuffle
-        tabs = []
-        for si, rd in enumerate(readers):
-            fi, s, e = rd.doc_table()
-            tabs.append(np.stack([np.full(len(fi), si), fi, s, e], 1).astype(np.int64))
-        self.docs = np.concatenate(tabs) if tabs else np.zeros((0, 4), np.int64)
-        if not len(self.docs):
-            raise DataError(f"{', '.join(str(r.root) for r in readers)}: no documents in split '{readers[0].split}'")
         self.weights = np.asarray(weights, np.float64)
         self._cache: dict[int, list] = {}
+
+    def documents(self) -> np.ndarray:
+        """(set, file, start, end) of every document of every set, in file order."""
+        tabs = [np.stack([np.full(len(fi), si), fi, s, e], 1).astype(np.int64)
+                for si, rd in enumerate(self.readers) for fi, s, e in [rd.doc_table()]]
+        return np.concatenate(tabs) if tabs else np.zeros((0, 4), np.int64)
+
+    def _make_epoch(self, rng) -> list:
+        raise NotImplementedError
+
+    def epoch(self, e: int) -> list:
+        if e not in self._cache:
+            if len(self._cache) > 2:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[e] = self._make_epoch(np.random.default_rng([self.seed, self.SALT_EPOCH, e]))
+        return self._cache[e]
+
+    def rows_per_epoch(self) -> int:
+        if not hasattr(self, "_n0"):
+            self._n0 = len(self.epoch(0))
+        return self._n0
+
+    def picks(self, step: int, lo: int, hi: int, G: int) -> list:
+        if self.mode == "random":
+            rows = self.epoch(0)
+            idx = np.random.default_rng([self.seed, self.SALT_STEP, step]).integers(0, len(rows), size=G)
+            return [rows[int(idx[j])] for j in range(lo, hi)]
+        n = self.rows_per_epoch()
+        out = []
+        for j in range(lo, hi):
+            e, i = divmod(step * G + j, n)
+            rows = self.epoch(e)
+            out.append(rows[i % len(rows)])
+        return out
+
+
+class PackedSampler(_EpochSampler):
+    """Whole documents packed (next-fit, in a shuffled order per epoch) into rows of ``L`` tokens."""
+
+    SALT_EPOCH, SALT_STEP = 13, 17
+
+    def __init__(self, readers: list[SplitReader], weights: list[float], L: int, seed: int, mode: str,
+                 shuffle: bool = True):
+        super().__init__(readers, weights, L, seed, mode, shuffle)
+        self.docs = self.documents()
+        if not len(self.docs):
+            raise DataError(f"{', '.join(str(r.root) for r in readers)}: no documents in split '{readers[0].split}'")
         self.truncated = int(((self.docs[:, 3] - self.docs[:, 2]) > L).sum())
 
-    def _pack(self, e: int) -> list:
-        if e in self._cache:
-            return self._cache[e]
-        rng = np.random.default_rng([self.seed, 13, e])
+    def _make_epoch(self, rng) -> list:
         docs = weighted_copies(self.docs, self.weights, rng)
         if self.shuffle:
             docs = docs[rng.permutation(len(docs))]
@@ -396,45 +436,23 @@ class PackedSampler:
             used += n
         if cur:
             rows.append(cur)
-        if len(self._cache) > 2:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[e] = rows
         return rows
 
-    def rows_per_epoch(self) -> int:
-        if not hasattr(self, "_n0"):
-            self._n0 = len(self._pack(0))
-        return self._n0
 
-    def picks(self, step: int, lo: int, hi: int, G: int) -> list:
-        if self.mode == "random":
-            rows = self._pack(0)
-            rng = np.random.default_rng([self.seed, 17, step])
-            idx = rng.integers(0, len(rows), size=G)
-            return [rows[int(idx[j])] for j in range(lo, hi)]
-        n = self.rows_per_epoch()
-        out = []
-        for j in range(lo, hi):
-            e, i = divmod(step * G + j, n)
-            rows = self._pack(e)
-            out.append(rows[i % len(rows)])
-        return out
-
-
-class PairSampler:
+class PairSampler(_EpochSampler):
     """Preference pairs (documents 2i, 2i+1 of a set): a shuffled order per epoch, or drawn per step (random)."""
+
+    SALT_EPOCH, SALT_STEP = 19, 23
 
     def __init__(self, readers: list[SplitReader], weights: list[float], L: int, seed: int, mode: str,
                  shuffle: bool = True):
-        self.readers, self.L, self.seed, self.mode, self.shuffle = readers, L, seed, mode, shuffle
-        tabs = []
+        super().__init__(readers, weights, L, seed, mode, shuffle)
+        docs = self.documents()
         for si, rd in enumerate(readers):
-            fi, s, e = rd.doc_table()
-            if len(fi) % 2:
-                raise DataError(f"{rd.root}/{rd.split}: {len(fi)} documents, an odd number, in a set of pairs")
-            c, r = slice(0, None, 2), slice(1, None, 2)
-            tabs.append(np.stack([np.full(len(fi) // 2, si), fi[c], s[c], e[c], fi[r], s[r], e[r]], 1).astype(np.int64))
-        pairs = np.concatenate(tabs) if tabs else np.zeros((0, 7), np.int64)
+            n = int((docs[:, 0] == si).sum())
+            if n % 2:
+                raise DataError(f"{rd.root}/{rd.split}: {n} documents, an odd number, in a set of pairs")
+        pairs = np.concatenate([docs[0::2], docs[1::2, 1:]], 1)  # set, file_c, start_c, end_c, file_r, start_r, end_r
         # a pair whose prompt fills the row leaves no answer token to score: it cannot be trained at this seq_len
         fits = self._answer_starts_within(pairs, 1, 2, 3, L) & self._answer_starts_within(pairs, 4, 5, 6, L)
         self.too_long = int((~fits).sum())
@@ -442,8 +460,6 @@ class PairSampler:
         if not len(self.pairs):
             raise DataError(f"{', '.join(str(r.root) for r in readers)}: no pairs in split '{readers[0].split}'"
                             + (f" whose prompt fits seq_len {L} ({self.too_long} do not)" if self.too_long else ""))
-        self.weights = np.asarray(weights, np.float64)
-        self._cache: dict[int, np.ndarray] = {}
         lengths = np.maximum(self.pairs[:, 3] - self.pairs[:, 2], self.pairs[:, 6] - self.pairs[:, 5])
         self.truncated = int((lengths > L).sum())
 
@@ -458,31 +474,11 @@ class PairSampler:
                 out[row] = bool(np.any(mask[s:min(int(p[ecol]), s + L)]))
         return out
 
-    def _epoch(self, e: int) -> np.ndarray:
-        if e not in self._cache:
-            rng = np.random.default_rng([self.seed, 19, e])
-            order = weighted_copies(self.pairs, self.weights, rng)
-            if self.shuffle:
-                order = order[rng.permutation(len(order))]
-            if len(self._cache) > 2:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[e] = order
-        return self._cache[e]
-
-    def rows_per_epoch(self) -> int:
-        return len(self._epoch(0))
-
-    def picks(self, step: int, lo: int, hi: int, G: int) -> list:
-        if self.mode == "random":
-            order = self._epoch(0)
-            idx = np.random.default_rng([self.seed, 23, step]).integers(0, len(order), size=G)
-            return [tuple(int(x) for x in order[int(idx[j])]) for j in range(lo, hi)]
-        n = self.rows_per_epoch()
-        out = []
-        for j in range(lo, hi):
-            e, i = divmod(step * G + j, n)
-            out.append(tuple(int(x) for x in self._epoch(e)[i]))
-        return out
+    def _make_epoch(self, rng) -> list:
+        order = weighted_copies(self.pairs, self.weights, rng)
+        if self.shuffle:
+            order = order[rng.permutation(len(order))]
+        return [tuple(int(x) for x in p) for p in order.tolist()]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -543,7 +539,7 @@ class StageData:
                 make = lambda rs: pair_rows(self._read(self.val), rs, self.L, self.pad_id)
             elif self.packing:
                 s = PackedSampler(self.val, [1.0] * len(self.val), self.L, 0, "epoch", shuffle=False)
-                rows = s._pack(0)[: self.val_rows]
+                rows = s.epoch(0)[: self.val_rows]
                 mine = rows[self.rank::self.world]
                 make = lambda rs: packed_rows(self._read(self.val), rs, self.L, self.pad_id, self.doc_masking)
             else:
