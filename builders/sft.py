@@ -42,7 +42,7 @@ import numpy as np
 from shardsmith.pipelines.shards import new_manifest
 from shardsmith.schemas.block_recipe import Filters, PreferenceBlockRecipe, SftBlockRecipe, SftSource
 from shardsmith.schemas.common import TokenizerSpec
-from shardsmith.schemas.manifest import ShardManifest, SourceInfo, StepCount
+from shardsmith.schemas.manifest import PAIR_LAYOUT, ShardManifest, SourceInfo, StepCount
 from shardsmith.schemas.records import Conversation, Drop, Message, PreferencePair
 
 from . import importers, self_cognition
@@ -51,7 +51,6 @@ from .filters import LanguageJudge, check_chars, check_structure, normalize_labe
 from .templates import Rendered, RenderError, render, resolve_template, template_info
 
 log = logging.getLogger("shardsmith.builders.sft")
-PAIR_LAYOUT = "adjacent:chosen,rejected"  # manifest.pair_layout: documents 2i (chosen) and 2i+1 (rejected)
 MAX_REPORTED_DISAGREEMENTS = 200
 
 

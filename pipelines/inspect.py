@@ -21,9 +21,8 @@ def summary_table(shard_dir: str | os.PathLike) -> str:
     for split, info in m.splits.items():
         extra = f"  loss tokens {info.loss_tokens:,}" if info.loss_tokens is not None else ""
         lines.append(f"{split:<11} {info.documents:>9,} docs {info.tokens:>12,} tokens in {len(info.files)} files{extra}")
-    layout = (m.model_extra or {}).get("pair_layout")
-    if layout:
-        lines.append(f"pairs: {(m.model_extra or {}).get('pairs')}  layout {layout}")
+    if m.pair_layout:
+        lines.append(f"pairs: {m.pairs}  layout {m.pair_layout}")
     if m.sources:
         lines.append("")
         lines.append(f"{'source':<22}{'asked':>8}{'realized':>10}{'docs':>9}{'tokens':>12}{'epochs':>8}{'kept/read':>16}")
@@ -54,7 +53,7 @@ def sample_documents(shard_dir: str | os.PathLike, n: int, split: str = "train",
     if total == 0:
         return []
     rng = np.random.default_rng(seed)
-    if (m.model_extra or {}).get("pair_layout"):
+    if m.pair_layout:
         pairs = rng.choice(total // 2, size=min(n, total // 2), replace=False)
         picks = [d for p in sorted(int(x) for x in pairs) for d in (2 * p, 2 * p + 1)]
     else:
@@ -102,7 +101,7 @@ def inspect_shards(shard_dir: str, samples: int = 3, split: str = "train", seed:
 
     print(summary_table(shard_dir))
     tok = AutoTokenizer.from_pretrained(str(Path(shard_dir) / "tokenizer"))
-    pairs = bool((ShardManifest.load(shard_dir).model_extra or {}).get("pair_layout"))
+    pairs = bool(ShardManifest.load(shard_dir).pair_layout)
     for k, (name, idx, tokens, loss) in enumerate(sample_documents(shard_dir, samples, split, seed)):
         side = (" (chosen)" if k % 2 == 0 else " (rejected)") if pairs else ""
         print(f"\n--- {split}/{name} doc {idx}{side}: {len(tokens)} tokens")

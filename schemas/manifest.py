@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "datatrove-ds"
 FORMAT_VERSION = 1
+PAIR_LAYOUT = "adjacent:chosen,rejected"  # preference sets: pair i = documents 2i (chosen) and 2i + 1 (rejected)
 
 
 class _Open(BaseModel):
@@ -99,6 +100,10 @@ class ShardManifest(_Open):
     template: dict[str, Any] | None = None
     counts: dict[str, Any] | None = None
     languages: dict[str, int] | None = None
+    pair_layout: str | None = Field(
+        None, description="preference sets: 'adjacent:chosen,rejected' = pair i is documents 2i (chosen), 2i+1"
+    )
+    pairs: dict[str, int] | None = Field(None, description="preference sets: pairs per split")
     recipe: dict[str, Any] = Field(default_factory=dict, description="the resolved recipe that built this set")
 
     # --- I/O: the only I/O schemas do --------------------------------------------------------------------

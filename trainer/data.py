@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from shardsmith.schemas.manifest import ShardManifest
+from shardsmith.schemas.manifest import PAIR_LAYOUT, ShardManifest
 
 IGNORE = -100
 _DTYPES = {2: np.uint16, 4: np.uint32}
@@ -113,13 +113,10 @@ class SplitReader:
         return np.concatenate(fi), np.concatenate(st), np.concatenate(en)
 
 
-PAIR_LAYOUT = "adjacent:chosen,rejected"
-
-
 def check_objective(readers: list[SplitReader], objective: str) -> None:
     """DPO reads preference sets only, and nothing else reads them (they hold rejected answers)."""
     for r in readers:
-        layout = (r.manifest.model_extra or {}).get("pair_layout")
+        layout = r.manifest.pair_layout
         if objective == "dpo" and layout != PAIR_LAYOUT:
             raise DataError(f"{r.root}: a '{r.manifest.kind}' set, not a preference set (no pair_layout "
                             f"{PAIR_LAYOUT!r} in its manifest); the dpo objective needs pairs (block kind: preference)")
