@@ -365,6 +365,9 @@ def build_sft(
         for it in lst:
             try:
                 it.rendered = render(it.conv, tpl, eos)
+                if recipe.loss == "all":  # the whole document carries loss, prompt and template text included
+                    it.rendered = dataclasses.replace(it.rendered, no_loss=[],
+                                                      loss=[(0, len(it.rendered.doc_text))])
                 if it.rejected is not None:
                     it.rendered_rejected = render(it.rejected, tpl, eos)
             except RenderError as err:
@@ -515,7 +518,8 @@ def build_sft(
             loss_masks=True,
             sources=sources,
             filters={name: st.steps for name, st in states.items()},
-            template=template_info(tpl, eos, special_ids),
+            template={**template_info(tpl, eos, special_ids),
+                      **({"loss": "every token (loss: all)"} if recipe.loss == "all" else {})},
             counts=counts,
             languages=dict(languages.most_common()),
             recipe=recipe_dict if recipe_dict is not None else recipe.model_dump(mode="json"),

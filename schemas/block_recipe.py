@@ -204,6 +204,10 @@ class SftBlockRecipe(Strict):
     validation: Validation = Field(default_factory=Validation)
     write_rejected: bool = Field(True, description="DIR/rejected/<source>.jsonl.gz: every drop with its reason")
     max_tokens_per_file: int | None = Field(None, ge=1)
+    loss: Literal["assistant", "all"] = Field(
+        "assistant", description="assistant: loss on the replies (+ end markers) only (T1B, Memphis, Steel); all: on "
+        "every token, prompt included (fgpt's and rasbt's main collate)"
+    )
 
     @model_validator(mode="after")
     def _sources(self) -> "SftBlockRecipe":
@@ -242,6 +246,8 @@ class PreferenceBlockRecipe(SftBlockRecipe):
     def _no_self_cognition(self) -> "PreferenceBlockRecipe":
         if self.self_cognition is not None:
             raise ValueError("self_cognition rows have no rejected answer; put them in an SFT block")
+        if self.loss != "assistant":
+            raise ValueError("loss: a preference block scores the answers only (the prompt is shared by both sides)")
         return self
 
 

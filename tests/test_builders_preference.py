@@ -189,3 +189,13 @@ def test_real_preference_sets(tmp_path):
             assert chosen["loss_runs"] != rejected["loss_runs"]
     # the rejected records carry their reasons
     assert (out / "rejected" / "rasbt.jsonl.gz").is_file()
+
+
+def test_preference_block_refuses_loss_all_and_self_cognition():
+    from pydantic import ValidationError
+
+    base = {"kind": "preference", "name": "p", "sources": [{"name": "s", "paths": ["x.jsonl"]}]}
+    with pytest.raises(ValidationError, match="scores the answers only"):
+        PreferenceBlockRecipe.model_validate({**base, "loss": "all"})
+    with pytest.raises(ValidationError, match="no rejected answer"):
+        PreferenceBlockRecipe.model_validate({**base, "self_cognition": {"name": "a", "author": "b"}})

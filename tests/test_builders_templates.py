@@ -139,3 +139,15 @@ def test_chat_prompt_is_the_rendered_text_before_the_answer(name):
     text = render(conv, tpl).text
     prompt = chat_prompt("What is 2 plus 3?", tpl)
     assert text.startswith(prompt) and text[len(prompt):].startswith("2 plus 3 is 5."), (prompt, text)
+
+
+def test_loss_all_trains_on_every_token(tmp_path):
+    """fgpt / rasbt: the prompt carries loss too; the default keeps it masked."""
+    write_jsonl(tmp_path / "a.jsonl", [{"instruction": "Name a colour.", "output": "Blue."}])
+    recipe = {"kind": "sft", "name": "all", "tokenizer": {"name": "gpt2"}, "template": "fgpt",
+              "validation": {"fraction": 0.0}, "sources": [{"name": "a", "paths": [str(tmp_path / "a.jsonl")]}]}
+    masked = inspect_documents(build_recipe(tmp_path, recipe, "masked.yaml"))[0]
+    full = inspect_documents(build_recipe(tmp_path, {**recipe, "loss": "all"}, "full.yaml"))[0]
+    assert masked["ids"] == full["ids"]
+    assert 0 < sum(masked["loss"]) < len(masked["ids"]) and full["loss"] == [1] * len(full["ids"])
+    assert load_manifest(tmp_path / "full_out")["template"]["loss"] == "every token (loss: all)"
