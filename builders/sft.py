@@ -157,10 +157,10 @@ def _pair_check(it: Item, spec) -> tuple[str, str] | None:
     from .dedup import normalize_text
 
     a, b = it.conv.messages[-1].content, it.rejected.messages[-1].content
-    if spec.drop_identical and " ".join(a.split()) == " ".join(b.split()):
-        return "identical_pair", "chosen and rejected are the same text"
     if spec.drop_identical and normalize_text(a) == normalize_text(b):
-        return "identical_pair", "chosen and rejected differ only in case, punctuation or width"
+        same = " ".join(a.split()) == " ".join(b.split())
+        return "identical_pair", ("chosen and rejected are the same text" if same else
+                                  "chosen and rejected differ only in case, punctuation or width")
     if spec.min_score_gap is not None:
         kc, kr = spec.score_fields
         sc, sr = it.conv.metadata.get(kc), it.conv.metadata.get(kr)

@@ -284,11 +284,10 @@ class Engine:
         nll = -(logp[:n] if cfg.logp == "mean" else logp[:n] / count[:n].clamp(min=1))
         if cfg.sft_weight:
             loss = loss + cfg.sft_weight * nll
-        stats = {"accuracy": float((r_c > r_r).float().sum()), "margin": float((r_c - r_r).sum()),
-                 "reward_chosen": float(r_c.sum()), "reward_rejected": float(r_r.sum()),
-                 "logp_chosen": float(logp[:n].detach().sum()), "logp_rejected": float(logp[n:].detach().sum()),
-                 "nll_chosen": float(nll.detach().sum())}
-        return loss.sum(), n, stats
+        names = ("accuracy", "margin", "reward_chosen", "reward_rejected", "logp_chosen", "logp_rejected", "nll_chosen")
+        sums = torch.stack([(r_c > r_r).float().sum(), (r_c - r_r).sum(), r_c.sum(), r_r.sum(), logp[:n].sum(),
+                            logp[n:].sum(), nll.sum()]).detach().tolist()  # one device sync, not seven
+        return loss.sum(), n, dict(zip(names, sums))
 
     # --- one optimizer step ------------------------------------------------------------------------------
     def train_step(self, batches, step: int, lr: float, rank: int, world: int) -> dict:
@@ -300,8 +299,8 @@ class Engine:
                    int((b.segment_ids >= 0).sum()) if b.segment_ids is not None else b.input_ids.size
                    for b in batches)
         loss_tokens = float(sum(b.loss_tokens for b in batches))
-        total_tokens = all_sum([float(local)])[0]  # the global batch's units (tokens, or pairs for DPO)
-        if total_tokens == 0:
+        total_units = all_sum([float(local)])[0]  # the global batch's loss tokens, or pairs for DPO
+        if total_units == 0:
             raise EngineError(f"step {step}: the global batch has no loss-carrying tokens (all labels masked)")
         for g in self.engine.optimizer.param_groups:
             g["lr"] = lr
@@ -310,7 +309,7 @@ class Engine:
         for m, b in enumerate(batches):
             torch.manual_seed(_mix(self.seed, step, rank, m))  # dropout etc.: a function of (seed, step, rank, micro)
             s, _, st = self.loss_sum(b, train=True, noise_key=(step, rank, m))
-            loss = s * (world / total_tokens)
+            loss = s * (world / total_units)
             self.engine.backward(loss, scale_wrt_gas=False)
             loss_acc += float(s.detach())
             for k, v in st.items():
@@ -320,7 +319,7 @@ class Engine:
             self.engine.step()
         keys = sorted(extra)
         loss_sum, real_all, loss_tokens, *sums = all_sum([loss_acc, float(real), loss_tokens] + [extra[k] for k in keys])
-        loss = loss_sum / total_tokens
+        loss = loss_sum / total_units
         if not np.isfinite(loss):
             raise EngineError(f"step {step}: loss is {loss} (non-finite); stopping before any checkpoint of this step")
         norm = self.engine.get_global_grad_norm()
@@ -329,8 +328,8 @@ class Engine:
         norm = float(norm) if norm is not None else float("nan")
         out = {"loss": loss, "loss_tokens": int(loss_tokens), "tokens": int(real_all), "grad_norm": norm}
         if self.reference is not None:
-            out["pairs"] = int(total_tokens)
-            out.update({f"dpo_{k}": v / total_tokens for k, v in zip(keys, sums)})
+            out["pairs"] = int(total_units)
+            out.update({f"dpo_{k}": v / total_units for k, v in zip(keys, sums)})
         return out
 
     def _grad_norm_if_needed(self):
