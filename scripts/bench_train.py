@@ -352,7 +352,8 @@ def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: in
     return res
 
 
-def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: int, precision: str) -> dict:
+def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: int, precision: str,
+              cfg_over: dict | None = None) -> dict:
     """The trainer's DPO step (ZeRO-2) against a bare PyTorch DPO loop (policy + reference forward, sigmoid loss,
     backward, clipping, AdamW) on the same pairs, interleaved step by step."""
     import copy
@@ -365,7 +366,7 @@ def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: in
     from shardsmith.trainer.models import build_config, new_model
 
     rank, world, _ = E.init_distributed()
-    config = build_config(preset, None, {}, ShardManifest.load(pref), 64 if torch.cuda.is_available() else 1)
+    config = build_config(preset, None, cfg_over or {}, ShardManifest.load(pref), 64 if torch.cuda.is_available() else 1)
     data = StageData([str(pref)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=False, document_masking=False,
                      micro=micro, accum=accum, rank=rank, world=world, objective="dpo")
     batches = [data.step_batches(s) for s in range(steps + 2)]
@@ -376,7 +377,8 @@ def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: in
     ref = copy.deepcopy(model).eval().requires_grad_(False)
     if eng.precision == "bf16":
         model, ref = model.to(torch.bfloat16), ref.to(torch.bfloat16)
-    opt = torch.optim.AdamW(E.param_groups(model, 0.0), lr=1e-3, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(E.param_groups(model, 0.0), lr=1e-3, betas=(0.9, 0.95),
+                            **({"fused": True} if dev.type == "cuda" else {}))  # as the engine's
 
     def seq_logp(m, ids, labels):
         lp = -tF.cross_entropy(m(input_ids=ids, use_cache=False).logits.float().transpose(1, 2), labels.clamp(min=0),
@@ -507,7 +509,8 @@ def main(argv=None) -> int:
         mfu = f"{100 * g['mfu']:.1f} %" if g["mfu"] is not None else "n/a (peak unknown: --peak-tflops)"
         print(f"  {g['device']}, ZeRO-{g['zero']}: {g['tokens_per_s']:,.0f} tokens/s per step, MFU {mfu}")
     if a.dpo:
-        r = bench_dpo(pref, a.preset, a.seq_len, max(a.micro // 2, 1), a.accum, a.steps, a.precision)
+        r = bench_dpo(pref, a.preset, a.seq_len, max(a.micro // 2, 1), a.accum, a.steps, a.precision,
+                      config_overrides(a.model_set))
         out["dpo"] = r
         print(f"dpo: {r['pairs_per_step']} pairs/step (~{r['tokens_per_step']:,.0f} tokens), policy + frozen reference")
         print(f"  trainer ZeRO-2: median {r['trainer_median_s'] * 1e3:8.1f} ms/step; bare DPO loop: median "
