@@ -366,7 +366,8 @@ def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: in
     from shardsmith.trainer.models import build_config, new_model
 
     rank, world, _ = E.init_distributed()
-    config = build_config(preset, None, cfg_over or {}, ShardManifest.load(pref), 64 if torch.cuda.is_available() else 1)
+    config = build_config(preset, None, cfg_over or {}, ShardManifest.load(pref),
+                          64 if torch.cuda.is_available() else 1)
     data = StageData([str(pref)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=False, document_masking=False,
                      micro=micro, accum=accum, rank=rank, world=world, objective="dpo")
     batches = [data.step_batches(s) for s in range(steps + 2)]
@@ -504,7 +505,8 @@ def main(argv=None) -> int:
                 print(f"  trainer ZeRO-{z} over the bare loop ({k}) (median of paired step ratios): "
                       f"{100 * r[key]:+.1f} %")
         if r["peak_memory_gib"]:
-            print("  peak memory as if alone: " + ", ".join(f"{k} {v:.1f} GiB" for k, v in r["peak_memory_gib"].items()))
+            peaks = ", ".join(f"{k} {v:.1f} GiB" for k, v in r["peak_memory_gib"].items())
+            print(f"  peak memory as if alone: {peaks}")
         g = r["throughput"]
         mfu = f"{100 * g['mfu']:.1f} %" if g["mfu"] is not None else "n/a (peak unknown: --peak-tflops)"
         print(f"  {g['device']}, ZeRO-{g['zero']}: {g['tokens_per_s']:,.0f} tokens/s per step, MFU {mfu}")

@@ -224,7 +224,8 @@ class Engine:
         d = output.shape[-1]
         # lengths and noise come from the CPU (the noise generator is a CPU one, so a run draws the same noise on any
         # device); both move to the embeddings' device before they meet them
-        scale = (self.neftune_alpha / torch.sqrt(self._neft_len.to(torch.float32) * d)).to(output.device, output.dtype)
+        scale = self.neftune_alpha / torch.sqrt(self._neft_len.to(torch.float32) * d)
+        scale = scale.to(output.device, output.dtype)
         noise = torch.rand(output.shape, generator=self._neft_gen, dtype=torch.float32).to(output.device)
         return output + (noise * 2 - 1).to(output.dtype) * scale.view(-1, 1, 1)
 
