@@ -16,9 +16,14 @@ _QUIET_LEVEL = "WARNING"
 
 
 def quiet_datatrove() -> None:
-    import datatrove.executor.base as executor_base
-    import datatrove.utils.logging as dt_logging
-    from loguru import logger
+    """No-op without datatrove: the trainer and the shard-format helpers of ``shardsmith.pipelines`` run on
+    machines that have only the trainer's packages (a GPU box), and there is nothing to quieten there."""
+    try:
+        import datatrove.executor.base as executor_base
+        import datatrove.utils.logging as dt_logging
+        from loguru import logger
+    except ImportError:
+        return
 
     if getattr(dt_logging, "_shardsmith_quiet", False):
         return

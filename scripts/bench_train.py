@@ -10,13 +10,20 @@
 4. DPO: pair rows per second from the loader, and the trainer's DPO step (policy + frozen reference, ZeRO-2) over a
    bare PyTorch DPO loop on the same pairs (``--dpo``).
 5. Tokens/s of the ZeRO-2 step on any device; MFU = (6·N + 12·L·d·T) · tokens/s / peak FLOP/s when the peak is
-   known (CUDA device names in PEAK_BF16, or ``--peak-tflops``).
+   known (CUDA device names in PEAK_BF16, or ``--peak-tflops``). On CUDA, each participant's peak memory as if it ran
+   alone (its resident tensors + the transient peak of its own step; see MemoryTracker).
+
+Bare loops (``--bare``): ``pure`` keeps the model itself in the run's precision (bf16 weights and AdamW states, no
+fp32 master copy: the cheapest loop, a lower bound); ``amp`` keeps fp32 weights and AdamW and runs forward/backward
+under ``torch.autocast(bf16)`` (fp32 master weights like DeepSpeed's bf16 mode: the like-for-like baseline on a GPU).
 
 Shard sets: ``--pretrain DIR`` / ``--sft DIR`` (built shard sets), else synthetic ones with the same format are
 written to a temp folder (random tokens; reading speed does not depend on content).
 
     python scripts/bench_train.py                         # CPU defaults, ~1-2 minutes
     python scripts/bench_train.py --preset gpt2-712m --seq-len 1024 --micro 8 --precision bf16   # on a GPU
+    python scripts/bench_train.py --preset small-gpt2 --set n_layer=12 --set n_embd=768 --set n_head=12 \
+        --set n_positions=1024 --seq-len 1024 --precision bf16 --bare pure,amp      # GPT-2 124M
 """
 
 from __future__ import annotations
@@ -208,8 +215,45 @@ def peak_flops(dev, peak_tflops: float | None) -> tuple[str, float | None]:
     return "cpu", peak_tflops * 1e12 if peak_tflops else None
 
 
+class MemoryTracker:
+    """Per-participant CUDA peak memory while several models share one process (the bench keeps every ZeRO stage and
+    the bare loop alive and interleaves their steps).
+
+    Only one participant allocates at a time, so the change of ``torch.cuda.memory_allocated()`` across its creation
+    and its steps is the change of its own resident tensors (weights, optimizer states, flat buffers), and the peak
+    of one step above the allocation at its start is that step's transient (activations, gradients). Its peak alone
+    = resident before the step + that transient, maximised over its steps. A no-op on CPU."""
+
+    def __init__(self, enabled: bool):
+        import torch
+
+        self.on = enabled
+        self._torch = torch
+        self.resident: dict = {}
+        self.peak: dict = {}
+
+    def run(self, who, fn):
+        """Call ``fn()`` as participant ``who``, account its memory, return what it returns."""
+        if not self.on:
+            return fn()
+        cuda = self._torch.cuda
+        cuda.synchronize()
+        before = cuda.memory_allocated()
+        cuda.reset_peak_memory_stats()
+        out = fn()
+        cuda.synchronize()
+        own = self.resident.get(who, 0)
+        self.peak[who] = max(self.peak.get(who, 0), own + cuda.max_memory_allocated() - before)
+        self.resident[who] = own + cuda.memory_allocated() - before
+        return out
+
+    def gib(self) -> dict:
+        return {str(k): v / 2**30 for k, v in self.peak.items()}
+
+
 def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: int, precision: str,
-                zero_stages: list[int], cfg_over: dict, peak_tflops: float | None = None) -> dict:
+                zero_stages: list[int], cfg_over: dict, peak_tflops: float | None = None,
+                bare_kinds: tuple[str, ...] = ("pure",)) -> dict:
     import torch
     from shardsmith.schemas.manifest import ShardManifest
     from shardsmith.trainer import engine as E
@@ -224,7 +268,9 @@ def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: in
                      micro=micro, accum=accum, rank=rank, world=world)
     batches = [data.step_batches(s) for s in range(steps + 2)]
     dev = E.device()
-    res: dict = {"preset": preset, "params": None, "tokens_per_step": micro * accum * world * L}
+    res: dict = {"preset": preset, "config_overrides": cfg_over, "params": None,
+                 "tokens_per_step": micro * accum * world * L}
+    mem = MemoryTracker(dev.type == "cuda")
 
     def sync():
         if dev.type == "cuda":
@@ -244,16 +290,20 @@ def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: in
         sync()
         return time.perf_counter() - t0
 
-    def make_bare():
+    bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
+
+    def make_bare(kind: str):
+        """``pure``: the model in the run's precision; ``amp``: fp32 weights, bf16 autocast (see the docstring)."""
         model = new_model(config, 0).to(dev)
-        if precision == "bf16" or (precision == "auto" and dev.type == "cuda"):
+        if bf16 and kind == "pure":
             model = model.to(torch.bfloat16)
         opt = torch.optim.AdamW(E.param_groups(model, 0.1), lr=1e-3, betas=(0.9, 0.95),
                                 **({"fused": True} if dev.type == "cuda" else {}))
-        return model, opt
+        autocast = bf16 and kind == "amp"
+        return model, opt, autocast
 
     def bare_step(mo, s: int) -> float:
-        model, opt = mo
+        model, opt, autocast = mo
         sync()
         t0 = time.perf_counter()
         bs = batches[s % len(batches)]
@@ -262,7 +312,8 @@ def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: in
             ids = torch.from_numpy(b.input_ids).to(dev)
             labels = torch.from_numpy(b.labels).to(dev)
             pos = torch.from_numpy(b.position_ids).to(dev)
-            logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
             (token_losses(logits, labels, "clm").sum() / total).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -272,22 +323,27 @@ def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: in
 
     # every ZeRO stage and the bare loop stay alive and take turns, one step each, so that all of them see the
     # same machine load (a shared CPU box swings by several x within a minute)
-    engines = {z: make_engine(z) for z in zero_stages}
-    bare_mo = make_bare()
+    engines = {z: mem.run(f"zero{z}", lambda z=z: make_engine(z)) for z in zero_stages}
+    bares = {k: mem.run(f"bare_{k}", lambda k=k: make_bare(k)) for k in bare_kinds}
     times: dict = {z: [] for z in zero_stages}
-    times["bare"] = []
+    times.update({f"bare_{k}": [] for k in bare_kinds})
     for s in range(steps + 2):
-        times["bare"].append(bare_step(bare_mo, s))
+        for k, mo in bares.items():
+            times[f"bare_{k}"].append(mem.run(f"bare_{k}", lambda: bare_step(mo, s)))
         for z, eng in engines.items():
-            times[z].append(engine_step(eng, s))
+            times[z].append(mem.run(f"zero{z}", lambda: engine_step(eng, s)))
     times = {k: v[2:] for k, v in times.items()}  # drop warm-up steps
-    bare = times["bare"]
     res["zero"] = {z: {"median_s": statistics.median(times[z]), "min_s": min(times[z]), "all_s": times[z]}
                    for z in zero_stages}
-    res["bare_loop"] = {"median_s": statistics.median(bare), "min_s": min(bare), "all_s": bare}
-    for z in zero_stages:
-        ratios = [t / b for t, b in zip(times[z], bare)]  # paired, step by step
-        res[f"overhead_vs_bare_zero{z}"] = statistics.median(ratios) - 1
+    res["bare_loops"] = {k: {"median_s": statistics.median(times[f"bare_{k}"]), "min_s": min(times[f"bare_{k}"]),
+                             "all_s": times[f"bare_{k}"]} for k in bare_kinds}
+    res["bare_loop"] = res["bare_loops"][bare_kinds[0]]  # the first kind: what the overhead_vs_bare_* keys compare to
+    for k in bare_kinds:
+        for z in zero_stages:
+            ratios = [t / b for t, b in zip(times[z], times[f"bare_{k}"])]  # paired, step by step
+            key = f"overhead_vs_bare_zero{z}" if k == bare_kinds[0] else f"overhead_vs_bare_{k}_zero{z}"
+            res[key] = statistics.median(ratios) - 1
+    res["peak_memory_gib"] = mem.gib() if mem.on else None
     ztr = 2 if 2 in zero_stages else zero_stages[0]
     name, peak = peak_flops(dev, peak_tflops)
     tps = res["tokens_per_step"] / res["zero"][ztr]["median_s"]
@@ -296,7 +352,8 @@ def bench_steps(pt: Path, preset: str, L: int, micro: int, accum: int, steps: in
     return res
 
 
-def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: int, precision: str) -> dict:
+def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: int, precision: str,
+              cfg_over: dict | None = None) -> dict:
     """The trainer's DPO step (ZeRO-2) against a bare PyTorch DPO loop (policy + reference forward, sigmoid loss,
     backward, clipping, AdamW) on the same pairs, interleaved step by step."""
     import copy
@@ -309,7 +366,8 @@ def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: in
     from shardsmith.trainer.models import build_config, new_model
 
     rank, world, _ = E.init_distributed()
-    config = build_config(preset, None, {}, ShardManifest.load(pref), 64 if torch.cuda.is_available() else 1)
+    config = build_config(preset, None, cfg_over or {}, ShardManifest.load(pref),
+                          64 if torch.cuda.is_available() else 1)
     data = StageData([str(pref)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=False, document_masking=False,
                      micro=micro, accum=accum, rank=rank, world=world, objective="dpo")
     batches = [data.step_batches(s) for s in range(steps + 2)]
@@ -320,7 +378,8 @@ def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: in
     ref = copy.deepcopy(model).eval().requires_grad_(False)
     if eng.precision == "bf16":
         model, ref = model.to(torch.bfloat16), ref.to(torch.bfloat16)
-    opt = torch.optim.AdamW(E.param_groups(model, 0.0), lr=1e-3, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(E.param_groups(model, 0.0), lr=1e-3, betas=(0.9, 0.95),
+                            **({"fused": True} if dev.type == "cuda" else {}))  # as the engine's
 
     def seq_logp(m, ids, labels):
         lp = -tF.cross_entropy(m(input_ids=ids, use_cache=False).logits.float().transpose(1, 2), labels.clamp(min=0),
@@ -368,6 +427,20 @@ def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: in
             "overhead_vs_bare": statistics.median([e / b for e, b in zip(te, tb)]) - 1}
 
 
+def config_overrides(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings -> {key: value}, values read as JSON when they parse (numbers, true/false), else text."""
+    out = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {p!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pretrain", help="a built shard set for windows (default: synthetic)")
@@ -377,6 +450,9 @@ def main(argv=None) -> int:
     ap.add_argument("--loader-rows", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=3.0, help="per loader measurement")
     ap.add_argument("--preset", default="small-gpt2")
+    ap.add_argument("--set", dest="model_set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the preset's HF config (repeatable), e.g. --set n_layer=12")
+    ap.add_argument("--bare", default="pure", help="bare PyTorch loops to compare with: pure, amp or pure,amp")
     ap.add_argument("--vocab", type=int, default=None,
                     help="synthetic vocabulary = the model's rows (default 50257 with CUDA, 8192 on CPU)")
     ap.add_argument("--seq-len", type=int, default=256)
@@ -412,24 +488,31 @@ def main(argv=None) -> int:
         print(f"  {'block-causal bool mask, 8 rows (CPU)':42s} {r['bool_mask_ms_per_micro8']:9.1f} ms per micro-batch")
         print(f"  {'packing plan':42s} {r['packing_plan_docs_per_s'] / 1e6:9.2f} M documents/s (once per epoch)")
     if not a.skip_steps:
-        cfg = {}
         r = bench_steps(pt, a.preset, a.seq_len, a.micro, a.accum, a.steps, a.precision,
-                        [int(z) for z in a.zero.split(",")], cfg, a.peak_tflops)
+                        [int(z) for z in a.zero.split(",")], config_overrides(a.model_set), a.peak_tflops,
+                        tuple(a.bare.split(",")))
         out["steps"] = r
         print(f"steps: {a.preset} ({r['params'] / 1e6:.1f}M params), {r['tokens_per_step']} tokens/step, "
               f"precision {a.precision}")
         for z, t in r["zero"].items():
             print(f"  DeepSpeed ZeRO-{z}: median {t['median_s'] * 1e3:8.1f} ms/step (min {t['min_s'] * 1e3:.1f})")
-        print(f"  bare PyTorch loop: median {r['bare_loop']['median_s'] * 1e3:8.1f} ms/step (min "
-              f"{r['bare_loop']['min_s'] * 1e3:.1f})")
-        for z in r["zero"]:
-            print(f"  trainer ZeRO-{z} over the bare loop (median of paired step ratios): "
-                  f"{100 * r[f'overhead_vs_bare_zero{z}']:+.1f} %")
+        kinds = list(r["bare_loops"])
+        for k, t in r["bare_loops"].items():
+            print(f"  bare PyTorch loop ({k}): median {t['median_s'] * 1e3:8.1f} ms/step (min {t['min_s'] * 1e3:.1f})")
+        for k in kinds:
+            for z in r["zero"]:
+                key = f"overhead_vs_bare_zero{z}" if k == kinds[0] else f"overhead_vs_bare_{k}_zero{z}"
+                print(f"  trainer ZeRO-{z} over the bare loop ({k}) (median of paired step ratios): "
+                      f"{100 * r[key]:+.1f} %")
+        if r["peak_memory_gib"]:
+            peaks = ", ".join(f"{k} {v:.1f} GiB" for k, v in r["peak_memory_gib"].items())
+            print(f"  peak memory as if alone: {peaks}")
         g = r["throughput"]
         mfu = f"{100 * g['mfu']:.1f} %" if g["mfu"] is not None else "n/a (peak unknown: --peak-tflops)"
         print(f"  {g['device']}, ZeRO-{g['zero']}: {g['tokens_per_s']:,.0f} tokens/s per step, MFU {mfu}")
     if a.dpo:
-        r = bench_dpo(pref, a.preset, a.seq_len, max(a.micro // 2, 1), a.accum, a.steps, a.precision)
+        r = bench_dpo(pref, a.preset, a.seq_len, max(a.micro // 2, 1), a.accum, a.steps, a.precision,
+                      config_overrides(a.model_set))
         out["dpo"] = r
         print(f"dpo: {r['pairs_per_step']} pairs/step (~{r['tokens_per_step']:,.0f} tokens), policy + frozen reference")
         print(f"  trainer ZeRO-2: median {r['trainer_median_s'] * 1e3:8.1f} ms/step; bare DPO loop: median "

@@ -24,11 +24,12 @@ def pt_set(tmp_path_factory):
     return F.pretrain_set(root / "pt", tok, n_train=120, n_val=10)
 
 
-def run(pt_set, out: Path, stage: int) -> list[float]:
+def run(pt_set, out: Path, stage: int, precision: str = "fp32", steps: int = 6) -> list[float]:
     os.environ["SHARDSMITH_DEMO_MIX"] = str(pt_set)
     train(str(DEMO), str(out), stage="pretrain", overrides=[
-        "engine.precision=fp32", "model.preset=tiny-gpt2", f"engine.zero_stage={stage}",
-        "stages.pretrain.max_steps=6", "stages.pretrain.save_every=6", "stages.pretrain.eval_every=6",
+        f"engine.precision={precision}", "model.preset=tiny-gpt2", f"engine.zero_stage={stage}",
+        f"stages.pretrain.max_steps={steps}", f"stages.pretrain.save_every={steps}",
+        f"stages.pretrain.eval_every={steps}",
         "stages.pretrain.seq_len=64", "stages.pretrain.micro_batch_size=4", "stages.pretrain.log_every=1",
     ])
     rows = [json.loads(x) for x in (out / "pretrain" / "metrics.jsonl").read_text().splitlines() if x.strip()]
@@ -61,3 +62,17 @@ def test_zero3_dpo_matches_zero2(tmp_path):
         losses[z] = [r["loss"] for r in rows if "loss" in r]
     assert len(losses[2]) == 4 and losses[3] == pytest.approx(losses[2], rel=1e-4, abs=1e-5)
     assert losses[2][-1] != pytest.approx(losses[2][0])  # it trained
+
+
+def test_bf16_without_zero_trains_like_bf16_zero2(pt_set, tmp_path):
+    """bf16 under ZeRO-0 (the precision ``auto`` picks on a GPU): DeepSpeed 0.19 refuses bf16 weights with fp32
+    gradient accumulation outside ZeRO, so the engine leaves that to ZeRO 1-3. Same first loss as ZeRO-2 (same
+    weights, same batch), then close (bf16 gradients on the module instead of fp32 partitions), and it learns."""
+    z2 = run(pt_set, tmp_path / "z2", 2, "bf16", steps=4)
+    z0 = run(pt_set, tmp_path / "z0", 0, "bf16", steps=4)
+    info = json.loads((tmp_path / "z0" / "pretrain" / "stage.json").read_text())
+    assert info["precision"] == "bf16" and "data_types" not in info["deepspeed_config"]
+    assert len(z0) == len(z2) == 4
+    assert z0[0] == pytest.approx(z2[0], abs=1e-6)
+    assert z0 == pytest.approx(z2, rel=2e-2)
+    assert z0[-1] < z0[0]

@@ -119,7 +119,11 @@ def deepspeed_config(stage: StageSpec, spec: EngineSpec) -> dict:
             cfg["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = True
     if precision == "bf16":
         cfg["bf16"] = {"enabled": True}
-        cfg["data_types"] = {"grad_accum_dtype": "fp32"}
+        if spec.zero_stage > 0:
+            # ZeRO keeps fp32 gradient partitions. Without ZeRO, DeepSpeed 0.19 refuses bf16 weights with fp32
+            # gradient accumulation ("unsupported mix"); its ZeRO-0 bf16 path (fp32 master weights, gradients
+            # accumulated in bf16 on the module) needs grad_accum_dtype left at the model's dtype
+            cfg["data_types"] = {"grad_accum_dtype": "fp32"}
     elif precision == "fp16":
         cfg["fp16"] = {"enabled": True, "initial_scale_power": 16}
     if spec.config_file:
@@ -218,7 +222,10 @@ class Engine:
         if not module.training or self._neft_len is None:
             return output
         d = output.shape[-1]
-        scale = (self.neftune_alpha / torch.sqrt(self._neft_len.to(torch.float32) * d)).to(output.dtype)
+        # lengths and noise come from the CPU (the noise generator is a CPU one, so a run draws the same noise on any
+        # device); both move to the embeddings' device before they meet them
+        scale = self.neftune_alpha / torch.sqrt(self._neft_len.to(torch.float32) * d)
+        scale = scale.to(output.device, output.dtype)
         noise = torch.rand(output.shape, generator=self._neft_gen, dtype=torch.float32).to(output.device)
         return output + (noise * 2 - 1).to(output.dtype) * scale.view(-1, 1, 1)
 
