@@ -118,7 +118,7 @@ class ExpandCopies(PipelineStep):
 TEXT_COLUMNS = ("id", "text", "url", "source", "split", "copies", "metadata")
 
 
-def text_writer(output_folder: DataFolderLike, split: str):
+def text_writer(output_folder: DataFolderLike, source: str, split: str):
     """datatrove's ParquetWriter for the text export: one row per kept document of ``split``, with fixed columns.
 
     Columns: id, text, url (None when the source has none), source, split, copies (how many times the shards hold
@@ -140,9 +140,10 @@ def text_writer(output_folder: DataFolderLike, split: str):
         meta = dict(doc.metadata)
         copies = int(meta.pop("copies", 1))
         url = meta.pop("url", None)
+        meta.pop("source", None)  # a column of its own: the recipe's source name
         return {
             "id": str(doc.id), "text": doc.text, "url": None if url is None else str(url),
-            "source": str(meta.get("source", "")), "split": split, "copies": copies,
+            "source": source, "split": split, "copies": copies,
             "metadata": json.dumps(meta, ensure_ascii=False, default=str, sort_keys=True),
         }
 

@@ -288,7 +288,7 @@ class MixBuild:
             PlanSelector(str(self.work / "plan" / f"{src.name}.parquet"), split),
         ]
         if self.recipe.write_text == "parquet":
-            pipeline.append(text_writer(str(self.out / "text" / src.name), split))
+            pipeline.append(text_writer(str(self.out / "text" / src.name), src.name, split))
         pipeline += [
             ExpandCopies(),
             shards.tokenizer_step(

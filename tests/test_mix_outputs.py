@@ -161,3 +161,117 @@ def test_limit_must_be_minus_one_or_more(inputs, tmp_path):
     recipe = write_recipe(tmp_path, [{**source("good", inputs["good"], 1), "limit": -5}])
     err = error_of(shardsmith("mix", str(recipe), "--out", str(tmp_path / "out")))
     assert "sources.0.limit" in err
+
+
+# ------------------------------------------------------------------------------------------- §3 the finished set
+
+OUTPUTS_RECIPE = """
+name: outputs
+seed: 11
+tokenizer:
+  name: outputs-bpe
+  eos_token: "<|endoftext|>"
+  train: {vocab_size: 512, special_tokens: ["<|endoftext|>"]}
+budget_tokens: 120000
+validation_fraction: 0.1
+write_text: parquet
+sources:
+  - {name: web,  kind: fineweb,   language: en, weight: 0.6, filters: none, limit: 120, paths: ["SAMPLE/web/*.parquet"]}
+  - {name: wiki, kind: wikipedia, language: en, weight: 0.2, filters: none, limit: 12,  paths: ["SAMPLE/wiki/*.jsonl"]}
+  - {name: zh,   kind: skypile,   language: zh, weight: 0.2, filters: none, limit: 40,  paths: ["SAMPLE/zh/*.jsonl"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The embedded sample corpus mixed into a small set with a text export; `wiki` is upsampled (~2 epochs)."""
+    from shardsmith.pipelines.mixer import build_mix
+    from shardsmith.pipelines.sample_corpus import write_sample_corpus
+    from shardsmith.recipes import load_recipe
+    from shardsmith.schemas.mix_recipe import MixRecipe
+
+    root = tmp_path_factory.mktemp("outputs")
+    write_sample_corpus(root / "sample")
+    recipe = root / "recipe.yaml"
+    recipe.write_text(OUTPUTS_RECIPE.replace("SAMPLE", str(root / "sample")))
+    build_mix(load_recipe(MixRecipe, str(recipe)), root / "set", progress=False)
+    return root / "set"
+
+
+def test_finished_set_is_exactly_what_the_manifest_lists(built):
+    m = ShardManifest.load(built)
+    on_disk = {p.relative_to(built).as_posix(): p.stat().st_size for p in built.rglob("*") if p.is_file()}
+    listed = {f.path: f.bytes for f in m.files}
+    assert on_disk == {**listed, MANIFEST_NAME: (built / MANIFEST_NAME).stat().st_size}
+    assert not (built / ".work").exists()
+    assert {p.split("/")[0] for p in listed} == {"tokenizer", "train", "validation", "text"}
+    shards = {f.path for s in m.splits.values() for f in s.files}
+    assert shards and shards <= set(listed) and {t.path for t in m.text_files} <= set(listed)
+
+
+def test_ds_metadata_names_the_sets_own_tokenizer(built):
+    m = ShardManifest.load(built)
+    metas = sorted(built.glob("*/*.ds.metadata"))
+    assert metas
+    for meta in metas:
+        name, size = meta.read_text().splitlines()[0].split("|")
+        assert (name, int(size)) == ("tokenizer/tokenizer.json", m.token_size)
+        assert (built / name).is_file()
+
+
+def test_text_export_loads_with_datasets_and_matches_the_shards(built):
+    """One row per kept document of its split; `copies` adds up to the shards' documents per source and per split,
+    and re-tokenizing the rows gives each source's token count."""
+    import datasets
+    from tokenizers import Tokenizer
+
+    m = ShardManifest.load(built)
+    ds = datasets.load_dataset("parquet", data_dir=str(built / "text"))
+    assert set(ds) == {"train", "validation"}
+    tok = Tokenizer.from_file(str(built / "tokenizer" / "tokenizer.json"))
+    docs, tokens = {}, {}
+    for split, rows in ds.items():
+        assert set(rows["split"]) == {split}
+        assert sum(rows["copies"]) == m.splits[split].documents
+        for row in rows:
+            n = len(tok.encode(row["text"]).ids) + 1  # + EOS
+            docs[row["source"]] = docs.get(row["source"], 0) + row["copies"]
+            tokens[row["source"]] = tokens.get(row["source"], 0) + n * row["copies"]
+            assert json.loads(row["metadata"])["kind"] in ("fineweb", "wikipedia", "skypile")
+    by = {s.name: s for s in m.sources}
+    assert docs == {n: s.documents for n, s in by.items()}
+    assert tokens == {n: s.tokens for n, s in by.items()}
+    ids = [i for rows in ds.values() for i in rows["id"]]
+    assert len(ids) == len(set(ids))  # each document once, whatever its copies
+    wiki = [r for rows in ds.values() for r in rows if r["source"] == "wiki"]
+    assert by["wiki"].epochs > 1 and len(wiki) == by["wiki"].documents_available  # upsampled: every article used
+    assert max(r["copies"] for r in wiki) == by["wiki"].full_epochs + 1 < by["wiki"].documents
+    assert all(r["url"] for rows in ds.values() for r in rows if r["source"] == "web")
+    assert sum(t.documents for t in m.text_files) == len(ids)
+
+
+def test_copied_set_reads_in_datatrove_and_trains(built, tmp_path):
+    from datatrove.utils.dataset import DatatroveFolderDataset
+
+    from shardsmith.trainer.runner import train
+
+    original, copy = tmp_path / "original", tmp_path / "elsewhere" / "copy"
+    shutil.copytree(built, original)
+    shutil.copytree(original, copy)
+    shutil.rmtree(original)
+    m = ShardManifest.load(copy)
+    seq = 64
+    ds = DatatroveFolderDataset(str(copy / "train"), seq_len=seq, token_size=m.token_size)
+    assert len(ds) == m.splits["train"].tokens // (seq + 1)
+    assert int(ds[0]["input_ids"].max()) < m.tokenizer.vocab_size
+
+    out = tmp_path / "runs"
+    train(str(REPO / "recipes" / "train" / "demo.yaml"), str(out), stage="pretrain", overrides=[
+        "engine.precision=fp32", "model.preset=tiny-gpt2", f"stages.pretrain.data.sets.0.path={copy}",
+        "stages.pretrain.max_steps=3", "stages.pretrain.seq_len=64", "stages.pretrain.micro_batch_size=4",
+        "stages.pretrain.save_every=3", "stages.pretrain.eval_every=3", "stages.pretrain.log_every=1",
+        "stages.pretrain.data.val_rows=4",
+    ])
+    rows = [json.loads(x) for x in (out / "pretrain" / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == 3 and all(0 < x < 20 for x in losses)
