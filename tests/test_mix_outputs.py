@@ -59,6 +59,25 @@ def inputs(tmp_path_factory):
     }
 
 
+def build(recipe: Path, out: Path, **kw) -> ShardManifest:
+    """Build in this process (no interpreter start-up); returns the manifest."""
+    from shardsmith.pipelines.mixer import build_mix
+    from shardsmith.recipes import load_recipe
+    from shardsmith.schemas.mix_recipe import MixRecipe
+
+    build_mix(load_recipe(MixRecipe, str(recipe)), out, progress=False, **kw)
+    return ShardManifest.load(out)
+
+
+def recipe_error(recipe: Path) -> str:
+    from shardsmith.recipes import RecipeError, load_recipe
+    from shardsmith.schemas.mix_recipe import MixRecipe
+
+    with pytest.raises(RecipeError) as err:
+        load_recipe(MixRecipe, str(recipe))
+    return str(err.value)
+
+
 def error_of(r: subprocess.CompletedProcess) -> str:
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     error = r.stderr[r.stderr.index("shardsmith mix: error:"):]
@@ -94,38 +113,43 @@ def test_every_empty_source_is_named_in_one_error(inputs, tmp_path):
     assert not (tmp_path / "out" / MANIFEST_NAME).exists()
 
 
-def test_on_empty_skip_renormalises_and_says_so(inputs, tmp_path):
-    # the mix's policy, and a per-source override of an `error` mix
-    for fields, junk_extra in (({"on_empty": "skip"}, {}), ({}, {"on_empty": "skip"})):
-        recipe = write_recipe(tmp_path, [source("good", inputs["good"], 0.5), source("more", inputs["more"], 0.25),
-                                         source("junk", inputs["junk"], 0.25, **junk_extra)], **fields)
-        out = tmp_path / f"out-{len(fields)}"
-        r = shardsmith("mix", str(recipe), "--out", str(out))
+@pytest.mark.parametrize("where", ["mix", "source"])
+def test_on_empty_skip_renormalises_and_says_so(inputs, tmp_path, where):
+    """`on_empty: skip` for the whole mix, or on the one source in a mix whose policy is `error`."""
+    fields, junk_extra = ({"on_empty": "skip"}, {}) if where == "mix" else ({}, {"on_empty": "skip"})
+    recipe = write_recipe(tmp_path, [source("good", inputs["good"], 0.5), source("more", inputs["more"], 0.25),
+                                     source("junk", inputs["junk"], 0.25, **junk_extra)], **fields)
+    if where == "mix":  # through the CLI once: the skip is printed
+        r = shardsmith("mix", str(recipe), "--out", str(tmp_path / "out"))
         assert r.returncode == 0, r.stderr[-3000:]
-        m = ShardManifest.load(out)
-        by = {s.name: s for s in m.sources}
-        assert by["junk"].skipped.startswith("empty after filtering: read 7 documents, kept 0")
-        assert by["junk"].documents == 0 and by["junk"].share_requested == 0.25 and by["junk"].share_planned == 0
-        assert by["good"].share_planned == pytest.approx(2 / 3) and by["more"].share_planned == pytest.approx(1 / 3)
-        for name in ("good", "more"):
-            assert abs(by[name].share_realized - by[name].share_planned) < 0.02
-        assert m.filters["junk"][-1].kept == 0  # it was read and filtered: its counts are in the manifest
-        assert "junk" in r.stdout and "skipped" in r.stdout
+        assert "junk" in r.stdout and "skipped" in r.stderr + r.stdout
+        m = ShardManifest.load(tmp_path / "out")
+    else:
+        m = build(recipe, tmp_path / "out")
+    by = {s.name: s for s in m.sources}
+    assert by["junk"].skipped.startswith("empty after filtering: read 7 documents, kept 0")
+    assert by["junk"].documents == 0 and by["junk"].share_requested == 0.25 and by["junk"].share_planned == 0
+    assert by["good"].share_planned == pytest.approx(2 / 3) and by["more"].share_planned == pytest.approx(1 / 3)
+    for name in ("good", "more"):
+        assert abs(by[name].share_realized - by[name].share_planned) < 0.02
+    assert m.filters["junk"][-1].kept == 0  # it was read and filtered: its counts are in the manifest
 
 
 def test_all_sources_empty_is_an_error_even_with_skip(inputs, tmp_path):
+    from shardsmith.pipelines.mixer import MixError
+
     recipe = write_recipe(tmp_path, [source("junk", inputs["junk"], 1), source("spam", inputs["spam"], 1)],
                           on_empty="skip")
-    err = error_of(shardsmith("mix", str(recipe), "--out", str(tmp_path / "out")))
+    with pytest.raises(MixError) as exc:
+        build(recipe, tmp_path / "out")
+    err = str(exc.value)
     assert "every source is empty" in err and "'junk'" in err and "'spam'" in err
 
 
 def test_bad_on_empty_and_write_text_values_name_the_field(inputs, tmp_path):
-    recipe = write_recipe(tmp_path, [source("good", inputs["good"], 1)], on_empty="ignore")
-    err = error_of(shardsmith("mix", str(recipe), "--out", str(tmp_path / "out")))
+    err = recipe_error(write_recipe(tmp_path, [source("good", inputs["good"], 1)], on_empty="ignore"))
     assert "field 'on_empty': Input should be 'error' or 'skip'" in err
-    recipe = write_recipe(tmp_path, [source("good", inputs["good"], 1)], write_text="csv")
-    err = error_of(shardsmith("mix", str(recipe), "--out", str(tmp_path / "out")))
+    err = recipe_error(write_recipe(tmp_path, [source("good", inputs["good"], 1)], write_text="csv"))
     assert "field 'write_text': Input should be 'none' or 'parquet'" in err
 
 
@@ -135,9 +159,7 @@ def test_bad_on_empty_and_write_text_values_name_the_field(inputs, tmp_path):
 def test_limit_reads_exactly_n_documents_whatever_the_tasks(inputs, tmp_path):
     """Two input files, tasks=2: datatrove's per-task limit would read up to 2 x 45; the mix reads the first 45
     documents in file order, the same ones as with one task."""
-    from shardsmith.pipelines.mixer import build_mix
-    from shardsmith.recipes import load_recipe
-    from shardsmith.schemas.mix_recipe import MixRecipe
+    import polars as pl
 
     folder = tmp_path / "two-files"
     jsonl(folder / "a.jsonl", F.documents(30, seed=3), "a")
@@ -147,20 +169,16 @@ def test_limit_reads_exactly_n_documents_whatever_the_tasks(inputs, tmp_path):
         recipe = write_recipe(tmp_path, [{"name": "web", "kind": "generic", "paths": [str(folder)], "weight": 1,
                                           "filters": "none", "limit": 45}], tasks=tasks)
         out = tmp_path / f"out-{tasks}"
-        build_mix(load_recipe(MixRecipe, str(recipe)), out, progress=False, keep_work=True)
-        m = ShardManifest.load(out)
+        m = build(recipe, out, keep_work=True)
         assert m.filters["web"][0].read == 45 and m.sources[0].documents_available == 45
         ledger = sorted((out / ".work" / "ledger" / "web").glob("*.parquet"))
-        import polars as pl
-
         kept[tasks] = sorted(pl.concat([pl.read_parquet(f) for f in ledger])["id"].to_list())
     assert kept[1] == kept[2] == sorted([f"a-{i}" for i in range(30)] + [f"b-{i}" for i in range(15)])
 
 
 def test_limit_must_be_minus_one_or_more(inputs, tmp_path):
-    recipe = write_recipe(tmp_path, [{**source("good", inputs["good"], 1), "limit": -5}])
-    err = error_of(shardsmith("mix", str(recipe), "--out", str(tmp_path / "out")))
-    assert "sources.0.limit" in err
+    err = recipe_error(write_recipe(tmp_path, [{**source("good", inputs["good"], 1), "limit": -5}]))
+    assert "field 'sources.0.limit'" in err
 
 
 # ------------------------------------------------------------------------------------------- §3 the finished set
@@ -185,16 +203,13 @@ sources:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The embedded sample corpus mixed into a small set with a text export; `wiki` is upsampled (~2 epochs)."""
-    from shardsmith.pipelines.mixer import build_mix
     from shardsmith.pipelines.sample_corpus import write_sample_corpus
-    from shardsmith.recipes import load_recipe
-    from shardsmith.schemas.mix_recipe import MixRecipe
 
     root = tmp_path_factory.mktemp("outputs")
     write_sample_corpus(root / "sample")
     recipe = root / "recipe.yaml"
     recipe.write_text(OUTPUTS_RECIPE.replace("SAMPLE", str(root / "sample")))
-    build_mix(load_recipe(MixRecipe, str(recipe)), root / "set", progress=False)
+    build(recipe, root / "set")
     return root / "set"
 
 
