@@ -172,19 +172,17 @@ class MixBuild:
         self.kept[src.name] = counts[-1].kept
 
     def why_empty(self, src: SourceSpec) -> str:
-        """One line: what was read and the top drop reasons of a source with nothing kept."""
+        """What was read and the top drop reasons of a source with nothing kept (one line, without its name)."""
         counts = self.filter_counts[src.name]
         read = counts[0].read
         if read == 0:
-            return f"source '{src.name}': read 0 documents from {src.paths or [src.dataset]} (empty input)"
+            return f"read 0 documents from {src.paths or [src.dataset]} (empty input)"
         reasons = Counter()
         for st in counts[1:]:
             reasons.update(st.reasons)
         top = ", ".join(f"{r} {n:,}" for r, n in reasons.most_common(3)) or "no reason recorded"
-        return (
-            f"source '{src.name}': read {read:,} documents, kept 0 (top drop reasons: {top}; "
-            f"rejects in {self.out / 'rejected' / src.name})"
-        )
+        rejects = self.out / "rejected" / src.name
+        return f"read {read:,} documents, kept 0 (top drop reasons: {top}; rejects in {rejects})"
 
     def settle_empty_sources(self) -> None:
         """After every source is filtered: one error naming every empty source whose policy is ``error`` (or when
@@ -193,18 +191,18 @@ class MixBuild:
         if not empty:
             return
         if len(empty) == len(self.read_sources):
-            lines = [self.why_empty(s) for s in empty]
+            lines = [f"source '{s.name}': {self.why_empty(s)}" for s in empty]
             raise MixError("every source is empty after filtering; nothing to mix:\n  " + "\n  ".join(lines))
         errors = [s for s in empty if self.recipe.on_empty_of(s) == "error"]
         if errors:
-            lines = [self.why_empty(s) for s in errors]
+            lines = [f"source '{s.name}': {self.why_empty(s)}" for s in errors]
             raise MixError(
                 f"{len(errors)} source(s) have no documents left after filtering; loosen their filters, set "
                 "`weight: 0` to leave a source out, or `on_empty: skip` to build without empty sources:\n  "
                 + "\n  ".join(lines)
             )
         for s in empty:
-            self.skipped[s.name] = "empty after filtering: " + self.why_empty(s).split(": ", 1)[1]
+            self.skipped[s.name] = f"empty after filtering: {self.why_empty(s)}"
 
     # ------------------------------------------------------------------ tokenizer training (optional)
     def train_tokenizer(self) -> None:
@@ -418,7 +416,7 @@ class MixBuild:
         out = []
         for src in self.active:
             for path in sorted((self.out / "text" / src.name).glob("*.parquet")):
-                table = pq.read_table(path, columns=["split", "copies"])
+                table = pq.read_table(path, columns=["copies"])
                 split = path.name.split("-", 1)[0]
                 out.append(
                     TextFile(
