@@ -62,10 +62,11 @@ class DocumentLedger(PipelineStep):
 
 
 class PlanSelector(PipelineStep):
-    """Yield each planned document of one split as many times as the plan says (upsampled copies get ``#eN`` ids).
+    """Yield each planned document of one split once, with ``metadata["copies"]`` = how often the plan uses it.
 
     The plan is a parquet file with columns ``id``, ``copies`` (>= 1) and ``split``; documents not in it are
-    skipped (not sampled). Copies keep their original's split, so no text is in both train and validation.
+    skipped (not sampled). ``ExpandCopies`` after it makes the copies; a text export in between sees each
+    document once. Copies keep their original's split, so no text is in both train and validation.
     """
 
     name = "🎯 Plan selector"
@@ -90,10 +91,62 @@ class PlanSelector(PipelineStep):
             copies = plan.get(str(doc.id), 0)
             if not copies:
                 continue
+            doc.metadata["copies"] = copies
+            self.stat_update("selected")
+            yield doc
+
+
+class ExpandCopies(PipelineStep):
+    """Yield each document ``metadata["copies"]`` times, one after the other (upsampled copies get ``#eN`` ids and
+    ``metadata["epoch"] = N``; the first copy keeps its id, epoch 0)."""
+
+    name = "🔁 Expand copies"
+    type = "🎲 - SAMPLER"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for doc in data:
+            copies = int(doc.metadata.pop("copies", 1))
             base_id = doc.id
             for epoch in range(copies):
                 if epoch:
                     doc = doc.__class__(text=doc.text, id=f"{base_id}#e{epoch}", metadata=dict(doc.metadata))
                 doc.metadata["epoch"] = epoch
-                self.stat_update("selected")
+                self.stat_update("copies")
                 yield doc
+
+
+TEXT_COLUMNS = ("id", "text", "url", "source", "split", "copies", "metadata")
+
+
+def text_writer(output_folder: DataFolderLike, source: str, split: str):
+    """datatrove's ParquetWriter for the text export: one row per kept document of ``split``, with fixed columns.
+
+    Columns: id, text, url (None when the source has none), source, split, copies (how many times the shards hold
+    it: > 1 for upsampled documents) and metadata (the document's other metadata as a JSON object string, so
+    sources with different fields share one schema). Files: ``<split>-<rank>.parquet`` (no size rotation: a file
+    holds one task's share of one source). Put it between ``PlanSelector`` and ``ExpandCopies``.
+    """
+    import json
+
+    import pyarrow as pa
+    from datatrove.pipeline.writers import ParquetWriter
+
+    schema = pa.schema(
+        [("id", pa.string()), ("text", pa.string()), ("url", pa.string()), ("source", pa.string()),
+         ("split", pa.string()), ("copies", pa.int64()), ("metadata", pa.string())]
+    )
+
+    def adapter(self, doc) -> dict:
+        meta = dict(doc.metadata)
+        copies = int(meta.pop("copies", 1))
+        url = meta.pop("url", None)
+        meta.pop("source", None)  # a column of its own: the recipe's source name
+        return {
+            "id": str(doc.id), "text": doc.text, "url": None if url is None else str(url),
+            "source": source, "split": split, "copies": copies,
+            "metadata": json.dumps(meta, ensure_ascii=False, default=str, sort_keys=True),
+        }
+
+    return ParquetWriter(
+        output_folder, output_filename=f"{split}-${{rank}}.parquet", adapter=adapter, schema=schema, max_file_size=-1
+    )

@@ -6,10 +6,14 @@ resumes without lost or doubled documents. The manifest is written last (temp na
 without it is not a shard set.
 
     A filter    reader [+ extractor] + filters (rejects -> DIR/rejected/<source>/<step>/)  -> .work/filtered/<source>
+                every source is filtered before any is judged empty (``on_empty``: one error naming all, or skip)
     B count     TokensCounter + ledger (id, tokens)                                          -> .work/ledger/<source>
     C plan      per-source token targets from the weights, seeded selection + upsampling    -> .work/plan/<source>.parquet
-    D tokenize  plan replay per split, DocumentTokenizer (EOS, seeded doc shuffle)          -> .work/tok/<split>/
+    D tokenize  plan replay per split [+ text export -> DIR/text/<source>/], DocumentTokenizer -> .work/tok/<split>/
     E merge     DocumentTokenizerMerger per split (seeded interleave)                        -> DIR/<split>/
+
+A source with weight 0 is never read. Once the manifest is written, ``.work/`` (intermediates only) is removed unless
+``keep_work``; the manifest's ``files`` then lists the whole set.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
@@ -27,7 +32,7 @@ from tqdm.auto import tqdm
 from shardsmith.pipelines import shards
 from shardsmith.pipelines.stats import rank_stats, step_counts
 from shardsmith.recipes import load_recipe
-from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount
+from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount, TextFile
 from shardsmith.schemas.mix_recipe import MixRecipe, SourceSpec
 
 MAX_TASKS = 64
@@ -37,9 +42,11 @@ class MixError(RuntimeError):
     """A mix that cannot be built; the message names the source, file or field."""
 
 
-def run_mix(recipe_path: str, out_dir: str, overrides: list[str] | None = None, force: bool = False) -> Path:
+def run_mix(
+    recipe_path: str, out_dir: str, overrides: list[str] | None = None, force: bool = False, keep_work: bool = False
+) -> Path:
     recipe = load_recipe(MixRecipe, recipe_path, overrides)
-    return build_mix(recipe, out_dir, force=force)
+    return build_mix(recipe, out_dir, force=force, keep_work=keep_work)
 
 
 def _fingerprint(recipe: MixRecipe) -> str:
@@ -66,11 +73,22 @@ class MixBuild:
         self.out = Path(out_dir).resolve()
         self.work = self.out / ".work"
         self.logs = self.work / "logs"
-        self.shares = recipe.shares()
+        self.shares = recipe.shares()  # requested: over every source of the recipe
+        self.read_sources = [s for s in recipe.sources if s.weight > 0]
+        self.skipped: dict[str, str] = {s.name: "weight 0: not read" for s in recipe.sources if s.weight <= 0}
         self.tokenizer = None
         self.filter_counts: dict[str, list[StepCount]] = {}
         self.kept: dict[str, int] = {}
         self.tasks: dict[str, int] = {}
+
+    @property
+    def active(self) -> list[SourceSpec]:
+        """The sources that go into the shards: read, and not skipped as empty."""
+        return [s for s in self.read_sources if s.name not in self.skipped]
+
+    def planned_shares(self) -> dict[str, float]:
+        """Weights renormalised over the active sources (equal to the requested shares when none was skipped)."""
+        return self.recipe.shares([s.name for s in self.active])
 
     # ------------------------------------------------------------------ setup
     def prepare(self, force: bool) -> bool:
@@ -90,7 +108,7 @@ class MixBuild:
                 )
             force = True  # the other recipe's build never finished a task: nothing of value to keep
         if force:
-            for sub in [".work", "train", "validation", "rejected", "tokenizer", MANIFEST_NAME]:
+            for sub in [".work", "train", "validation", "rejected", "tokenizer", "text", MANIFEST_NAME]:
                 p = self.out / sub
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         self.work.mkdir(parents=True, exist_ok=True)
@@ -103,9 +121,13 @@ class MixBuild:
         """Fail before any work on inputs that cannot be read."""
         from shardsmith.pipelines.sources import list_input_files
 
-        for src in self.recipe.sources:
+        for src in self.read_sources:
+            if src.limit >= 0:
+                # datatrove's reader limit is per task: one task reads exactly the first `limit` documents in file
+                # order, whatever `tasks` and `workers` say
+                self.tasks[src.name] = 1
             if src.kind == "hf_hub":
-                self.tasks[src.name] = max(1, self.recipe.tasks or 1)
+                self.tasks.setdefault(src.name, max(1, self.recipe.tasks or 1))
                 continue
             try:
                 files = list_input_files(src)
@@ -113,7 +135,9 @@ class MixBuild:
                 raise MixError(f"source '{src.name}': {err}") from err
             # A task is datatrove's unit of work and of resume; each one pays the filters' start-up (block
             # lists, models), so by default there are as many tasks as workers, up to the number of files.
-            self.tasks[src.name] = self.recipe.tasks or max(1, min(len(files), self.recipe.workers, MAX_TASKS))
+            self.tasks.setdefault(
+                src.name, self.recipe.tasks or max(1, min(len(files), self.recipe.workers, MAX_TASKS))
+            )
 
     def resolve_tokenizer(self):
         from shardsmith.pipelines.tokenizers import resolve_tokenizer
@@ -145,17 +169,40 @@ class MixBuild:
                 dropped, reasons = 0, {}
             counts.append(StepCount(step=name, read=read, kept=kept, dropped=dropped, reasons=reasons))
         self.filter_counts[src.name] = counts
-        read_total = counts[0].read
-        kept_total = counts[-1].kept
-        self.kept[src.name] = kept_total
-        if read_total == 0:
-            where = src.paths or [src.dataset]
-            raise MixError(f"source '{src.name}': read 0 documents from {where} (empty source)")
-        if kept_total == 0 and src.weight > 0:
+        self.kept[src.name] = counts[-1].kept
+
+    def why_empty(self, src: SourceSpec) -> str:
+        """What was read and the top drop reasons of a source with nothing kept (one line, without its name)."""
+        counts = self.filter_counts[src.name]
+        read = counts[0].read
+        if read == 0:
+            return f"read 0 documents from {src.paths or [src.dataset]} (empty input)"
+        reasons = Counter()
+        for st in counts[1:]:
+            reasons.update(st.reasons)
+        top = ", ".join(f"{r} {n:,}" for r, n in reasons.most_common(3)) or "no reason recorded"
+        rejects = self.out / "rejected" / src.name
+        return f"read {read:,} documents, kept 0 (top drop reasons: {top}; rejects in {rejects})"
+
+    def settle_empty_sources(self) -> None:
+        """After every source is filtered: one error naming every empty source whose policy is ``error`` (or when
+        nothing is left at all); empty sources whose policy is ``skip`` are recorded and left out."""
+        empty = [s for s in self.read_sources if self.kept[s.name] == 0]
+        if not empty:
+            return
+        if len(empty) == len(self.read_sources):
+            lines = [f"source '{s.name}': {self.why_empty(s)}" for s in empty]
+            raise MixError("every source is empty after filtering; nothing to mix:\n  " + "\n  ".join(lines))
+        errors = [s for s in empty if self.recipe.on_empty_of(s) == "error"]
+        if errors:
+            lines = [f"source '{s.name}': {self.why_empty(s)}" for s in errors]
             raise MixError(
-                f"source '{src.name}': all {read_total} documents were dropped by the filters "
-                f"(see {self.out / 'rejected' / src.name}); lower the thresholds or set its weight to 0"
+                f"{len(errors)} source(s) have no documents left after filtering; loosen their filters, set "
+                "`weight: 0` to leave a source out, or `on_empty: skip` to build without empty sources:\n  "
+                + "\n  ".join(lines)
             )
+        for s in empty:
+            self.skipped[s.name] = f"empty after filtering: {self.why_empty(s)}"
 
     # ------------------------------------------------------------------ tokenizer training (optional)
     def train_tokenizer(self) -> None:
@@ -171,9 +218,7 @@ class MixBuild:
 
         def texts():
             n = 0
-            for src in self.recipe.sources:
-                if src.weight <= 0:
-                    continue
+            for src in self.active:
                 for doc in JsonlReader(str(self.work / "filtered" / src.name)).run():
                     yield doc.text
                     n += 1
@@ -203,22 +248,23 @@ class MixBuild:
     def plan(self) -> dict:
         from shardsmith.pipelines.planner import plan_source, resolve_budget, target_tokens
 
+        shares = self.planned_shares()
         ledgers = {}
-        for src in self.recipe.sources:
+        for src in self.active:
             files = sorted((self.work / "ledger" / src.name).glob("*.parquet"))
             ledgers[src.name] = (
                 pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame({"id": [], "tokens": [], "content": []}, schema={"id": pl.String, "tokens": pl.Int64, "content": pl.String})
             )
         available = {n: int(df["tokens"].sum() or 0) for n, df in ledgers.items()}
-        budget = resolve_budget(self.recipe.budget_tokens, self.shares, available)
-        targets = target_tokens(budget, self.shares)
+        budget = resolve_budget(self.recipe.budget_tokens, shares, available)
+        targets = target_tokens(budget, shares)
         summaries = {}
         (self.work / "plan").mkdir(parents=True, exist_ok=True)
-        for src in self.recipe.sources:
+        for src in self.active:
             table, summary = plan_source(
                 ledgers[src.name],
                 src.name,
-                self.shares[src.name],
+                shares[src.name],
                 targets[src.name],
                 self.recipe.seed,
                 self.recipe.validation_fraction,
@@ -233,11 +279,16 @@ class MixBuild:
     # ------------------------------------------------------------------ D: tokenize
     def tokenize_source(self, src: SourceSpec, split: str, seed: int) -> None:
         from datatrove.pipeline.readers import JsonlReader
-        from shardsmith.pipelines.mix_steps import PlanSelector
+        from shardsmith.pipelines.mix_steps import ExpandCopies, PlanSelector, text_writer
 
         pipeline = [
             JsonlReader(str(self.work / "filtered" / src.name)),
             PlanSelector(str(self.work / "plan" / f"{src.name}.parquet"), split),
+        ]
+        if self.recipe.write_text == "parquet":
+            pipeline.append(text_writer(str(self.out / "text" / src.name), src.name, split))
+        pipeline += [
+            ExpandCopies(),
             shards.tokenizer_step(
                 self.work / "tok" / split,
                 self.tokenizer.tokenizer_json,
@@ -288,9 +339,13 @@ class MixBuild:
     def write_manifest(self, plan: dict) -> Path:
         tok = self.tokenizer
         sources = []
-        written = {s.name: self.realized(s) for s in self.recipe.sources}
+        written = {s.name: self.realized(s) for s in self.active}
         total_tokens = sum(t for _, t in written.values()) or 1
+        planned = self.planned_shares()
         for src in self.recipe.sources:
+            if src.name in self.skipped:
+                sources.append(self.skipped_info(src))
+                continue
             p = plan["sources"][src.name]
             docs, tokens = written[src.name]
             if tokens != p.planned_tokens:
@@ -304,6 +359,7 @@ class MixBuild:
                     kind=src.kind,
                     weight_requested=src.weight,
                     share_requested=self.shares[src.name],
+                    share_planned=planned[src.name],
                     share_realized=tokens / total_tokens,
                     documents=docs,
                     tokens=tokens,
@@ -330,44 +386,104 @@ class MixBuild:
             budget_tokens=plan["budget"],
             recipe=self.recipe.model_dump(mode="json"),
             recipe_sha256=_fingerprint(self.recipe),
+            text_files=self.text_files() if self.recipe.write_text == "parquet" else None,
         )
         return shards.finalize(self.out, manifest)
 
+    def skipped_info(self, src: SourceSpec) -> SourceInfo:
+        """A source left out of the set (weight 0, or empty with ``on_empty: skip``): listed with 0 documents."""
+        return SourceInfo(
+            name=src.name,
+            kind=src.kind,
+            weight_requested=src.weight,
+            share_requested=self.shares[src.name],
+            share_planned=0.0,
+            share_realized=0.0,
+            documents=0,
+            tokens=0,
+            epochs=0.0,
+            paths=src.paths or [src.dataset or ""],
+            language=src.language,
+            tier=src.tier,
+            module=src.module,
+            skipped=self.skipped[src.name],
+        )
 
-def build_mix(recipe: MixRecipe, out_dir: str | os.PathLike, force: bool = False, progress: bool = True) -> Path:
-    """Build (or resume building) a mix; returns the manifest path."""
+    def text_files(self) -> list[TextFile]:
+        """The text export's files with their row counts and copies, read back from the parquet files."""
+        import pyarrow.parquet as pq
+
+        out = []
+        for src in self.active:
+            for path in sorted((self.out / "text" / src.name).glob("*.parquet")):
+                table = pq.read_table(path, columns=["copies"])
+                split = path.name.split("-", 1)[0]
+                out.append(
+                    TextFile(
+                        path=path.relative_to(self.out).as_posix(),
+                        source=src.name,
+                        split=split,
+                        documents=table.num_rows,
+                        copies=int(sum(table.column("copies").to_pylist())),
+                    )
+                )
+        return out
+
+    def remove_work(self) -> None:
+        """Drop the intermediates (filtered text, ledgers, plans, per-source token files, logs): the finished set is
+        what the manifest lists. Only ever called once the manifest is written."""
+        if (self.out / MANIFEST_NAME).is_file():
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def build_mix(
+    recipe: MixRecipe,
+    out_dir: str | os.PathLike,
+    force: bool = False,
+    progress: bool = True,
+    keep_work: bool = False,
+) -> Path:
+    """Build (or resume building) a mix; returns the manifest path. ``keep_work`` keeps ``DIR/.work`` (the
+    intermediates, for debugging) after the manifest is written; it is not part of the recipe's fingerprint."""
     build = MixBuild(recipe, out_dir)
     build.preflight()  # unreadable inputs fail before anything is written
     if not build.prepare(force):
+        if not keep_work:
+            build.remove_work()  # a build killed between its manifest and this clean-up
         return build.out / MANIFEST_NAME
     build.resolve_tokenizer()
-    active = list(recipe.sources)
-    n_phases = 3 * len(active) + 3  # filter, count, tokenize per source; plan, merge, manifest
+    read = build.read_sources
+    # the tokenize seed of a source is tied to its place in the recipe, so skipping another source changes nothing
+    position = {s.name: i for i, s in enumerate(recipe.sources)}
+    n_phases = 3 * len(read) + 3  # filter, count, tokenize per source; plan, merge, manifest
     with tqdm(total=n_phases, desc=f"mix {recipe.name}", unit="phase", disable=not progress) as bar:
 
         def step(label: str) -> None:
             bar.set_postfix_str(label)
 
-        for src in active:
+        for src in read:
             step(f"filter {src.name}")
             build.filter_source(src)
             c = build.filter_counts[src.name]
             bar.write(f"  {src.name:<20} read {c[0].read:>8,}  kept {c[-1].kept:>8,}  dropped {c[0].read - c[-1].kept:>8,}")
             bar.update()
+        build.settle_empty_sources()
+        for name, why in build.skipped.items():
+            bar.write(f"  {name:<20} skipped: {why}")
         if build.tokenizer is None:
             step("train tokenizer")
             build.train_tokenizer()
-        for src in active:
+        for src in build.active:
             step(f"count {src.name}")
             build.count_source(src)
             bar.update()
         step("plan")
         plan = build.plan()
         bar.update()
-        for i, src in enumerate(active):
+        for src in build.active:
             for split in shards.SPLITS:
                 step(f"tokenize {src.name}/{split}")
-                build.tokenize_source(src, split, seed=recipe.seed + 7919 * (i + 1))
+                build.tokenize_source(src, split, seed=recipe.seed + 7919 * (position[src.name] + 1))
             bar.update()
         for split in shards.SPLITS:
             step(f"merge {split}")
@@ -375,5 +491,7 @@ def build_mix(recipe: MixRecipe, out_dir: str | os.PathLike, force: bool = False
         bar.update()
         step("manifest")
         path = build.write_manifest(plan)
+        if not keep_work:
+            build.remove_work()
         bar.update(bar.total - bar.n)
     return path

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shardsmith.schemas.manifest import ShardFile, ShardManifest, SplitInfo
+from shardsmith.schemas.manifest import MANIFEST_NAME, SetFile, ShardFile, ShardManifest, SplitInfo
 
 SPLITS = ("train", "validation")
 _DTYPES = {2: np.uint16, 4: np.uint32}
@@ -190,7 +190,43 @@ def new_manifest(kind: str, name: str, seed: int, tokenizer, **fields) -> ShardM
     )
 
 
+def point_metadata_at_own_tokenizer(shard_dir: str | os.PathLike, manifest: ShardManifest, splits=SPLITS) -> None:
+    """Rewrite the first line of every ``.ds.metadata`` to name the set's own tokenizer, relative to DIR.
+
+    datatrove writes there the path the tokenizer was loaded from ("<path>|<token_size>"): a temp or ``.work``
+    folder that is gone once the set is finished, copied or moved. datatrove's merger reads the line back only for
+    the token size (the part after ``|``) and ``DatatroveFolderDataset`` does not read it, so a relative path
+    (``tokenizer/tokenizer.json|2``) keeps both working and names a file that travels with the set.
+    """
+    first_line = f"{manifest.tokenizer.path}/tokenizer.json|{manifest.token_size}"
+    for split in splits:
+        for meta in sorted((Path(shard_dir) / split).glob("*.ds.metadata")):
+            lines = meta.read_text(encoding="utf-8").splitlines() or [""]
+            if lines[0] == first_line:
+                continue
+            tmp = meta.with_name(f".{meta.name}.tmp-{os.getpid()}")
+            tmp.write_text("\n".join([first_line, *lines[1:]]), encoding="utf-8")
+            os.replace(tmp, meta)
+
+
+def list_set_files(shard_dir: str | os.PathLike) -> list[SetFile]:
+    """Every file of the set but manifest.json, sorted; hidden names (``.work/``, temp files) are not the set's."""
+    root = Path(shard_dir)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if name.startswith(".") or rel == MANIFEST_NAME:
+                continue
+            found.append(SetFile(path=rel, bytes=path.stat().st_size))
+    return sorted(found, key=lambda f: f.path)
+
+
 def finalize(shard_dir: str | os.PathLike, manifest: ShardManifest, splits: tuple[str, ...] = SPLITS) -> Path:
-    """Fill the manifest's split table from the files on disk, then write it (atomically, last)."""
+    """Fill the manifest's split table and file list from the files on disk, then write it (atomically, last)."""
+    point_metadata_at_own_tokenizer(shard_dir, manifest, splits)
     manifest.splits = {s: describe_split(shard_dir, s, manifest.token_size) for s in splits}
+    manifest.files = list_set_files(shard_dir)
     return manifest.save(shard_dir)

@@ -427,7 +427,9 @@ def _effective_limit(source: SourceSpec, limit: int | None) -> int:
 
 def build_reader(source: SourceSpec, *, limit: int | None = None) -> BaseReader:
     """The datatrove reader step for ``source``. ``limit`` (and ``source.limit``; the smaller wins, -1/None: all) is
-    per datatrove task. Files are listed (and checked readable) now; records are checked as they are read."""
+    datatrove's, per task: the mix runs a source with a limit as one task, so ``source.limit`` is the total read
+    (the first N documents in file order). Files are listed (and checked readable) now; records are checked as
+    they are read."""
     kind = source.kind
     common = {"source_name": source.name, "source_kind": kind}
     n = _effective_limit(source, limit)

@@ -7,9 +7,12 @@ A shard set is a folder:
     DIR/train/*.ds, *.ds.index[, *.ds.loss]        datatrove tokenized files
     DIR/validation/*.ds, *.ds.index[, *.ds.loss]
     DIR/rejected/<source>/<step>/*.jsonl.gz       (mixes) every dropped document with its reason
+    DIR/text/<source>/<split>-NNNNN.parquet       (mixes with `write_text: parquet`) every kept document's text
 
 `.ds` = raw little-endian token ids (``dtype``), `.ds.index` = uint64 cumulative document end offsets (tokens),
-`.ds.loss` = one byte per token (1 = carries loss). A folder without manifest.json is not a shard set.
+`.ds.loss` = one byte per token (1 = carries loss), `.ds.metadata` = datatrove's "tokenizer|token_size" line (the
+tokenizer named as ``tokenizer/tokenizer.json``, relative to DIR) and the token count. A folder without
+manifest.json is not a shard set; ``files`` lists every other file of the set, so a copy can be checked whole.
 """
 
 from __future__ import annotations
@@ -71,6 +74,24 @@ class SourceInfo(_Open):
     paths: list[str] = Field(default_factory=list)
     tier: str | None = None
     module: str | None = None
+    share_planned: float | None = Field(
+        None, description="share the plan aimed at: weight normalised over the sources built (differs from "
+        "share_requested only when sources were skipped)"
+    )
+    skipped: str | None = Field(None, description="why the source is not in the set (weight 0, empty); else None")
+
+
+class SetFile(_Open):
+    path: str = Field(description="relative to DIR, POSIX separators")
+    bytes: int
+
+
+class TextFile(_Open):
+    path: str = Field(description="relative to DIR: text/<source>/<split>-NNNNN.parquet")
+    source: str
+    split: str
+    documents: int = Field(description="rows: each kept document once")
+    copies: int = Field(description="sum of the `copies` column: the documents this file contributed to the shards")
 
 
 class StepCount(_Open):
@@ -105,6 +126,10 @@ class ShardManifest(_Open):
     )
     pairs: dict[str, int] | None = Field(None, description="preference sets: pairs per split")
     recipe: dict[str, Any] = Field(default_factory=dict, description="the resolved recipe that built this set")
+    text_files: list[TextFile] | None = Field(None, description="mixes with `write_text: parquet`: the text export")
+    files: list[SetFile] = Field(
+        default_factory=list, description="every file of the set except manifest.json, sorted by path"
+    )
 
     # --- I/O: the only I/O schemas do --------------------------------------------------------------------
     @classmethod

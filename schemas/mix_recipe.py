@@ -44,6 +44,12 @@ FilterStep = Literal[
 ]
 
 
+OnEmpty = Literal[
+    "error",  # stop, naming every source left without documents (after all sources are filtered)
+    "skip",  # build without it: the other sources' weights are renormalised, the manifest records the skip
+]
+
+
 class FilterSpec(Strict):
     """One filter step; ``params`` go to the step (thresholds etc.)."""
 
@@ -75,9 +81,15 @@ class SourceSpec(Strict):
     dataset: str | None = None  # hf_hub: dataset name
     config: str | None = None  # hf_hub: config name
     split: str = "train"  # hf_hub
-    limit: int = Field(-1, description="read at most this many documents (-1: all)")
+    limit: int = Field(
+        -1,
+        ge=-1,
+        description="read at most this many documents in all, before filtering: the first N in file order, read by "
+        "one datatrove task so the result does not depend on `tasks`/`workers` (-1: all)",
+    )
     tier: str | None = Field(None, description="quality tier, recorded only (FF_3.13's high/medium/low)")
     module: str | None = Field(None, description="curriculum module, recorded only (FF_3.13's M1/M2)")
+    on_empty: OnEmpty | None = Field(None, description="this source's own `on_empty` (default: the mix's)")
 
     @model_validator(mode="after")
     def _needs_input(self) -> "SourceSpec":
@@ -103,6 +115,10 @@ class MixRecipe(Strict):
     max_tokens_per_file: int = Field(100_000_000, gt=0)
     tasks: int = Field(0, ge=0, description="datatrove tasks per source (0: one per worker, at most one per file)")
     workers: int = Field(1, ge=1, description="parallel processes")
+    on_empty: OnEmpty = Field("error", description="a source with no documents left after filtering: error | skip")
+    write_text: Literal["none", "parquet"] = Field(
+        "none", description="parquet: also write every kept document's text to DIR/text/<source>/<split>-*.parquet"
+    )
     sources: list[SourceSpec] = Field(min_length=1)
 
     @field_validator("sources")
@@ -115,6 +131,12 @@ class MixRecipe(Strict):
             raise ValueError("all source weights are zero: at least one must be positive")
         return sources
 
-    def shares(self) -> dict[str, float]:
-        total = sum(s.weight for s in self.sources)
-        return {s.name: s.weight / total for s in self.sources}
+    def shares(self, names: list[str] | None = None) -> dict[str, float]:
+        """Weights normalised over ``names`` (default: every source); sources left out get no share."""
+        chosen = [s for s in self.sources if names is None or s.name in names]
+        total = sum(s.weight for s in chosen)
+        return {s.name: s.weight / total for s in chosen}
+
+    def on_empty_of(self, source: SourceSpec) -> str:
+        """The empty-source policy that applies to ``source``: its own, else the mix's."""
+        return source.on_empty or self.on_empty

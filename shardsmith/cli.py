@@ -29,11 +29,16 @@ def _add_common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="show datatrove's per-task logs")
 
 
+def _add_keep_work(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-work", action="store_true",
+                   help="keep OUT/.work (filtered text, token files, logs) after the set is finished, for debugging")
+
+
 def cmd_mix(args) -> int:
     from shardsmith.pipelines.inspect import summary_table
     from shardsmith.pipelines.mixer import run_mix
 
-    path = run_mix(args.recipe, args.out, args.overrides, force=args.force)
+    path = run_mix(args.recipe, args.out, args.overrides, force=args.force, keep_work=args.keep_work)
     print(summary_table(path.parent))
     print(f"\nshard set: {path.parent}")
     return 0
@@ -49,7 +54,7 @@ def cmd_demo(args) -> int:
     write_sample_corpus(sample)
     os.environ["SHARDSMITH_SAMPLE"] = str(sample)
     recipe = args.recipe or str(REPO_RECIPES / "mix" / "demo.yaml")
-    path = run_mix(recipe, str(out / "mix"), args.overrides, force=args.force)
+    path = run_mix(recipe, str(out / "mix"), args.overrides, force=args.force, keep_work=args.keep_work)
     print(summary_table(path.parent))
     print(f"\nsample corpus: {sample}\nshard set: {path.parent}")
     return 0
@@ -122,12 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe")
     _add_common(p)
     p.add_argument("--force", action="store_true", help="discard an earlier (partial) build in --out")
+    _add_keep_work(p)
     p.set_defaults(func=cmd_mix)
 
     p = sub.add_parser("demo", help="write the embedded sample corpus and mix it (recipes/mix/demo.yaml)")
     p.add_argument("--recipe", default=None)
     _add_common(p)
     p.add_argument("--force", action="store_true")
+    _add_keep_work(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("build", help="build a block (SFT, ...) from a block recipe")

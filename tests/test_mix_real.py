@@ -26,7 +26,7 @@ DATASETS = [
 def built(tmp_path_factory):
     need_data(*DATASETS)
     out = tmp_path_factory.mktemp("real") / "mix"
-    run_mix(str(REPO / "recipes" / "mix" / "real-sample.yaml"), str(out))
+    run_mix(str(REPO / "recipes" / "mix" / "real-sample.yaml"), str(out), keep_work=True)  # tests read .work
     return out
 
 

@@ -68,6 +68,7 @@ def test_killed_build_resumes_to_identical_shards(sample, tmp_path):
            [(s["name"], s["documents"], s["tokens"]) for s in b["sources"]]
     assert a["filters"] == b["filters"]
     assert shard_bytes(reference) == shard_bytes(killed)  # same documents, same order, none twice
+    assert not (reference / ".work").exists() and not (killed / ".work").exists()  # finished: intermediates gone
 
 
 def test_rerun_of_finished_build_is_a_no_op_and_other_recipe_is_refused(sample, tmp_path):
@@ -76,6 +77,7 @@ def test_rerun_of_finished_build_is_a_no_op_and_other_recipe_is_refused(sample, 
     out = tmp_path / "o"
     assert shardsmith("mix", recipe, "--out", str(out), "--set", "budget_tokens=50000", env=env).returncode == 0
     before = (out / MANIFEST_NAME).read_text()
+    assert not (out / ".work").exists()  # the recipe's fingerprint is read from manifest.json alone
     assert shardsmith("mix", recipe, "--out", str(out), "--set", "budget_tokens=50000", env=env).returncode == 0
     assert (out / MANIFEST_NAME).read_text() == before
     r = shardsmith("mix", recipe, "--out", str(out), "--set", "budget_tokens=60000", env=env)
