@@ -45,13 +45,13 @@ MIX = "test_mix_robustness.py::"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
-    "TrainRecipe.name": (HERE + "test_train_recipe_name_and_notes_are_recorded",),
+    "TrainRecipe.name": (HERE + "test_stop_log_and_checkpoint_fields_shape_a_run",),
     "TrainRecipe.seed": (RUN + "test_kill_and_resume_equals_an_uninterrupted_run",
                          DATA + "test_windows_are_a_pure_function_of_seed_and_step"),
     "TrainRecipe.model": (MODEL + "test_seed_presets_have_the_seeds_sizes", MODEL_CFG),
     "TrainRecipe.engine": (ENGINE_CFG, "test_trainer_zero3.py::test_zero3_matches_zero2_and_exports_full_weights"),
     "TrainRecipe.stages": (RUN + "test_demo_pretrain_loss_falls_well_below_its_first_value",),
-    "TrainRecipe.notes": (HERE + "test_train_recipe_name_and_notes_are_recorded",),
+    "TrainRecipe.notes": (HERE + "test_stop_log_and_checkpoint_fields_shape_a_run",),
     "ModelSpec.preset": (MODEL + "test_seed_presets_have_the_seeds_sizes", REFUSED),
     "ModelSpec.path": (MODEL_CFG, REFUSED),
     "ModelSpec.config": (MODEL_CFG, RUN + "test_transformer_1b_chat_chain_runs_in_miniature"),
@@ -393,13 +393,6 @@ def test_inert_settings_are_refused_with_the_field_named(overrides, message):
     assert len(str(err.value).strip().splitlines()) == 2  # "FILE: invalid recipe (1 problem):" + the field's line
 
 
-def test_train_recipe_name_and_notes_are_recorded(tmp_path):
-    """name titles each stage's loss plot and, with notes, lands in OUT/recipe.json (shown by the run test below)."""
-    recipe = TrainRecipe(name="n1", notes="why", stages=[stage()])
-    dumped = recipe.model_dump(mode="json")
-    assert (dumped["name"], dumped["notes"]) == ("n1", "why")
-
-
 def test_stop_log_and_checkpoint_fields_shape_a_run(tmp_path):
     """stop_at_step ends the stage early on the full schedule; log_every thins metrics; save_every +
     keep_checkpoints keep the newest checkpoints; validation_split picks the split evaluated; the stage's seed
@@ -440,7 +433,8 @@ stages:
     assert (info["total_steps"], info["stop_at_step"], info["steps_done"]) == (8, 5, 5)
     ckpts = sorted(p.name for p in (out / "a" / "ckpt").glob("step-*"))
     assert ckpts == ["step-3", "step-4"]  # step 5 is the stop: exported, not checkpointed; two kept
-    assert json.loads((out / "recipe.json").read_text())["recipe"]["notes"] == "a note"
+    recorded = json.loads((out / "recipe.json").read_text())["recipe"]
+    assert (recorded["name"], recorded["notes"]) == ("fields", "a note")  # name and notes: recorded with the run
 
     from shardsmith.trainer.data import StageData
     from shardsmith.trainer.schedules import lr_at
