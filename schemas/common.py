@@ -10,6 +10,12 @@ def repeated(names: list[str]) -> list[str]:
     return sorted({n for n in names if names.count(n) > 1})
 
 
+def given(model: BaseModel, *names: str) -> list[str]:
+    """The fields among ``names`` that the recipe wrote (not defaults): used to refuse a setting that the rest of the
+    recipe makes inert, instead of accepting it and silently doing nothing."""
+    return [n for n in names if n in model.model_fields_set]
+
+
 class Strict(BaseModel):
     """Recipes reject unknown keys: a typo in a YAML field must fail before any work starts."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from shardsmith.schemas.common import Strict, repeated
+from shardsmith.schemas.common import Strict, given, repeated
 
 Objective = Literal["clm", "sft", "mixce", "dpo"]
 IMPLEMENTED_OBJECTIVES = ("clm", "sft", "mixce", "dpo")
@@ -28,6 +28,8 @@ class ModelSpec(Strict):
     def _one_source(self) -> ModelSpec:
         if not self.preset and not self.path:
             raise ValueError("give a preset or a path")
+        if self.path and self.preset and given(self, "preset"):
+            raise ValueError("model.preset and model.path both given: path's config is used, preset ignored; give one")
         return self
 
 
@@ -76,6 +78,10 @@ class ScheduleSpec(Strict):
     def _one_warmup(self) -> ScheduleSpec:
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             raise ValueError("give warmup_steps or warmup_ratio, not both")
+        inert = {"constant": ("min_lr_ratio", "decay_ratio", "decay_shape"), "cosine": ("decay_ratio", "decay_shape"),
+                 "linear": ("decay_ratio", "decay_shape"), "wsd": ()}[self.kind]
+        for name in given(self, *inert):
+            raise ValueError(f"schedule.{name} does nothing for kind '{self.kind}' (remove it)")
         return self
 
 
@@ -92,6 +98,16 @@ class EngineSpec(Strict):
     offload_optimizer: bool = False
     config_file: str | None = Field(None, description="a DeepSpeed JSON whose keys override the generated ones")
     config: dict[str, Any] = Field(default_factory=dict, description="inline DeepSpeed keys, applied last")
+
+    @model_validator(mode="after")
+    def _zero_only(self) -> EngineSpec:
+        """ZeRO-0 has no partitioned optimizer to offload and no buckets: these keys would be dropped silently."""
+        if self.zero_stage == 0:
+            for name in given(self, "overlap_comm", "reduce_bucket_size", "allgather_bucket_size"):
+                raise ValueError(f"engine.{name} applies to ZeRO stages 1-3 only (zero_stage is 0)")
+            if self.offload_optimizer:
+                raise ValueError("engine.offload_optimizer needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
+        return self
 
 
 class DPOSpec(Strict):
@@ -111,6 +127,13 @@ class DPOSpec(Strict):
     reference: str = Field(
         "init", description="init: a frozen copy of the weights the stage starts from; or a local HF folder"
     )
+
+    @model_validator(mode="after")
+    def _smoothing_is_sigmoid_only(self) -> DPOSpec:
+        if self.label_smoothing and self.loss_type != "sigmoid":
+            raise ValueError(f"dpo.label_smoothing applies to loss_type sigmoid only (cDPO); '{self.loss_type}' "
+                             "ignores it (remove it or use sigmoid)")
+        return self
 
 
 class StageSpec(Strict):
@@ -161,6 +184,14 @@ class StageSpec(Strict):
             raise ValueError("dpo rows are never packed: each row is one completion (remove data.packing)")
         if self.objective == "dpo" and (self.neftune_alpha or self.mixce_ratio != 1.0):
             raise ValueError("neftune_alpha and mixce_ratio are token-objective settings; a dpo stage ignores them")
+        if self.objective != "mixce" and self.mixce_ratio != 1.0:
+            raise ValueError(f"mixce_ratio applies to objective mixce only; '{self.objective}' ignores it")
+        return self
+
+    @model_validator(mode="after")
+    def _checkpoint_keys(self) -> StageSpec:
+        if given(self, "keep_checkpoints") and self.save_every is None:
+            raise ValueError("keep_checkpoints does nothing without save_every (no checkpoints are written)")
         return self
 
     @property

@@ -18,7 +18,7 @@ import socket
 from pathlib import Path
 
 import numpy as np
-from shardsmith.schemas.train_recipe import EngineSpec, StageSpec
+from shardsmith.schemas.train_recipe import EngineSpec, OptimizerSpec, StageSpec
 
 
 class EngineError(ValueError):
@@ -157,6 +157,35 @@ def param_groups(model, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def build_optimizer(model, o: OptimizerSpec, spec: EngineSpec):
+    """AdamW over ``param_groups``: torch's, or DeepSpeed's CPU Adam in AdamW mode when the optimizer is offloaded.
+
+    ZeRO-Offload steps the optimizer on the CPU copy of the weights and refuses any optimizer but
+    ``DeepSpeedCPUAdam``; with ``adamw_mode=True`` that is the same update as ``torch.optim.AdamW`` (decoupled
+    weight decay, bias correction), so offloading changes where the step runs, not the numbers. Its C++ op is
+    JIT-compiled on first use (minutes) and cached in ``$TORCH_EXTENSIONS_DIR`` (default ~/.cache/torch_extensions).
+    """
+    import torch
+
+    groups = param_groups(model, o.weight_decay)
+    if spec.offload_optimizer:
+        return _cpu_adam(groups, o)
+    fused = {"fused": True} if torch.cuda.is_available() else {}
+    return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, **fused)
+
+
+def _cpu_adam(groups, o: OptimizerSpec):
+    try:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+        return DeepSpeedCPUAdam(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
+                                adamw_mode=True)
+    except Exception as err:  # no C++ compiler / ninja: the op cannot be built here
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EngineError(f"engine.offload_optimizer: DeepSpeed's CPU Adam op could not be built here ({first}); "
+                          "install a C++ compiler and ninja, or set offload_optimizer: false") from None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the engine
 
@@ -164,7 +193,6 @@ def param_groups(model, weight_decay: float):
 class Engine:
     def __init__(self, model, stage: StageSpec, spec: EngineSpec, seed: int):
         import deepspeed
-        import torch
 
         self.stage, self.spec, self.seed = stage, spec, seed
         self.precision = resolve_precision(spec)
@@ -178,9 +206,7 @@ class Engine:
             model.get_input_embeddings().weight.requires_grad_(False)
             if model.get_output_embeddings() is not None:
                 model.get_output_embeddings().weight.requires_grad_(False)
-        o = stage.optimizer
-        fused = {"fused": True} if torch.cuda.is_available() else {}
-        opt = torch.optim.AdamW(param_groups(model, o.weight_decay), lr=o.lr, betas=tuple(o.betas), eps=o.eps, **fused)
+        opt = build_optimizer(model, stage.optimizer, spec)
         self.config = deepspeed_config(stage, spec)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=self.config)
         self.model = self.engine.module
