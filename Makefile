@@ -40,6 +40,8 @@ $(STAMP): pyproject.toml | $(INTERPRETER)
 install: $(STAMP)
 
 # The main job on the embedded samples: mix -> SFT + preference blocks -> pretrain/SFT/DPO training -> summary.
+# The summary's prompts are held out of the demo's data: "Who created you?" and "你好" are SFT validation rows
+# (self-cognition), "What is 24 plus 21?" a preference validation pair; each stage answers the same templated prompt.
 demo: install
 	$(SHARDSMITH) demo --out $(OUT)
 	$(SHARDSMITH) inspect $(OUT)/mix --samples 2
@@ -50,7 +52,8 @@ demo: install
 		--set tokenizer.name=$(abspath $(OUT))/mix/tokenizer
 	SHARDSMITH_DEMO_MIX=$(abspath $(OUT))/mix SHARDSMITH_DEMO_SFT=$(abspath $(OUT))/sft \
 		SHARDSMITH_DEMO_PREF=$(abspath $(OUT))/pref $(SHARDSMITH) train recipes/train/demo.yaml --out $(OUT)/runs
-	$(SHARDSMITH) summary $(OUT)
+	$(SHARDSMITH) summary $(OUT) --template t1b --max-new-tokens 24 \
+		--prompt "Who created you?" --prompt "What is 24 plus 21?" --prompt "你好"
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
