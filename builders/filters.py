@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from shardsmith.schemas.block_recipe import LanguageFilter, LengthFilter, StructureFilter
 from shardsmith.schemas.records import Conversation, Message
@@ -25,34 +26,68 @@ _FENCE = re.compile(r"^\s*```", re.M)
 # structure
 
 
-def check_structure(conv: Conversation, spec: StructureFilter) -> tuple[Conversation | None, str | None, str | None]:
-    """(conversation, None, None) if it passes (possibly trimmed), else (None, reason, detail)."""
+class StructureCheck(NamedTuple):
+    """What the structure filter decided: ``conv`` (possibly trimmed) when it passes, else ``reason`` + ``detail``.
+
+    ``trimmed`` names what was cut from a conversation that passes (``leading_assistant``, ``trailing_user``); the
+    builder counts these per source in the manifest."""
+
+    conv: Conversation | None
+    reason: str | None = None
+    detail: str | None = None
+    trimmed: tuple[str, ...] = ()
+
+
+def _leading_assistant_turns(msgs: list[Message], head: int) -> int:
+    """How many assistant turns come first after ``msgs[:head]`` (the optional system prompt)."""
+    n = 0
+    while head + n < len(msgs) and msgs[head + n].role == "assistant":
+        n += 1
+    return n
+
+
+def check_structure(conv: Conversation, spec: StructureFilter) -> StructureCheck:
+    """Pass a well-formed conversation (possibly trimmed), or name why it cannot be trained on.
+
+    A conversation that opens with assistant turns (ShareGPT fragments) is dropped as ``starts_with_assistant``, or
+    with ``leading_assistant: trim`` loses those turns (FastChat's rule) and is then judged like any other: a rest
+    without an assistant turn is dropped as ``no_assistant``."""
     msgs = list(conv.messages)
     for i, m in enumerate(msgs):
         if not m.content.strip():
-            return None, "empty_turn", f"turn {i} ({m.role}) is empty"
+            return StructureCheck(None, "empty_turn", f"turn {i} ({m.role}) is empty")
     if any(m.role == "system" for m in msgs[1:]):
-        return None, "bad_turn_order", "a system message after the first turn"
-    body = msgs[1:] if msgs and msgs[0].role == "system" else msgs
+        return StructureCheck(None, "bad_turn_order", "a system message after the first turn")
+    head = 1 if msgs and msgs[0].role == "system" else 0
+    trimmed: list[str] = []
+    note = ""
+    lead = _leading_assistant_turns(msgs, head)
+    if lead and spec.leading_assistant == "drop":
+        return StructureCheck(None, "starts_with_assistant", "the first turn after the system prompt is the assistant's")
+    if lead:
+        msgs = msgs[:head] + msgs[head + lead:]
+        trimmed.append("leading_assistant")
+        note = f" (after trimming {lead} leading assistant turn{'s' if lead > 1 else ''})"
+    body = msgs[head:]
     if not any(m.role == "assistant" for m in body):
-        return None, "no_assistant", f"{len(body)} turn(s), none from the assistant"
-    if body[0].role != "user":
-        return None, "starts_with_assistant", "the first turn after the system prompt is the assistant's"
+        return StructureCheck(None, "no_assistant", f"{len(body)} turn(s), none from the assistant{note}")
     if spec.require_alternation:
         for i in range(1, len(body)):
             if body[i].role == body[i - 1].role:
-                return None, "bad_turn_order", f"turns {i - 1} and {i} are both {body[i].role}"
+                return StructureCheck(None, "bad_turn_order", f"turns {i - 1} and {i} are both {body[i].role}{note}")
     if body[-1].role != "assistant":
         if spec.drop_ends_with_user:
-            return None, "ends_with_user", "the last turn is the user's (no reply to train on)"
+            return StructureCheck(None, "ends_with_user", f"the last turn is the user's (no reply to train on){note}")
         while msgs and msgs[-1].role != "assistant":
             msgs.pop()
-        conv = conv.model_copy(update={"messages": msgs})
+        trimmed.append("trailing_user")
     if spec.drop_truncated:
         for i, m in enumerate(msgs):
             if m.role == "assistant" and len(_FENCE.findall(m.content)) % 2:
-                return None, "truncated", f"turn {i}: an unclosed ``` code fence"
-    return conv, None, None
+                return StructureCheck(None, "truncated", f"turn {i}: an unclosed ``` code fence{note}")
+    if trimmed:
+        conv = conv.model_copy(update={"messages": msgs})
+    return StructureCheck(conv, trimmed=tuple(trimmed))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -237,6 +272,7 @@ def strip_control(text: str) -> str:
 __all__ = [
     "LangDecision",
     "LanguageJudge",
+    "StructureCheck",
     "Message",
     "check_chars",
     "check_structure",

@@ -65,6 +65,7 @@ class SourceState:
     read: int = 0
     steps: list[StepCount] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
+    trimmed: Counter = field(default_factory=Counter)  # conversations the structure step trimmed and passed on
     drops: list[Drop] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
 
@@ -256,9 +257,10 @@ def build_sft(
                 reasons[bad[1]] += 1
                 _drop(st, it.conv, "structure", bad[1], bad[2], keep_rec)
                 continue
-            it.conv = checked[0][0]
+            it.conv = checked[0].conv
+            st.trimmed.update(checked[0].trimmed)  # a pair's sides share the prompt: counted once
             if it.rejected is not None:
-                it.rejected = checked[1][0]
+                it.rejected = checked[1].conv
             kept.append(it)
         st.step("structure", len(lst), len(kept), reasons)
         lst2, reasons = [], Counter()
@@ -438,6 +440,8 @@ def build_sft(
         if st.read != kept + dropped:
             raise BuildError(f"internal: source {name}: read {st.read} != kept {kept} + dropped {dropped}")
         counts[name] = {"read": st.read, "kept": kept, "dropped": dict(sorted(st.dropped.items()))}
+        if st.trimmed:
+            counts[name]["trimmed"] = dict(sorted(st.trimmed.items()))
     total_kept = sum(len(v) for v in items.values())
     if total_kept == 0:
         raise BuildError("no conversation survived the filters: " + json.dumps(counts, ensure_ascii=False))

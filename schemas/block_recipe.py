@@ -130,6 +130,12 @@ class StructureFilter(Strict):
     drop_ends_with_user: bool = Field(True, description="false: trim the trailing user turn(s) instead")
     drop_truncated: bool = Field(True, description="assistant turn with an unclosed ``` fence")
     require_alternation: bool = True
+    leading_assistant: Literal["drop", "trim"] = Field(
+        "drop",
+        description="a conversation whose first turn (after the system prompt) is the assistant's, as ShareGPT "
+        "fragments are: drop it (LLaMA-Factory; reason starts_with_assistant), or trim the leading assistant turn(s) "
+        "and keep the rest if it is still a valid conversation (FastChat; counted as trimmed in the manifest)",
+    )
 
 
 class Filters(Strict):

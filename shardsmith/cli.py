@@ -1,4 +1,4 @@
-"""The `shardsmith` command: one verb per thing users do (mix, build, train, inspect, tokenizer, demo)."""
+"""The `shardsmith` command: one verb per thing users do (mix, build, train, inspect, summary, tokenizer, demo)."""
 
 from __future__ import annotations
 
@@ -76,15 +76,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from shardsmith.trainer.runner import generate
+    from shardsmith.summary import complete
 
-    prompts = args.prompt
-    if args.template:
-        from shardsmith.builders.templates import chat_prompt, resolve_template
-
-        tpl = resolve_template(args.template)
-        prompts = [chat_prompt(p, tpl) for p in prompts]
-    for prompt, text in zip(prompts, generate(args.model, prompts, max_new_tokens=args.max_new_tokens)):
+    for prompt, text in complete(args.model, args.prompt, args.template, args.max_new_tokens):
         print(f"--- {prompt!r}\n{text}\n")
     return 0
 
@@ -93,6 +87,15 @@ def cmd_inspect(args) -> int:
     from shardsmith.pipelines.inspect import inspect_shards
 
     inspect_shards(args.dir, samples=args.samples, split=args.split, seed=args.seed, chart=args.chart)
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from shardsmith.summary import collect, render, stage_completions
+
+    summary = collect(args.dir)
+    completions = stage_completions(summary, args.prompt, args.template, args.max_new_tokens) if args.prompt else None
+    print(render(summary, completions, args.template))
     return 0
 
 
@@ -163,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chart", default=None, help="PNG path (default DIR/mix.png)")
     p.set_defaults(func=cmd_inspect, verbose=False)
+
+    p = sub.add_parser("summary", help="where every output of a run folder is, data and training tables, completions")
+    p.add_argument("dir", help="a folder holding shard sets and/or a training run (make demo's out/demo)")
+    p.add_argument("--prompt", action="append", default=[],
+                   help="also show each stage's greedy completion of this prompt (repeatable)")
+    p.add_argument("--template", help="wrap each prompt as one user turn of this chat template (t1b, chatml, ...)")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.set_defaults(func=cmd_summary, verbose=False)
 
     p = sub.add_parser("tokenizer", help="train or show tokenizers")
     tsub = p.add_subparsers(dest="tok_command", required=True)
