@@ -203,7 +203,7 @@ ENCYCLOPEDIA_CHAINS: dict[str, tuple[str | dict, ...]] = {
 # Edited news articles: prose in paragraphs, so Gopher's document-level quality rules still fit; the line rules of
 # C4/FineWeb, written for scraped page furniture, drop short datelines and headlines.
 NEWS_CHAINS: dict[str, tuple[str | dict, ...]] = {
-    "en": ({"step": "language", "threshold": 0.5}, "url", "gopher_repetition", "gopher_quality"),
+    "en": ("language", "url", "gopher_repetition", "gopher_quality"),
     "zh": ("opencc_t2s", "language", "cjk_ratio", {"step": "min_chars", "min_chars": 100}, "spam_phrases",
            "gopher_repetition"),
 }  # fmt: skip
@@ -442,8 +442,8 @@ def _specs(source: SourceSpec) -> list[FilterSpec]:
         lang = _language_key(source)
         if lang not in chain.steps:
             raise ValueError(
-                f"source {source.name!r}: no {name!r} filter chain for language {source.language!r} "
-                f"(it exists for {', '.join(chain.steps)}); list `filters` explicitly or use `none`"
+                f"source {source.name!r}: no default filter chain for language {source.language!r} "
+                f"(chain {name!r} exists for {', '.join(chain.steps)}); list `filters` explicitly or use `none`"
             )
         return [FilterSpec.model_validate(s) for s in chain.steps[lang]]
     out = []

@@ -287,6 +287,8 @@ class MixBuild:
     # ------------------------------------------------------------------ manifest
     def write_manifest(self, plan: dict) -> Path:
         tok = self.tokenizer
+        from shardsmith.pipelines.filters import filter_chain_info
+
         sources = []
         written = {s.name: self.realized(s) for s in self.recipe.sources}
         total_tokens = sum(t for _, t in written.values()) or 1
@@ -316,6 +318,7 @@ class MixBuild:
                     language=src.language,
                     tier=src.tier,
                     module=src.module,
+                    **filter_chain_info(src),
                 )
             )
         tok.copy_to(self.out / "tokenizer")

@@ -71,6 +71,8 @@ class SourceInfo(_Open):
     paths: list[str] = Field(default_factory=list)
     tier: str | None = None
     module: str | None = None
+    filter_chain: str | None = Field(None, description="web | encyclopedia | news | none | custom (a step list)")
+    word_splitter: str | None = Field(None, description="fineweb2024 | datatrove: the chain's word-level steps")
 
 
 class StepCount(_Open):

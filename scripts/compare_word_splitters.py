@@ -56,11 +56,14 @@ def read_documents(name: str, kind: str, rel: str, extra: dict, limit: int | Non
 
 
 def decide(steps, doc) -> str:
-    """'kept' or 'step:reason' for one document, running each filter's decision on a copy of it."""
+    """'kept' or 'step:reason' for one document, running each step's decision on a copy of it."""
     from datatrove.data import Document
 
     doc = Document(text=doc.text, id=doc.id, metadata=dict(doc.metadata))
     for name, step in steps:
+        if not hasattr(step, "filter"):  # a formatter (opencc_t2s): rewrites the text
+            doc.text = step.format(doc.text)
+            continue
         result = step.filter(doc)
         if result is not True:
             reason = result[1] if isinstance(result, tuple) else None
