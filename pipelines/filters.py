@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from datatrove.data import Document
@@ -42,14 +43,18 @@ from datatrove.pipeline.filters import (
 )
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 
-from ..schemas.mix_recipe import FilterSpec, SourceSpec
+from ..schemas.mix_recipe import FilterChain, FilterSpec, SourceSpec
 from .lid import make_language_filter
 from .rejected import RejectedJsonlWriter, RejectedRecordAdapter, rejected_writer
+from .word_splitters import WORD_SPLITTERS, FineWeb2024GopherQualityFilter, FineWeb2024WordTokenizer
 from .word_tokenizer import ZH_CODES, SharedWordTokenizer, word_tokenizer_key
 from .zh_filters import CJKRatioFilter, MinCharsFilter, OpenCCT2S, SpamPhraseFilter, SymbolRatioFilter
 
 __all__ = [
     "DEFAULT_CHAINS",
+    "NAMED_CHAINS",
+    "NamedChain",
+    "filter_chain_info",
     "RejectedJsonlWriter",
     "RejectedRecordAdapter",
     "SharedWordTokenizer",
@@ -183,6 +188,111 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# --------------------------------------------------------------------------------------------------------------------
+# Named chains: one registry row per chain; `filters: default` picks the row whose `kinds` hold the source's kind
+# --------------------------------------------------------------------------------------------------------------------
+
+# Curated, edited text (encyclopedias): an article is often one long line or a few, with lists, tables and
+# formulas flattened into it, so the web-page line rules (C4 / FineWeb line punctuation, Gopher's alpha ratio)
+# reject whole articles (all 30 English Wikipedia sample articles fail `line_punct_ratio`, Baike loses 774 of 1,000
+# under the zh web chain).  Kept: language ID, a length floor, repetition (boilerplate stubs), spam for Chinese.
+ENCYCLOPEDIA_CHAINS: dict[str, tuple[str | dict, ...]] = {
+    "en": ({"step": "language", "threshold": 0.5}, {"step": "length", "min_chars": 200}, "gopher_repetition"),
+    "zh": ("opencc_t2s", "language", {"step": "min_chars", "min_chars": 100}, "spam_phrases", "gopher_repetition"),
+}
+# Edited news articles: prose in paragraphs, so Gopher's document-level quality rules still fit; the line rules of
+# C4/FineWeb, written for scraped page furniture, drop short datelines and headlines.
+NEWS_CHAINS: dict[str, tuple[str | dict, ...]] = {
+    "en": ("language", "url", "gopher_repetition", "gopher_quality"),
+    "zh": ("opencc_t2s", "language", "cjk_ratio", {"step": "min_chars", "min_chars": 100}, "spam_phrases",
+           "gopher_repetition"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NamedChain:
+    """A row of :data:`NAMED_CHAINS`.
+
+    ``steps`` maps a language key (``en``, ``zh``; every Chinese code is ``zh``) to the chain's steps, each a step
+    name or ``{"step": name, **params}`` (the recipe's own forms).  ``kinds``: the source kinds that get this chain
+    for ``filters: default``.  ``word_splitter``: per language key, how the chain's word-level steps split words
+    (``datatrove`` where unset); a source's ``filters: {chain: ..., word_splitter: ...}`` overrides it.
+    """
+
+    name: str
+    purpose: str
+    steps: dict[str, tuple[str | dict, ...]]
+    kinds: tuple[str, ...] = ()
+    word_splitter: dict[str, str] = field(default_factory=dict)
+
+
+NAMED_CHAINS: dict[str, NamedChain] = {
+    chain.name: chain
+    for chain in (
+        NamedChain(
+            "web",
+            "crawled pages: the FineWeb recipe (en), FineWeb-2 cmn_Hani (zh)",
+            DEFAULT_CHAINS,
+            kinds=("fineweb", "c4", "dolma", "dclm", "skypile", "wanjuan", "zhihu", "wudao", "warc", "generic",
+                   "hf_hub"),
+            # FineWeb was filtered with NLTK's word split; datatrove 0.10.1's spaCy split drops 22 of 150
+            # FineWeb-Edu documents that FineWeb kept (scripts/compare_word_splitters.py)
+            word_splitter={"en": "fineweb2024"},
+        ),
+        NamedChain(
+            "encyclopedia",
+            "curated reference articles (Wikipedia, Baidu Baike)",
+            ENCYCLOPEDIA_CHAINS,
+            kinds=("wikipedia", "wikipedia_lines", "wikipedia_zh", "baidu_baike"),
+            word_splitter={"en": "fineweb2024"},
+        ),
+        NamedChain(
+            "news",
+            "edited news articles",
+            NEWS_CHAINS,
+            kinds=("news_folder", "news_jsonl"),
+            word_splitter={"en": "fineweb2024"},
+        ),
+    )
+}  # fmt: skip
+
+
+def default_chain_name(kind: str) -> str:
+    """The named chain ``filters: default`` resolves to for a source kind (``web`` for any kind no row lists)."""
+    return next((c.name for c in NAMED_CHAINS.values() if kind in c.kinds), "web")
+
+
+def _language_key(source: SourceSpec) -> str:
+    return "zh" if source.language.lower() in ZH_CODES else source.language
+
+
+def _chain_choice(source: SourceSpec) -> tuple[str, str | None]:
+    """(chain name, word-splitter override) for ``source.filters``; ``custom`` for an explicit step list."""
+    filters = source.filters
+    if isinstance(filters, FilterChain):
+        name, override = filters.chain, filters.word_splitter
+    elif isinstance(filters, str):
+        name, override = filters, None
+    elif isinstance(filters, dict):  # a SourceSpec built with model_construct
+        chain = FilterChain.model_validate(filters)
+        name, override = chain.chain, chain.word_splitter
+    else:
+        return "custom", None
+    return (default_chain_name(source.kind) if name == "default" else name), override
+
+
+def filter_chain_info(source: SourceSpec) -> dict[str, str | None]:
+    """What the manifest records per source: ``filter_chain`` (web | encyclopedia | news | none | custom) and
+    ``word_splitter`` (the chain's choice for its word-level steps; a step's own ``word_splitter`` param wins)."""
+    name, override = _chain_choice(source)
+    splitter = None
+    if name in NAMED_CHAINS:
+        splitter = override or NAMED_CHAINS[name].word_splitter.get(_language_key(source), "datatrove")
+    elif name == "custom":
+        splitter = "datatrove"
+    return {"filter_chain": name, "word_splitter": splitter}
+
+
 _WORD_CLASSES = {
     "gopher_repetition": GopherRepetitionFilter,
     "gopher_quality": GopherQualityFilter,
@@ -212,7 +322,7 @@ ALLOWED_PARAMS: dict[str, set[str]] = {
     "language": {"languages", "threshold", "language_threshold", "model_path", "backend"},
     "url": _URL_PARAMS,
     "opencc_t2s": {"config"},
-    **{step: _init_params(cls) | {"word_tokenizer"} for step, cls in _WORD_CLASSES.items()},
+    **{step: _init_params(cls) | {"word_tokenizer", "word_splitter"} for step, cls in _WORD_CLASSES.items()},
     **{step: _init_params(cls) for step, cls in _SIMPLE_CLASSES.items() if step != "length"},
     "length": {"min_chars", "max_chars"},
 }
@@ -226,17 +336,22 @@ class _Builder:
     def __init__(self, source: SourceSpec, rejected_dir: str | None):
         self.source = source
         self.rejected_dir = rejected_dir.rstrip("/") if rejected_dir else None
-        self.lang_key = "zh" if source.language.lower() in ZH_CODES else source.language
-        self._tokenizers: dict[str, SharedWordTokenizer] = {}
+        self.lang_key = _language_key(source)
+        self.word_splitter = filter_chain_info(source)["word_splitter"]
+        self._tokenizers: dict[tuple[str, str], SharedWordTokenizer | FineWeb2024WordTokenizer] = {}
         self._folders: Counter = Counter()
 
     def where(self, step: str) -> str:
         return f"source {self.source.name!r}, filter step {step!r}"
 
-    def tokenizer(self, language: str) -> SharedWordTokenizer:
-        key = word_tokenizer_key(language)
+    def tokenizer(self, language: str, splitter: str) -> SharedWordTokenizer | FineWeb2024WordTokenizer:
+        """One word tokenizer per (splitter, language), shared by the chain's word-level steps."""
+        if splitter not in WORD_SPLITTERS:
+            raise ValueError(f"word_splitter {splitter!r}: expected one of {', '.join(WORD_SPLITTERS)}")
+        key = (splitter, word_tokenizer_key(language))
         if key not in self._tokenizers:
-            self._tokenizers[key] = SharedWordTokenizer(key)
+            make = FineWeb2024WordTokenizer if splitter == "fineweb2024" else SharedWordTokenizer
+            self._tokenizers[key] = make(key[1])
         return self._tokenizers[key]
 
     def writer(self, step: str, **adapter_kw) -> JsonlWriter | None:
@@ -297,6 +412,7 @@ class _Builder:
         if step in _WORD_CLASSES:
             cls = _WORD_CLASSES[step]
             tok_lang = p.pop("word_tokenizer", None) or self.source.language
+            splitter = p.pop("word_splitter", None) or self.word_splitter or "datatrove"
             for key in ("top_n_grams", "dup_n_grams"):
                 if key in p and p[key] is not None:
                     p[key] = _tuples(p[key])
@@ -304,7 +420,9 @@ class _Builder:
                 p["stop_words"] = list(p["stop_words"])
             if "stop_chars" in p and p["stop_chars"] is not None:
                 p["stop_chars"] = tuple(p["stop_chars"])
-            return cls(exclusion_writer=self.writer(step), language=self.tokenizer(tok_lang), **p)
+            if step == "gopher_quality" and splitter == "fineweb2024":
+                cls = FineWeb2024GopherQualityFilter  # FineWeb's word counting (word_splitters.py)
+            return cls(exclusion_writer=self.writer(step), language=self.tokenizer(tok_lang, splitter), **p)
         if step == "length":
             if p.get("min_chars") is None and p.get("max_chars") is None:
                 raise ValueError("needs `min_chars` and/or `max_chars`")
@@ -316,19 +434,20 @@ class _Builder:
 
 
 def _specs(source: SourceSpec) -> list[FilterSpec]:
-    filters = source.filters
-    if filters == "none":
+    name, _ = _chain_choice(source)
+    if name == "none":
         return []
-    if filters == "default":
-        lang = "zh" if source.language.lower() in ZH_CODES else source.language
-        if lang not in DEFAULT_CHAINS:
+    if name in NAMED_CHAINS:
+        chain = NAMED_CHAINS[name]
+        lang = _language_key(source)
+        if lang not in chain.steps:
             raise ValueError(
                 f"source {source.name!r}: no default filter chain for language {source.language!r} "
-                f"(defaults exist for {', '.join(DEFAULT_CHAINS)}); list `filters` explicitly or use `none`"
+                f"(chain {name!r} exists for {', '.join(chain.steps)}); list `filters` explicitly or use `none`"
             )
-        return [FilterSpec(step=s) for s in DEFAULT_CHAINS[lang]]
+        return [FilterSpec.model_validate(s) for s in chain.steps[lang]]
     out = []
-    for f in filters:
+    for f in source.filters:
         if isinstance(f, FilterSpec):
             out.append(f)
         else:  # a plain dict / str (e.g. a SourceSpec built with model_construct)

@@ -338,6 +338,8 @@ class MixBuild:
     # ------------------------------------------------------------------ manifest
     def write_manifest(self, plan: dict) -> Path:
         tok = self.tokenizer
+        from shardsmith.pipelines.filters import filter_chain_info
+
         sources = []
         written = {s.name: self.realized(s) for s in self.active}
         total_tokens = sum(t for _, t in written.values()) or 1
@@ -372,6 +374,7 @@ class MixBuild:
                     language=src.language,
                     tier=src.tier,
                     module=src.module,
+                    **filter_chain_info(src),
                 )
             )
         tok.copy_to(self.out / "tokenizer")
@@ -392,6 +395,8 @@ class MixBuild:
 
     def skipped_info(self, src: SourceSpec) -> SourceInfo:
         """A source left out of the set (weight 0, or empty with ``on_empty: skip``): listed with 0 documents."""
+        from shardsmith.pipelines.filters import filter_chain_info
+
         return SourceInfo(
             name=src.name,
             kind=src.kind,
@@ -407,6 +412,7 @@ class MixBuild:
             tier=src.tier,
             module=src.module,
             skipped=self.skipped[src.name],
+            **filter_chain_info(src),
         )
 
     def text_files(self) -> list[TextFile]:

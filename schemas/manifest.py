@@ -79,6 +79,8 @@ class SourceInfo(_Open):
         "share_requested only when sources were skipped)"
     )
     skipped: str | None = Field(None, description="why the source is not in the set (weight 0, empty); else None")
+    filter_chain: str | None = Field(None, description="web | encyclopedia | news | none | custom (a step list)")
+    word_splitter: str | None = Field(None, description="fineweb2024 | datatrove: the chain's word-level steps")
 
 
 class SetFile(_Open):

@@ -68,13 +68,32 @@ class FilterSpec(Strict):
         return value
 
 
+ChainName = Literal["default", "none", "web", "encyclopedia", "news"]
+WordSplitter = Literal["fineweb2024", "datatrove"]
+
+
+class FilterChain(Strict):
+    """A named chain with options: ``filters: {chain: web, word_splitter: datatrove}``.
+
+    ``chain``: ``default`` (resolved from the source's ``kind``), ``web``, ``encyclopedia``, ``news`` or ``none``
+    (``pipelines/filters.py``: ``NAMED_CHAINS``).  ``word_splitter``: how the chain's word-level steps split words;
+    unset, the chain's own choice (English ``web``: ``fineweb2024``, FineWeb's own decisions; ``datatrove``:
+    decision-for-decision parity with datatrove 0.10.1).
+    """
+
+    chain: ChainName = "default"
+    word_splitter: WordSplitter | None = None
+
+
 class SourceSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     kind: SourceKind
     paths: list[str] = Field(default_factory=list, description="files, folders or globs; ${ENV} allowed")
     weight: float = Field(ge=0, description="relative share of the budget (normalised over sources)")
     language: Literal["en", "zh"] | str = "en"
-    filters: list[FilterSpec] | Literal["default", "none"] = "default"
+    filters: list[FilterSpec] | ChainName | FilterChain = Field(
+        "default", description="a named chain (`default`: by `kind`), a chain with options, or a list of steps"
+    )
     text_field: str | None = None  # generic / hf_hub
     id_field: str | None = None
     format: Literal["jsonl", "json", "parquet", "csv"] | None = None  # generic only; inferred from suffix if unset
