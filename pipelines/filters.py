@@ -44,7 +44,9 @@ from datatrove.pipeline.writers.jsonl import JsonlWriter
 
 from ..schemas.mix_recipe import FilterSpec, SourceSpec
 from .lid import make_language_filter
+from .normalize import NormalizeFormatter
 from .rejected import RejectedJsonlWriter, RejectedRecordAdapter, rejected_writer
+from .spam import SpamFilter
 from .word_tokenizer import ZH_CODES, SharedWordTokenizer, word_tokenizer_key
 from .zh_filters import CJKRatioFilter, MinCharsFilter, OpenCCT2S, SpamPhraseFilter, SymbolRatioFilter
 
@@ -169,14 +171,25 @@ _GENERIC_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
-    "en": ("language", "url", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"),
+    "en": (
+        "normalize",
+        "language",
+        "url",
+        "spam",
+        "gopher_repetition",
+        "gopher_quality",
+        "c4_quality",
+        "fineweb_quality",
+    ),
     "zh": (
+        "normalize",
         "opencc_t2s",
         "language",
+        "url",
         "cjk_ratio",
         "min_chars",
         "symbol_ratio",
-        "spam_phrases",
+        "spam",
         "gopher_repetition",
         "gopher_quality",
         "fineweb_quality",
@@ -195,6 +208,7 @@ _SIMPLE_CLASSES = {
     "length": MinCharsFilter,
     "symbol_ratio": SymbolRatioFilter,
     "spam_phrases": SpamPhraseFilter,
+    "spam": SpamFilter,
 }
 
 
@@ -212,6 +226,7 @@ ALLOWED_PARAMS: dict[str, set[str]] = {
     "language": {"languages", "threshold", "language_threshold", "model_path", "backend"},
     "url": _URL_PARAMS,
     "opencc_t2s": {"config"},
+    "normalize": _init_params(NormalizeFormatter),
     **{step: _init_params(cls) | {"word_tokenizer"} for step, cls in _WORD_CLASSES.items()},
     **{step: _init_params(cls) for step, cls in _SIMPLE_CLASSES.items() if step != "length"},
     "length": {"min_chars", "max_chars"},
@@ -294,6 +309,8 @@ class _Builder:
             return OptionalURLFilter(exclusion_writer=self.writer(step), **p)
         if step == "opencc_t2s":
             return OpenCCT2S(**p)
+        if step == "normalize":
+            return NormalizeFormatter(**p)
         if step in _WORD_CLASSES:
             cls = _WORD_CLASSES[step]
             tok_lang = p.pop("word_tokenizer", None) or self.source.language
