@@ -5,12 +5,16 @@
 
 Defaults (``filters: default``) per ``source.language``:
 
-* **en**: the FineWeb recipe (huggingface/datatrove:examples/fineweb.py): language en > 0.65, url, gopher_repetition,
-  gopher_quality, c4_quality (``filter_no_terminal_punct=False``), fineweb_quality; datatrove's default thresholds.
+Both start with ``normalize`` (ftfy: HTML entities, mojibake, NFC; ``normalize.py``) and carry ``url`` and ``spam``
+(categorised lexicon + link farms; ``spam.py``) after language ID.
+
+* **en**: the FineWeb recipe (huggingface/datatrove:examples/fineweb.py): language en > 0.65, url, spam,
+  gopher_repetition, gopher_quality, c4_quality (``filter_no_terminal_punct=False``), fineweb_quality; datatrove's
+  default thresholds.
 * **zh**: FineWeb-2's ``cmn_Hani`` settings (huggingface/fineweb-2:configs/cmn_Hani.yml, "paper version" d331bee):
   opencc_t2s, language zh > 0.69 (FineWeb-2's 0.692 was on GlotLID; on the bundled ft176 model real Chinese web
-  text scores 0.97-1.0 and what falls under 0.69 is markdown/menu junk), cjk_ratio, min_chars, symbol_ratio,
-  spam_phrases, gopher_repetition / gopher_quality / fineweb_quality with the cmn_Hani thresholds and stop words,
+  text scores 0.97-1.0 and what falls under 0.69 is markdown/menu junk), url, cjk_ratio, min_chars, symbol_ratio,
+  spam, gopher_repetition / gopher_quality / fineweb_quality with the cmn_Hani thresholds and stop words,
   jieba word splitting (``cmn_Hani``; datatrove's key ``zh`` silently means a tokenizer that does not segment
   Chinese); no C4 filter (FineWeb-2 dropped it for non-English).
 
