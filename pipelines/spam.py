@@ -323,8 +323,8 @@ def _which_rule(rule: CategoryRule, h: CategoryHits) -> str | None:
 
 
 def _check_categories(what: str, names: Iterable[str], allowed: tuple[str, ...] = ALL_CATEGORIES) -> list[str]:
-    if isinstance(names, str):
-        raise ValueError(f"`{what}` must be a list of categories, got the string {names!r}")
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise ValueError(f"`{what}` must be a list of categories, got {names!r}")
     names = list(names)
     unknown = [n for n in names if n not in allowed]
     if unknown:
@@ -332,12 +332,20 @@ def _check_categories(what: str, names: Iterable[str], allowed: tuple[str, ...] 
     return names
 
 
+def _check_mapping(what: str, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"`{what}` must be a mapping with category keys, got {value!r}")
+    _check_categories(what, value, CATEGORIES)
+
+
 def _rules(overrides: Mapping[str, Mapping[str, Any]], categories: list[str]) -> dict[str, CategoryRule]:
-    _check_categories("thresholds", overrides, CATEGORIES)
+    _check_mapping("thresholds", overrides)
     fields = {f.name for f in dataclasses.fields(CategoryRule)}
     rules = {}
     for category in categories:
-        change = dict(overrides.get(category) or {})
+        change = overrides.get(category) or {}
+        if not isinstance(change, Mapping):
+            raise ValueError(f"`thresholds.{category}` must be a mapping of threshold names to values, got {change!r}")
         unknown = sorted(set(change) - fields)
         if unknown:
             raise ValueError(
@@ -353,7 +361,7 @@ def _rules(overrides: Mapping[str, Mapping[str, Any]], categories: list[str]) ->
 def _lexicon(
     directory: str | None, categories: list[str], extra: Mapping[str, Iterable[str]]
 ) -> dict[str, list[str]]:
-    _check_categories("extra_phrases", extra, CATEGORIES)
+    _check_mapping("extra_phrases", extra)
     lexicon = load_lexicon(directory, categories)
     for category, phrases in extra.items():
         if isinstance(phrases, str):

@@ -263,6 +263,12 @@ def test_spam_filter_params_and_errors():
         SpamFilter(thresholds={"adult": {"max_hits": 2}})
     with pytest.raises(ValueError, match=r"thresholds.adult.*min_ratio"):
         SpamFilter(thresholds={"adult": {"min_ratio": 3}})
+    with pytest.raises(ValueError, match="`thresholds` must be a mapping"):
+        SpamFilter(thresholds=["adult"])
+    with pytest.raises(ValueError, match="`categories` must be a list"):
+        SpamFilter(categories="adult")
+    with pytest.raises(ValueError, match="`extra_phrases.adult` must be a list"):
+        SpamFilter(extra_phrases={"adult": "porn"})
     with pytest.raises(ValueError, match="link_farm_min_share"):
         SpamFilter(link_farm_min_share=0)
     with pytest.raises(FileNotFoundError, match="adult.txt"):
