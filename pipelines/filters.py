@@ -5,12 +5,16 @@
 
 Defaults (``filters: default``) per ``source.language``:
 
-* **en**: the FineWeb recipe (huggingface/datatrove:examples/fineweb.py): language en > 0.65, url, gopher_repetition,
-  gopher_quality, c4_quality (``filter_no_terminal_punct=False``), fineweb_quality; datatrove's default thresholds.
+Both start with ``normalize`` (ftfy: HTML entities, mojibake, NFC; ``normalize.py``) and carry ``url`` and ``spam``
+(categorised lexicon + link farms; ``spam.py``) after language ID.
+
+* **en**: the FineWeb recipe (huggingface/datatrove:examples/fineweb.py): language en > 0.65, url, spam,
+  gopher_repetition, gopher_quality, c4_quality (``filter_no_terminal_punct=False``), fineweb_quality; datatrove's
+  default thresholds.
 * **zh**: FineWeb-2's ``cmn_Hani`` settings (huggingface/fineweb-2:configs/cmn_Hani.yml, "paper version" d331bee):
   opencc_t2s, language zh > 0.69 (FineWeb-2's 0.692 was on GlotLID; on the bundled ft176 model real Chinese web
-  text scores 0.97-1.0 and what falls under 0.69 is markdown/menu junk), cjk_ratio, min_chars, symbol_ratio,
-  spam_phrases, gopher_repetition / gopher_quality / fineweb_quality with the cmn_Hani thresholds and stop words,
+  text scores 0.97-1.0 and what falls under 0.69 is markdown/menu junk), url, cjk_ratio, min_chars, symbol_ratio,
+  spam, gopher_repetition / gopher_quality / fineweb_quality with the cmn_Hani thresholds and stop words,
   jieba word splitting (``cmn_Hani``; datatrove's key ``zh`` silently means a tokenizer that does not segment
   Chinese); no C4 filter (FineWeb-2 dropped it for non-English).
 
@@ -45,7 +49,9 @@ from datatrove.pipeline.writers.jsonl import JsonlWriter
 
 from ..schemas.mix_recipe import FilterChain, FilterSpec, SourceSpec
 from .lid import make_language_filter
+from .normalize import NormalizeFormatter
 from .rejected import RejectedJsonlWriter, RejectedRecordAdapter, rejected_writer
+from .spam import SpamFilter
 from .word_splitters import WORD_SPLITTERS, FineWeb2024GopherQualityFilter, FineWeb2024WordTokenizer
 from .word_tokenizer import ZH_CODES, SharedWordTokenizer, word_tokenizer_key
 from .zh_filters import CJKRatioFilter, MinCharsFilter, OpenCCT2S, SpamPhraseFilter, SymbolRatioFilter
@@ -174,14 +180,25 @@ _GENERIC_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
-    "en": ("language", "url", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"),
+    "en": (
+        "normalize",
+        "language",
+        "url",
+        "spam",
+        "gopher_repetition",
+        "gopher_quality",
+        "c4_quality",
+        "fineweb_quality",
+    ),
     "zh": (
+        "normalize",
         "opencc_t2s",
         "language",
+        "url",
         "cjk_ratio",
         "min_chars",
         "symbol_ratio",
-        "spam_phrases",
+        "spam",
         "gopher_repetition",
         "gopher_quality",
         "fineweb_quality",
@@ -195,17 +212,20 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
 # Curated, edited text (encyclopedias): an article is often one long line or a few, with lists, tables and
 # formulas flattened into it, so the web-page line rules (C4 / FineWeb line punctuation, Gopher's alpha ratio)
 # reject whole articles (all 30 English Wikipedia sample articles fail `line_punct_ratio`, Baike loses 774 of 1,000
-# under the zh web chain).  Kept: language ID, a length floor, repetition (boilerplate stubs), spam for Chinese.
+# under the zh web chain).  Kept: normalisation, language ID, a length floor, repetition (boilerplate stubs), spam
+# for Chinese.
 ENCYCLOPEDIA_CHAINS: dict[str, tuple[str | dict, ...]] = {
-    "en": ({"step": "language", "threshold": 0.5}, {"step": "length", "min_chars": 200}, "gopher_repetition"),
-    "zh": ("opencc_t2s", "language", {"step": "min_chars", "min_chars": 100}, "spam_phrases", "gopher_repetition"),
+    "en": ("normalize", {"step": "language", "threshold": 0.5}, {"step": "length", "min_chars": 200},
+           "gopher_repetition"),
+    "zh": ("normalize", "opencc_t2s", "language", {"step": "min_chars", "min_chars": 100}, "spam",
+           "gopher_repetition"),
 }
 # Edited news articles: prose in paragraphs, so Gopher's document-level quality rules still fit; the line rules of
 # C4/FineWeb, written for scraped page furniture, drop short datelines and headlines.
 NEWS_CHAINS: dict[str, tuple[str | dict, ...]] = {
-    "en": ("language", "url", "gopher_repetition", "gopher_quality"),
-    "zh": ("opencc_t2s", "language", "cjk_ratio", {"step": "min_chars", "min_chars": 100}, "spam_phrases",
-           "gopher_repetition"),
+    "en": ("normalize", "language", "url", "spam", "gopher_repetition", "gopher_quality"),
+    "zh": ("normalize", "opencc_t2s", "language", "url", "cjk_ratio", {"step": "min_chars", "min_chars": 100},
+           "spam", "gopher_repetition"),
 }  # fmt: skip
 
 
@@ -305,6 +325,7 @@ _SIMPLE_CLASSES = {
     "length": MinCharsFilter,
     "symbol_ratio": SymbolRatioFilter,
     "spam_phrases": SpamPhraseFilter,
+    "spam": SpamFilter,
 }
 
 
@@ -322,6 +343,7 @@ ALLOWED_PARAMS: dict[str, set[str]] = {
     "language": {"languages", "threshold", "language_threshold", "model_path", "backend"},
     "url": _URL_PARAMS,
     "opencc_t2s": {"config"},
+    "normalize": _init_params(NormalizeFormatter),
     **{step: _init_params(cls) | {"word_tokenizer", "word_splitter"} for step, cls in _WORD_CLASSES.items()},
     **{step: _init_params(cls) for step, cls in _SIMPLE_CLASSES.items() if step != "length"},
     "length": {"min_chars", "max_chars"},
@@ -409,6 +431,8 @@ class _Builder:
             return OptionalURLFilter(exclusion_writer=self.writer(step), **p)
         if step == "opencc_t2s":
             return OpenCCT2S(**p)
+        if step == "normalize":
+            return NormalizeFormatter(**p)
         if step in _WORD_CLASSES:
             cls = _WORD_CLASSES[step]
             tok_lang = p.pop("word_tokenizer", None) or self.source.language

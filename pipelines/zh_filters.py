@@ -150,6 +150,9 @@ class SpamPhraseFilter(BaseFilter):
     cheats, "外挂", four times) while spam pages, which pile up different lures, go.  ASCII phrases only match as
     whole words (``porn`` does not hit ``pornography``, ``xxx`` does not hit ``xxxx``); CJK phrases match as
     substrings.  ``extra_phrases`` extends the default list, ``phrases`` replaces it.
+
+    Legacy (recipe step ``spam_phrases``, reason ``spam_phrases``): the default chains use the categorised
+    ``spam`` step instead (:class:`shardsmith.pipelines.spam.SpamFilter`: reasons ``spam_adult`` ...).
     """
 
     name = "🚫 Spam phrases"

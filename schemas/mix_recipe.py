@@ -39,7 +39,9 @@ FilterStep = Literal[
     "cjk_ratio",  # Chinese: share of CJK characters
     "min_chars",  # minimum length in characters (Chinese has no words to count)
     "symbol_ratio",  # share of symbol / punctuation characters
-    "spam_phrases",  # ad / spam phrase lists
+    "spam_phrases",  # legacy flat ad / spam phrase list (reason spam_phrases)
+    "spam",  # categorised spam lexicon + link farms (reasons spam_adult, spam_gambling, ...)
+    "normalize",  # formatter: ftfy (HTML entities, mojibake, NFC)
     "length",  # min/max characters for any language
 ]
 

@@ -25,6 +25,7 @@ from datatrove.pipeline.filters import (
     GopherRepetitionFilter,
     LanguageFilter,
 )
+from datatrove.pipeline.formatters.base import BaseFormatter
 from datatrove.utils.word_tokenizers import load_tokenizer_assignments, load_word_tokenizer
 from conftest import need_data
 from pydantic import ValidationError
@@ -101,7 +102,7 @@ def decide(steps, texts):
         doc = Document(text=text, id=str(i))
         verdict = ("kept", None)
         for name, step in steps:
-            if isinstance(step, OpenCCT2S):
+            if isinstance(step, BaseFormatter):  # OpenCC t2s, normalize
                 doc.text = step.format(doc.text)
                 continue
             res = step.filter(doc)
@@ -230,8 +231,8 @@ def test_opencc_t2s_converts_traditional():
 
 def test_opencc_runs_before_language_in_zh_chain():
     steps = build_filter_steps(src(language="zh"), None)
-    assert [n for n, _ in steps][:2] == ["opencc_t2s", "language"]
-    kept = run_steps(steps[:2], [TRADITIONAL])
+    assert [n for n, _ in steps][:3] == ["normalize", "opencc_t2s", "language"]
+    kept = run_steps(steps[:3], [TRADITIONAL])
     assert len(kept) == 1 and kept[0].text.startswith("资料清洗") and kept[0].metadata["language"] == "zh"
 
 
