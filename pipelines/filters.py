@@ -37,13 +37,13 @@ from datatrove.pipeline.filters import (
     C4QualityFilter,
     FineWebQualityFilter,
     GopherQualityFilter,
-    GopherRepetitionFilter,
     URLFilter,
 )
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 
 from ..schemas.mix_recipe import FilterSpec, SourceSpec
 from .lid import make_language_filter
+from .repetition import FastGopherRepetitionFilter
 from .rejected import RejectedJsonlWriter, RejectedRecordAdapter, rejected_writer
 from .word_tokenizer import ZH_CODES, SharedWordTokenizer, word_tokenizer_key
 from .zh_filters import CJKRatioFilter, MinCharsFilter, OpenCCT2S, SpamPhraseFilter, SymbolRatioFilter
@@ -184,7 +184,7 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
 }
 
 _WORD_CLASSES = {
-    "gopher_repetition": GopherRepetitionFilter,
+    "gopher_repetition": FastGopherRepetitionFilter,  # datatrove's filter, faster n-gram counts (repetition.py)
     "gopher_quality": GopherQualityFilter,
     "c4_quality": C4QualityFilter,
     "fineweb_quality": FineWebQualityFilter,

@@ -99,7 +99,7 @@ def attach_urls(docs, blocked_every: int = 25) -> dict:
 
 def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
     """The DEFAULT chain for ``language`` as built by shardsmith (``ours``), or mapped step by step to bare datatrove
-    (``bare``): a word-level step (its ``language`` is shardsmith's ``SharedWordTokenizer``) gets datatrove's own
+    (``bare``): a word-level step (its ``language`` is shardsmith's ``SharedWordTokenizer``) is its datatrove class with datatrove's own
     tokenizer key instead (``en``; ``cmn_Hani`` for Chinese, since datatrove's ``zh`` key does not segment), the url
     step is datatrove's ``URLFilter`` itself; every other step (LID, formatters, shardsmith's own rules) is the same
     object on both sides.  So steps added to ``DEFAULT_CHAINS`` are benchmarked without touching this script."""
@@ -119,12 +119,21 @@ def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
     for name, step in steps:
         if isinstance(getattr(step, "language", None), SharedWordTokenizer):
             step = copy.copy(step)
+            step.__class__ = _datatrove_class(type(step))  # e.g. FastGopherRepetitionFilter -> datatrove's own
             step.language = step.language.language  # datatrove's key: its own load_word_tokenizer, no memo
         elif isinstance(step, OptionalURLFilter):
             step = copy.copy(step)
             step.__class__ = URLFilter  # same lists and params, datatrove's own download_data and filter
         bare.append((name, step))
     return bare
+
+
+def _datatrove_class(cls: type) -> type:
+    """The nearest datatrove class a step's class is (or derives from)."""
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("datatrove."):
+            return klass
+    raise TypeError(f"{cls.__name__} is no datatrove step")
 
 
 def _record_drops(steps, drops: dict) -> None:
