@@ -611,7 +611,8 @@ def test_fast_jieba_equals_jieba_on_real_text(zh_docs):
 
     from shardsmith.pipelines.word_tokenizer import _FastJieba
 
-    texts = zh_docs["skypile"][:150] + zh_docs["wanjuan"][:150] + [TRADITIONAL, " a  b\r\n中文 ", "", "x\u3000y 全角"]
+    texts = zh_docs["skypile"][:150] + zh_docs["wanjuan"][:150]
+    texts += [TRADITIONAL, " a  b\r\n中文 ", "", "x\u3000y 全角"]
     fast = _FastJieba(jieba.dt)
     for text in texts + texts[:20]:  # the repeats come from the block memo
         assert fast.cut(text) == [x for x in jieba.cut(text, cut_all=False) if x]
