@@ -108,7 +108,7 @@ def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
     (``bare``): a word-level step (its ``language`` is shardsmith's ``SharedWordTokenizer``) becomes its datatrove
     class with datatrove's own tokenizer key (``en``; ``cmn_Hani`` for Chinese: datatrove's ``zh`` does not
     segment), the url step is datatrove's ``URLFilter`` itself; every other step (LID, formatters, shardsmith's own
-    rules) is the same object on both sides.  So steps added to ``DEFAULT_CHAINS`` are benchmarked without touching this script."""
+    rules) is the same object on both sides.  So steps added to ``DEFAULT_CHAINS`` are benchmarked as they come."""
     import copy
 
     from datatrove.pipeline.filters import URLFilter
