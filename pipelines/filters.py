@@ -42,7 +42,6 @@ from datatrove.pipeline.filters import (
     C4QualityFilter,
     FineWebQualityFilter,
     GopherQualityFilter,
-    GopherRepetitionFilter,
     URLFilter,
 )
 from datatrove.pipeline.writers.jsonl import JsonlWriter
@@ -50,6 +49,7 @@ from datatrove.pipeline.writers.jsonl import JsonlWriter
 from ..schemas.mix_recipe import FilterChain, FilterSpec, SourceSpec
 from .lid import make_language_filter
 from .normalize import NormalizeFormatter
+from .repetition import FastGopherRepetitionFilter
 from .rejected import RejectedJsonlWriter, RejectedRecordAdapter, rejected_writer
 from .spam import SpamFilter
 from .word_splitters import WORD_SPLITTERS, FineWeb2024GopherQualityFilter, FineWeb2024WordTokenizer
@@ -314,7 +314,7 @@ def filter_chain_info(source: SourceSpec) -> dict[str, str | None]:
 
 
 _WORD_CLASSES = {
-    "gopher_repetition": GopherRepetitionFilter,
+    "gopher_repetition": FastGopherRepetitionFilter,  # datatrove's filter, faster n-gram counts (repetition.py)
     "gopher_quality": GopherQualityFilter,
     "c4_quality": C4QualityFilter,
     "fineweb_quality": FineWebQualityFilter,

@@ -1,13 +1,19 @@
 #!/usr/bin/env python
 """Benchmark the mix pipeline on the real samples in $SHARDSMITH_DATA, beside bare datatrove in the same run.
 
-Prints, per core (one process):
-  1. the English and Chinese filter chains: documents/s and MB/s, shardsmith's chain vs the same datatrove steps
-     constructed bare (the ratio is the target: >= 0.9);
+Prints:
+  1. the DEFAULT English and Chinese filter chains (``DEFAULT_CHAINS``, read at run time), timed cold: every pass
+     runs in a fresh process, after the models (fastText LID, spaCy / jieba, the UT1 URL lists) were warmed there on
+     other text; passes alternate bare / shardsmith and the median CPU time per side is reported (docs/s, MB/s,
+     ratio; target en >= 3x, zh >= 2x), with every document's verdict (dropping step and reason, or the kept text)
+     compared between the two sides.  Exits non-zero on any difference.  Bare datatrove = the same steps with
+     datatrove's own word-level classes and tokenizers (``en``, ``cmn_Hani``) and its ``URLFilter``;
   2. tokenization: tokens/s through shardsmith's tokenizer step vs datatrove's DocumentTokenizer run bare;
   3. peak memory (max RSS) of a whole `shardsmith mix` at 1x and 4x input, which must stay flat.
 
-Usage: python scripts/bench_mix.py [--quick]
+The machine may be shared: ratios within one run are what count.
+
+Usage: python scripts/bench_mix.py [--quick] [--runs N] [--only filters|tokenize|memory]
 """
 
 from __future__ import annotations
@@ -59,70 +65,192 @@ def run_chain(steps, docs) -> tuple[float, int]:
     return time.perf_counter() - t0, kept
 
 
-STEPS = {
-    "en": ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"],
-    "zh": ["gopher_repetition", "gopher_quality", "fineweb_quality"],
-}
+# ---------------------------------------------------------------------------------------------------------------------
+# Filter chains, timed cold: one fresh process per chain and pass
+# ---------------------------------------------------------------------------------------------------------------------
+# Each timed pass runs in its own interpreter: shardsmith's tokenizer (and datatrove's `load_word_tokenizer`
+# lru_cache, which hands back the first instance ever made) must not carry memos from an earlier pass over the same
+# documents.  Model loads (fastText LID, spaCy / jieba, the UT1 URL lists) are warmed in that process on OTHER text
+# first, the way a long-running task amortises them.
 
 
-def bare_chain(language: str):
-    """The same datatrove steps with the same parameters, constructed by hand (LID from the same local model)."""
-    from datatrove.pipeline.filters import (
-        C4QualityFilter,
-        FineWebQualityFilter,
-        GopherQualityFilter,
-        GopherRepetitionFilter,
-    )
-
-    from shardsmith.pipelines.filters import _STEP_DEFAULTS, ZH_LANGUAGE_THRESHOLD
-    from shardsmith.pipelines.lid import make_language_filter
-
-    classes = {"gopher_repetition": GopherRepetitionFilter, "gopher_quality": GopherQualityFilter,
-               "c4_quality": C4QualityFilter, "fineweb_quality": FineWebQualityFilter}
-    word_language = "en" if language == "en" else "cmn_Hani"  # never "zh": it does not segment Chinese
-    threshold = 0.65 if language == "en" else ZH_LANGUAGE_THRESHOLD
-    steps = [make_language_filter([language], threshold)]
-    for name in STEPS[language]:
-        params = dict(_STEP_DEFAULTS[language].get(name, {}))
-        steps.append(classes[name](language=word_language, **params))
-    return steps
+def warm_docs(language: str):
+    """A few documents that are not in the benchmark, with urls (they load the URL lists too)."""
+    if language == "en":
+        return load_docs("c4", "web_c4_en_olmo_fixture", "en")[:30]
+    docs = load_docs("wikipedia_zh", "zh_wikipedia_cn_filtered", "zh")[:30]
+    for i, d in enumerate(docs):
+        d.metadata["url"] = f"https://zh.wikipedia.org/wiki/warm_{i}"
+    return docs
 
 
-def ours_chain(language: str):
-    from shardsmith.pipelines.filters import build_filter_steps
+def attach_urls(docs, blocked_every: int = 25) -> dict:
+    """Give every benchmark document a url (the samples have none), so the `url` step does real work: real crawl urls
+    (C4 and Dolma CC samples) in turn, and every ``blocked_every``-th document a domain from datatrove's own UT1 block
+    list, which the url step must drop.  Only metadata changes; the texts are the samples'."""
+    from shardsmith.pipelines.filters import OptionalURLFilter
+
+    pool = [d.metadata["url"] for d in load_docs("c4", "web_c4_en_olmo_fixture", "en") if d.metadata.get("url")]
+    pool += [d.id for d in load_docs("dolma", "web_dolma_cc_en_head", "en") if str(d.id).startswith("http")]
+    lists = OptionalURLFilter()
+    lists.download_data()
+    blocked = sorted(lists.block_listed_domains)[:: max(1, len(lists.block_listed_domains) // 200)]
+    for i, d in enumerate(docs):
+        if i % blocked_every == blocked_every - 1:
+            d.metadata["url"] = f"http://{blocked[i % len(blocked)]}/page/{i}"
+        else:
+            d.metadata["url"] = pool[i % len(pool)]
+    return {"real_urls": len(pool), "blocked_domain_docs": len(docs) // blocked_every}
+
+
+def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
+    """The DEFAULT chain for ``language`` as built by shardsmith (``ours``), or mapped step by step to bare datatrove
+    (``bare``): a word-level step (its ``language`` is shardsmith's ``SharedWordTokenizer``) becomes its datatrove
+    class with datatrove's own tokenizer key (``en``; ``cmn_Hani`` for Chinese: datatrove's ``zh`` does not
+    segment), the url step is datatrove's ``URLFilter`` itself; every other step (LID, formatters, shardsmith's own
+    rules) is the same object on both sides.  So steps added to ``DEFAULT_CHAINS`` are benchmarked as they come."""
+    import copy
+
+    from datatrove.pipeline.filters import URLFilter
+
+    from shardsmith.pipelines.filters import OptionalURLFilter, build_filter_steps
+    from shardsmith.pipelines.word_tokenizer import SharedWordTokenizer
     from shardsmith.schemas.mix_recipe import SourceSpec
 
-    src = SourceSpec(name=f"bench_{language}", kind="generic", paths=["-"], weight=1, language=language,
-                     filters=["language", *STEPS[language]])
-    return [step for _, step in build_filter_steps(src, None)]
+    src = SourceSpec(name=f"bench_{language}", kind="generic", paths=["-"], weight=1, language=language)
+    steps = build_filter_steps(src, None)
+    if side == "ours":
+        return steps
+    bare = []
+    for name, step in steps:
+        if isinstance(getattr(step, "language", None), SharedWordTokenizer):
+            step = copy.copy(step)
+            step.__class__ = _datatrove_class(type(step))  # e.g. FastGopherRepetitionFilter -> datatrove's own
+            step.language = step.language.language  # datatrove's key: its own load_word_tokenizer, no memo
+        elif isinstance(step, OptionalURLFilter):
+            step = copy.copy(step)
+            step.__class__ = URLFilter  # same lists and params, datatrove's own download_data and filter
+        bare.append((name, step))
+    return bare
 
 
-def bench_filters(label: str, docs, language: str, repeats: int) -> dict:
+def _datatrove_class(cls: type) -> type:
+    """The nearest datatrove class a step's class is (or derives from)."""
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("datatrove."):
+            return klass
+    raise TypeError(f"{cls.__name__} is no datatrove step")
+
+
+def _record_drops(steps, drops: dict) -> None:
+    """Make each filter note (step, reason) of the documents it drops into ``drops`` (same cost on both sides)."""
+    from datatrove.pipeline.filters.base_filter import BaseFilter, get_filter_result
+
+    for name, step in steps:
+        if not isinstance(step, BaseFilter):
+            continue
+
+        def recording(doc, _filter=step.filter, _name=name):
+            res = _filter(doc)
+            keep, reason = get_filter_result(res)
+            if not keep:
+                drops[doc.id] = [_name, reason]
+            return res
+
+        step.filter = recording
+
+
+def chain_child(side: str, language: str, docs_path: str, out_path: str) -> None:
+    """One cold pass (run in a fresh process): warm the models on other text, then time the chain over the docs and
+    write seconds and each document's verdict (``[step, reason]``, or ``["kept", sha1 of the final text]``)."""
+    import hashlib
+    import pickle
+
+    with open(docs_path, "rb") as f:
+        docs = pickle.load(f)
+    steps = chain_steps(side, language)
+    run_chain([s for _, s in steps], warm_docs(language))
+    drops: dict = {}
+    _record_drops(steps, drops)
+    from datatrove.data import Document
+
+    data = (Document(text=d.text, id=d.id, metadata=dict(d.metadata)) for d in docs)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _, step in steps:
+        data = step.run(data, 0, 1)
+    kept = {d.id: ["kept", hashlib.sha1(d.text.encode()).hexdigest()] for d in data}
+    cpu_seconds, seconds = time.process_time() - c0, time.perf_counter() - t0
+    verdicts = [kept.get(d.id) or drops.get(d.id) or ["dropped", None] for d in docs]
+    with open(out_path, "w") as f:
+        names = [n for n, _ in steps]
+        json.dump({"cpu_seconds": cpu_seconds, "seconds": seconds, "steps": names, "verdicts": verdicts}, f)
+
+
+def cold_pass(side: str, language: str, docs_path: Path) -> dict:
+    out = docs_path.with_suffix(f".{side}.json")
+    cmd = [sys.executable, __file__, "--chain-child", side, language, str(docs_path), str(out)]
+    subprocess.run(cmd, check=True)
+    return json.loads(out.read_text())
+
+
+def bench_filters(language: str, docs, runs: int, workdir: Path) -> tuple[dict, list[str]]:
+    """Median of ``runs`` alternating cold passes per side; per-document verdict differences (expected none)."""
+    import pickle
+    import statistics
+
+    from datatrove.data import Document
+
+    for i, d in enumerate(docs):  # unique ids: verdicts are matched by id
+        d.id = f"{i}:{d.id}"
+    url_info = attach_urls(docs)
+    docs_path = workdir / f"{language}.pkl"
+    with open(docs_path, "wb") as f:
+        pickle.dump([Document(text=d.text, id=d.id, metadata=dict(d.metadata)) for d in docs], f)
+    times: dict[str, list[float]] = {"bare": [], "ours": []}
+    wall: dict[str, list[float]] = {"bare": [], "ours": []}
+    verdicts: dict[str, list] = {}
+    steps: list[str] = []
+    for i in range(runs):
+        for side in ("bare", "ours") if i % 2 == 0 else ("ours", "bare"):
+            res = cold_pass(side, language, docs_path)
+            times[side].append(res["cpu_seconds"])  # CPU time: the machine is shared, wall time is noise
+            wall[side].append(res["seconds"])
+            steps = res["steps"]
+            if side in verdicts and res["verdicts"] != verdicts[side]:
+                raise SystemExit(f"{language}: {side} chain gave different verdicts in two runs")
+            verdicts[side] = res["verdicts"]
+    diffs = [
+        f"  {d.id[:60]}: bare {b} / shardsmith {o}"
+        for d, b, o in zip(docs, verdicts["bare"], verdicts["ours"])
+        if b != o
+    ]
     mb = sum(len(d.text.encode()) for d in docs) / 1e6
-    # warm both (model loads, spaCy/jieba init) outside the timing
-    run_chain(bare_chain(language), docs[:20])
-    run_chain(ours_chain(language), docs[:20])
-    bare_t = ours_t = 0.0
-    for _ in range(repeats):  # alternate to spread machine noise over both
-        t, kept_bare = run_chain(bare_chain(language), docs)
-        bare_t += t
-        t, kept_ours = run_chain(ours_chain(language), docs)
-        ours_t += t
-    bare_t /= repeats
-    ours_t /= repeats
+    bare_t, ours_t = statistics.median(times["bare"]), statistics.median(times["ours"])
+    drops = {}
+    for v in verdicts["ours"]:
+        if v[0] != "kept":
+            drops[v[0]] = drops.get(v[0], 0) + 1
     row = {
-        "chain": label,
+        "chain": f"{language}: {' > '.join(steps)}",
         "docs": len(docs),
         "MB": round(mb, 2),
         "bare_docs_s": round(len(docs) / bare_t, 1),
         "ours_docs_s": round(len(docs) / ours_t, 1),
         "bare_MB_s": round(mb / bare_t, 3),
         "ours_MB_s": round(mb / ours_t, 3),
-        "ratio_ours_over_bare": round(bare_t / ours_t, 2),
-        "kept_bare": kept_bare,
-        "kept_ours": kept_ours,
+        "ratio": round(bare_t / ours_t, 2),
+        "kept_bare": sum(v[0] == "kept" for v in verdicts["bare"]),
+        "kept_ours": sum(v[0] == "kept" for v in verdicts["ours"]),
+        "verdict_diffs": len(diffs),
     }
-    return row
+    notes = [
+        f"{language}: CPU s/pass bare {', '.join(f'{t:.1f}' for t in times['bare'])}; "
+        f"shardsmith {', '.join(f'{t:.1f}' for t in times['ours'])} "
+        f"(wall: bare {', '.join(f'{t:.1f}' for t in wall['bare'])}; shardsmith "
+        f"{', '.join(f'{t:.1f}' for t in wall['ours'])})",
+        f"{language}: drops by step (shardsmith) {drops}; urls: {url_info}",
+    ]
+    return row, notes + diffs[:20]
 
 
 def bench_tokenize(docs, tokenizer_name: str) -> dict:
@@ -209,8 +337,10 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer documents and repeats")
+    ap.add_argument("--quick", action="store_true", help="fewer documents and runs (no verdict check on all docs)")
+    ap.add_argument("--runs", type=int, default=5, help="cold passes per side and chain (median reported)")
     ap.add_argument("--only", choices=["filters", "tokenize", "memory"], default=None, help="run one section")
+    ap.add_argument("--chain-child", nargs=4, metavar=("SIDE", "LANG", "DOCS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"real samples not found at {DATA}; set SHARDSMITH_DATA")
@@ -219,16 +349,30 @@ def main() -> None:
 
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
+    if args.chain_child:
+        chain_child(*args.chain_child)
+        return
 
     en, zh = english_docs(), chinese_docs()
+    runs = args.runs
     if args.quick:
-        en, zh = en[:300], zh[:500]
-    repeats = 1 if args.quick else 2
-    print(f"# shardsmith bench_mix — {len(en)} English docs, {len(zh)} Chinese docs, one process, repeats={repeats}")
+        en, zh, runs = en[:300], zh[:500], min(runs, 1)
+    if runs < 1:
+        sys.exit("--runs must be >= 1")
+    print(f"# shardsmith bench_mix — {len(en)} English docs, {len(zh)} Chinese docs")
     if args.only in (None, "filters"):
-        print("\n## filter chains (language ID + quality filters), per core")
-        print(table([bench_filters("en: LID + Gopher rep/quality + C4 + FineWeb", en, "en", repeats),
-                     bench_filters("zh: LID + Gopher rep/quality + FineWeb (cmn_Hani)", zh, "zh", repeats)]))
+        print(f"\n## default filter chains, cold: a fresh process per pass, models warmed on other text, "
+              f"median CPU time of {runs} alternating passes per side, one core")
+        rows, notes = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for lang, docs in (("en", en), ("zh", zh)):
+                row, note = bench_filters(lang, docs, runs, Path(tmp))
+                rows.append(row)
+                notes += note
+        print(table(rows))
+        print("\n".join(notes))
+        n_diff = sum(r["verdict_diffs"] for r in rows)
+        print(f"per-document verdict (step, reason, final text) differences, bare vs shardsmith: {n_diff}")
     if args.only in (None, "tokenize"):
         print("\n## tokenization, per core (best of 3, alternating)")
         print(table([bench_tokenize(en, "gpt2"), bench_tokenize(zh, "deepseek-v4")]))
@@ -239,6 +383,8 @@ def main() -> None:
             rows = [peak_rss_mix(s, en_texts, zh_texts, Path(tmp)) for s in (1, 4)]
         print(table(rows))
         print(f"peak RSS 4x / 1x: {rows[1]['peak_rss_MB'] / rows[0]['peak_rss_MB']:.2f}")
+    if args.only in (None, "filters") and n_diff:
+        sys.exit(f"{n_diff} documents got a different verdict from shardsmith's chain than from bare datatrove")
 
 
 if __name__ == "__main__":

@@ -604,3 +604,57 @@ def test_shared_zh_tokenizer_is_exact_on_real_text(zh_docs):
     for text in texts[:20]:
         assert ours.sent_tokenize(text) == ref.sent_tokenize(text)
     assert ours.counts["jieba"] == len(texts)
+
+
+@pytest.mark.realdata
+def test_fast_jieba_equals_jieba_on_real_text(zh_docs):
+    """_FastJieba (DAG + route in one pass, block memo) gives jieba.cut's pieces; words equal datatrove's."""
+    import jieba
+
+    from shardsmith.pipelines.word_tokenizer import _FastJieba
+
+    texts = zh_docs["skypile"][:150] + zh_docs["wanjuan"][:150]
+    texts += [TRADITIONAL, " a  b\r\n中文 ", "", "x\u3000y 全角"]
+    fast = _FastJieba(jieba.dt)
+    for text in texts + texts[:20]:  # the repeats come from the block memo
+        assert fast.cut(text) == [x for x in jieba.cut(text, cut_all=False) if x]
+    ref = load_tokenizer_assignments()["cmn_Hani"]()
+    ours = SharedWordTokenizer("zh")
+    assert ours.inner is not None and isinstance(ours._jieba, _FastJieba)
+    assert [ours.word_tokenize(t) for t in texts[150:]] == [ref.word_tokenize(t) for t in texts[150:]]
+    assert ours.counts["jieba_aligned"] == 0  # spaCy's alignment was never needed
+
+
+@pytest.mark.realdata
+def test_fast_gopher_repetition_equals_datatrove(en_docs, zh_docs):
+    """Same reason per document as datatrove's GopherRepetitionFilter, and the same n-gram statistics."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import (
+        find_all_duplicate,
+        find_top_duplicate,
+        get_n_grams,
+    )
+
+    from shardsmith.pipelines.repetition import (
+        FastGopherRepetitionFilter,
+        joined_n_grams,
+        repeated_chars,
+        top_duplicate_chars,
+    )
+
+    en = en_docs["c4"][:150] + [d["text"] for d in en_docs["dclm"][:150]]
+    zh = zh_docs["skypile"][:100] + zh_docs["wanjuan"][:100]
+    zh_params = dict(build_filter_steps(src(name="zh", language="zh"), None))["gopher_repetition"]
+    cases = [("en", {}, en), ("cmn_Hani", {k: getattr(zh_params, k) for k in ("dup_para_frac", "dup_line_frac",
+             "dup_line_char_frac", "dup_para_char_frac", "top_n_grams", "dup_n_grams")}, zh)]
+    for language, params, texts in cases:
+        ref = GopherRepetitionFilter(language=language, **params)
+        fast = FastGopherRepetitionFilter(language=language, **params)
+        got = [fast.filter(Document(text=t, id="x")) for t in texts]
+        assert got == [ref.filter(Document(text=t, id="x")) for t in texts]
+        assert len({g if g is True else g[1] for g in got}) >= 3  # keeps and several reasons
+    words = load_word_tokenizer("en").word_tokenize(en[0] + "\n" + en[0])  # repeats: the walk runs
+    for n in (1, 2, 3, 5, 10):
+        assert joined_n_grams(words, n, " ") == get_n_grams(words, n)
+        assert top_duplicate_chars(get_n_grams(words, n)) == find_top_duplicate(get_n_grams(words, n))
+        assert repeated_chars(joined_n_grams(words, n, ""), n) == find_all_duplicate(words, n) > 0
+    assert joined_n_grams(words[:3], 5, "") == [] and repeated_chars([], 5) == 0
