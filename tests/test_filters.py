@@ -318,7 +318,9 @@ def test_zh_chain_uses_fineweb2_cmn_hani_settings():
 
 def test_en_chain_is_the_fineweb_recipe():
     steps = dict(build_filter_steps(src(language="en"), None))
-    assert list(steps) == ["language", "url", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
+    fineweb = ["language", "url", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
+    assert [s for s in steps if s not in ("normalize", "spam")] == fineweb  # FineWeb's steps, in FineWeb's order
+    assert list(steps)[:2] == ["normalize", "language"] and list(steps).index("spam") == 3  # ftfy first, spam after url
     assert steps["language"].languages == ["en"] and steps["language"].language_threshold == 0.65
     assert steps["c4_quality"].filter_no_terminal_punct is False
     assert steps["gopher_quality"].min_avg_word_length == 3  # datatrove defaults
@@ -515,9 +517,9 @@ def test_chinese_docs_pass_zh_chain_and_fail_en_language(zh_docs):
     both_kept = sum(v[0] == "kept" for v in sky + wj) / len(sky + wj)
     assert sky_kept > 0.75 and both_kept > 0.55, (sky_kept, both_kept)
     # the zh-specific rules and LID only trim the tail
-    early = {"language", "cjk_ratio", "min_chars", "symbol_ratio", "spam_phrases"}
+    early = {"language", "url", "cjk_ratio", "min_chars", "symbol_ratio", "spam"}
     assert sum(v[0] in early for v in sky + wj) < 0.06 * len(sky + wj)
-    en_language = build_filter_steps(src(name="en"), None)[:1]
+    en_language = [(n, s) for n, s in build_filter_steps(src(name="en"), None) if n == "language"]
     en = decide(en_language, zh_docs["skypile"][:300] + zh_docs["wanjuan"][:300])
     assert all(v[0] == "language" for v in en)
 
@@ -536,7 +538,8 @@ def _bare_en_chain():
 def test_cached_en_chain_matches_bare_datatrove(en_docs):
     texts = en_docs["c4"][:150] + [d["text"] for d in en_docs["dclm"][:150]]
     parity = src(name="c4", filters={"chain": "web", "word_splitter": "datatrove"})  # datatrove 0.10.1's decisions
-    ours = [(n, s) for n, s in build_filter_steps(parity, None) if n != "url"]  # no urls in these docs
+    # no urls in these docs; normalize and spam are shardsmith's own steps (tests/test_spam_filters.py)
+    ours = [(n, s) for n, s in build_filter_steps(parity, None) if n not in ("url", "normalize", "spam")]
     expected = decide(_bare_en_chain(), texts)
     assert decide(ours, texts) == expected
     assert len({v[0] for v in expected}) >= 4  # the comparison covers drops at several steps, and keeps

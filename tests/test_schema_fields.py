@@ -42,6 +42,9 @@ DATA = "test_trainer_data.py::"
 OFFLOAD = "test_trainer_offload.py::"
 MODEL = "test_trainer_model.py::"
 MIX = "test_mix_robustness.py::"
+OUTPUTS = "test_mix_outputs.py::"
+WORDS = "test_word_splitters.py::"
+STRUCTURE = "test_builders_structure.py::"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
@@ -153,6 +156,8 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "TemplateDef.special_tokens": ("test_builders_templates.py::test_built_shard_loss_exactly_on_replies",),
     "TemplateDef.max_turns": ("test_builders_templates.py::test_built_shard_loss_exactly_on_replies",),
     "Filters.structure": ("test_builders_preference.py::test_demo_preference_block",),
+    "StructureFilter.leading_assistant": (STRUCTURE + "test_trim_per_source_and_counted_in_the_manifest",
+                                          STRUCTURE + "test_bad_leading_assistant_value_names_the_field"),
     "Filters.language": ("test_builders_zh_filter.py::test_zh_only_precision_recall_dedup_counts",),
     "Filters.length": ("test_builders_templates.py::test_built_shard_loss_exactly_on_replies",),
     "Filters.dedup": ("test_builders_zh_filter.py::test_zh_only_precision_recall_dedup_counts",),
@@ -208,6 +213,14 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "SourceSpec.config": ("test_sources.py::test_hf_hub_constructs_and_fails_clearly_offline",),
     "SourceSpec.split": ("test_sources.py::test_hf_hub_constructs_and_fails_clearly_offline",),
     "SourceSpec.limit": ("test_sources.py::test_limit",),
+    "MixRecipe.on_empty": (OUTPUTS + "test_on_empty_skip_renormalises_and_says_so",
+                           OUTPUTS + "test_bad_on_empty_and_write_text_values_name_the_field"),
+    "MixRecipe.write_text": (OUTPUTS + "test_text_export_loads_with_datasets_and_matches_the_shards",),
+    "SourceSpec.on_empty": (OUTPUTS + "test_on_empty_skip_renormalises_and_says_so",),
+    "FilterChain.chain": (WORDS + "test_named_chains_build_for_en_and_zh",
+                          WORDS + "test_default_chain_resolves_by_kind"),
+    "FilterChain.word_splitter": (WORDS + "test_word_splitter_setting_per_chain_and_per_step",
+                                  WORDS + "test_fineweb_edu_documents_kept_with_fineweb2024"),
     "FilterSpec.step": ("test_filters.py::test_unknown_param_and_step_errors",),
     "FilterSpec.params": ("test_filters.py::test_filters_none_and_explicit_params",),
 }
