@@ -2,7 +2,8 @@
 """Benchmark the mix pipeline on the real samples in $SHARDSMITH_DATA, beside bare datatrove in the same run.
 
 Prints:
-  1. the DEFAULT English and Chinese filter chains (``DEFAULT_CHAINS``, read at run time), timed cold: every pass
+  1. the ``web`` English and Chinese filter chains (``DEFAULT_CHAINS``, read at run time; English with
+     ``word_splitter: datatrove``, the splitting bare datatrove 0.10.1 does), timed cold: every pass
      runs in a fresh process, after the models (fastText LID, spaCy / jieba, the UT1 URL lists) were warmed there on
      other text; passes alternate bare / shardsmith and the median CPU time per side is reported (docs/s, MB/s,
      ratio; target en >= 3x, zh >= 2x), with every document's verdict (dropping step and reason, or the kept text)
@@ -117,7 +118,9 @@ def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
     from shardsmith.pipelines.word_tokenizer import SharedWordTokenizer
     from shardsmith.schemas.mix_recipe import SourceSpec
 
-    src = SourceSpec(name=f"bench_{language}", kind="generic", paths=["-"], weight=1, language=language)
+    # datatrove's word splitting on both sides (the web chain's English default, fineweb2024, splits as FineWeb did)
+    chain = {"chain": "web", "word_splitter": "datatrove"}
+    src = SourceSpec(name=f"bench_{language}", kind="generic", paths=["-"], weight=1, language=language, filters=chain)
     steps = build_filter_steps(src, None)
     if side == "ours":
         return steps
@@ -262,7 +265,8 @@ def bench_tokenize(docs, tokenizer_name: str) -> dict:
 
     tok = resolve_tokenizer(TokenizerSpec(name=tokenizer_name))
     with tempfile.TemporaryDirectory() as tmp:
-        bare = DocumentTokenizer(f"{tmp}/bare", tokenizer_name_or_path=str(tok.tokenizer_json), eos_token=tok.eos_token)
+        tok_path = str(tok.tokenizer_json)
+        bare = DocumentTokenizer(f"{tmp}/bare", tokenizer_name_or_path=tok_path, eos_token=tok.eos_token)
         ours = shards.tokenizer_step(f"{tmp}/ours", tok.tokenizer_json, tok.eos_token, seed=0)
         run_chain([bare], docs[:10])
         run_chain([ours], docs[:10])
