@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from shardsmith.builders.templates import chat_prompt, resolve_template
 from shardsmith.pipelines.shards import iter_documents
 from shardsmith.schemas.manifest import ShardManifest
+import trainer_fixtures as F
 
 
 def cli(*args, **kw):
@@ -82,8 +82,8 @@ TINY_RUN = ["engine.precision=fp32", "model.preset=tiny-gpt2"] + [
 def demo_out(demo):
     """OUT as `make demo` leaves it (the `make demo` commands, with a tiny model trained a few steps per stage)."""
     out, _ = demo
-    env = {**os.environ, "SFT_DEMO_DATA": str(out / "sft_src"), "SHARDSMITH_DEMO_MIX": str(out / "mix"),
-           "SHARDSMITH_DEMO_SFT": str(out / "sft"), "SHARDSMITH_DEMO_PREF": str(out / "pref")}
+    env = F.child_env(SFT_DEMO_DATA=str(out / "sft_src"), SHARDSMITH_DEMO_MIX=str(out / "mix"),
+                      SHARDSMITH_DEMO_SFT=str(out / "sft"), SHARDSMITH_DEMO_PREF=str(out / "pref"))
     r = subprocess.run([sys.executable, "-m", "shardsmith.builders.demo", str(out / "sft_src")], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr[-2000:]

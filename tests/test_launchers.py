@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -33,9 +32,7 @@ def recipe(tmp_path_factory):
 
 
 def _launch(script: str, recipe: Path, out: Path, **env) -> None:
-    e = dict(os.environ, OMP_NUM_THREADS="1", MASTER_PORT=_port(), **env)
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "MASTER_ADDR"):
-        e.pop(k, None)
+    e = F.child_env(MASTER_PORT=_port(), **env)
     res = subprocess.run(["bash", str(REPO / "scripts" / script), str(recipe), str(out)], env=e, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])

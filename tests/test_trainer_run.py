@@ -175,14 +175,6 @@ stages:
 """
 
 
-def _clean_env(**extra) -> dict:
-    """The parent's in-process runs set RANK/MASTER_PORT...: a child must start its own world."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", **extra)
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    return env
-
-
 def _script(tmp: Path, recipe: Path, out: Path, resume: bool = False) -> Path:
     s = tmp / f"run_{out.name}_{int(resume)}.py"
     s.write_text(textwrap.dedent(f"""
@@ -201,7 +193,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(sets, tmp_path, objective, 
     train(str(recipe), str(whole))
 
     killed = tmp_path / "killed"
-    env = _clean_env(SHARDSMITH_TRAIN_STEP_DELAY="0.25")
+    env = F.child_env(SHARDSMITH_TRAIN_STEP_DELAY="0.25")
     env.pop("OMP_NUM_THREADS")  # same threading as the in-process run: same reduction order
     log = open(tmp_path / "killed.log", "w")
     proc = subprocess.Popen([sys.executable, str(_script(tmp_path, recipe, killed))], env=env,
@@ -266,7 +258,7 @@ def test_two_processes_read_disjoint_rows_and_end_with_identical_weights(sets, t
     recipe.write_text(text.replace("MICRO", "2"))
     out, dbg = tmp_path / "ddp", tmp_path / "dbg"
     dbg.mkdir()
-    env = _clean_env(SHARDSMITH_TRAIN_DEBUG_DIR=str(dbg))
+    env = F.child_env(SHARDSMITH_TRAIN_DEBUG_DIR=str(dbg))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(_script(tmp_path, recipe, out))]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

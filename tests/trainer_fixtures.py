@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 EOS = "<|endoftext|>"
+WORLD_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def child_env(**extra) -> dict:
+    """The environment for a child process that trains: the test's interpreter first on PATH (as in an activated
+    venv, so `torchrun` / `deepspeed` / `python` in the launch scripts are this environment's), one OpenMP thread,
+    and no RANK/MASTER_PORT...: in-process runs of the parent set those, and a child must start its own world."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    for k in WORLD_VARS:
+        env.pop(k, None)
+    return {**env, **extra}
 
 _SUBJ = ["the cat", "a dog", "the old man", "my sister", "the robot", "a small bird", "the teacher", "our team"]
 _VERB = ["sees", "likes", "builds", "finds", "paints", "carries", "follows", "opens"]
