@@ -31,3 +31,23 @@ def need_data(*names: str) -> Path:
 def shared_data():
     """Usage: ``root = shared_data('zh_skypile_sample', 'web_c4_demo_llamafactory')``."""
     return need_data
+
+
+def assert_shipped_mix_built(recipe_path: Path, out: Path) -> None:
+    """A shipped mix recipe's finished set: every source kept documents and was filtered by the chain
+    ``filters: default`` names for its kind (tests/test_shipped_recipes.py; reused where a test builds the recipe)."""
+    from shardsmith.pipelines.filters import default_chain_name
+    from shardsmith.recipes import load_recipe
+    from shardsmith.schemas.manifest import ShardManifest
+    from shardsmith.schemas.mix_recipe import MixRecipe
+
+    recipe, manifest = load_recipe(MixRecipe, recipe_path), ShardManifest.load(out)
+    assert manifest.kind == "mix" and manifest.splits["train"].tokens > 0
+    for spec, info in zip(recipe.sources, manifest.sources, strict=True):
+        # every source keeps documents (a tiny budget may still give a long-article source 0 whole documents)
+        assert info.name == spec.name and info.documents_available > 0, info
+        expected = "none" if spec.filters == "none" else default_chain_name(spec.kind)
+        assert info.filter_chain == expected, (spec.name, info.filter_chain)
+        if spec.filters != "none":
+            counts = manifest.filters[spec.name]
+            assert counts and counts[0].read > 0 and counts[-1].kept > 0, (spec.name, counts)

@@ -8,7 +8,7 @@ import json
 import math
 
 import pytest
-from conftest import REPO, need_data
+from conftest import REPO, assert_shipped_mix_built, need_data
 
 from shardsmith.builders.build import build
 from shardsmith.pipelines.mixer import run_mix
@@ -21,6 +21,7 @@ def test_t1b_chain_from_its_data_recipes(tmp_path, monkeypatch):
     monkeypatch.setenv("SHARDSMITH_DATA", str(root))
     pt = run_mix(str(REPO / "recipes" / "mix" / "t1b-fineweb-edu.yaml"), str(tmp_path / "pt"),
                  overrides=["tokenizer.train.vocab_size=2048"])
+    assert_shipped_mix_built(REPO / "recipes" / "mix" / "t1b-fineweb-edu.yaml", tmp_path / "pt")
     tok = str(tmp_path / "pt" / "tokenizer")
     sft = build(str(REPO / "recipes" / "blocks" / "t1b-ultrachat.yaml"), str(tmp_path / "sft"), [f"tokenizer.name={tok}"])
     pref = build(str(REPO / "recipes" / "blocks" / "t1b-ultrafeedback.yaml"), str(tmp_path / "pref"),

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, assert_shipped_mix_built
 
 from shardsmith.builders.templates import chat_prompt, resolve_template
 from shardsmith.pipelines.shards import iter_documents
@@ -28,6 +29,7 @@ def demo(tmp_path_factory):
 
 
 def test_demo_builds_a_complete_shard_set(demo):
+    assert_shipped_mix_built(REPO / "recipes" / "mix" / "demo.yaml", demo[0] / "mix")
     out, r = demo
     m = ShardManifest.load(out / "mix")
     assert m.kind == "mix" and m.dtype == "uint16" and m.tokenizer.name == "demo-bpe"
@@ -72,7 +74,6 @@ def test_tokenizer_train_and_show(demo, tmp_path):
 # `shardsmith summary`: the rest of `make demo` (SFT + preference blocks, a short pretrain -> SFT -> DPO run) on the
 # fixture's mix, then the summary's tables against the manifests and metrics it reads.
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_RUN = ["engine.precision=fp32", "model.preset=tiny-gpt2"] + [
     f"stages.{stage}.{key}" for stage, steps in (("pretrain", 6), ("sft", 4), ("dpo", 4)) for key in
     (f"max_steps={steps}", "save_every=null", "eval_every=2", "log_every=1", "seq_len=128", "data.val_rows=4")]

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import REPO, need_data
+from conftest import REPO, assert_shipped_mix_built, need_data
 
 from shardsmith.pipelines.mixer import run_mix
 from shardsmith.pipelines.shards import split_files
@@ -35,6 +35,10 @@ def read_jsonl_gz(folder: Path):
         with gzip.open(f, "rt", encoding="utf-8") as fh:
             for line in fh:
                 yield json.loads(line)
+
+
+def test_every_source_filtered_by_its_named_chain(built):
+    assert_shipped_mix_built(REPO / "recipes" / "mix" / "real-sample.yaml", built)
 
 
 def test_budget_and_shares(built):
