@@ -7,6 +7,12 @@ small builds. The language tests run the real fastText model (lid.176) that the 
 
 from __future__ import annotations
 
+import gzip
+import json
+
+import pytest
+from test_builders_helpers import build_recipe, load_manifest, write_jsonl
+
 from shardsmith.builders import importers, self_cognition
 from shardsmith.builders.dedup import Deduper, normalize_text
 from shardsmith.builders.filters import LanguageJudge, check_chars, check_structure
@@ -257,3 +263,104 @@ def test_self_cognition_roles_and_source_name():
     default = " ".join(c.messages[-1].content for c in self_cognition.generate(SelfCognition(name="Zed", author="L")))
     assert "编程助手" not in default and "人工智能助手" in default and "AI assistant" in default
     assert {c.source for c in rows} == {"identity_rows"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fields only build_sft reads: two small builds (3 s), every option on in one and off (defaults) in the other
+
+QA_TEMPLATE = {"name": "qa", "user": "Q: {content}\n", "assistant": "A: {content}\n"}
+MID = ("Summarise the plot of a short story about a lighthouse keeper in two sentences.",
+       "A keeper tends a remote light through a long winter storm. A ship he saves brings him his first letter.")
+
+
+def _rows() -> tuple[list[dict], list[dict]]:
+    """Three conversations both token-length sources read, and ten distinct ones for the sampled source."""
+    shared = [{"instruction": "Hi", "output": "Hello"}, {"instruction": "Name a colour.", "output": "Red."},
+              {"instruction": MID[0], "output": MID[1]}]
+    many = [{"instruction": f"What is {i} plus {i}?", "output": f"{2 * i}."} for i in range(10)]
+    return shared, many
+
+
+def _block_recipe(options_on: bool, max_tokens: int) -> dict:
+    """Sources: `content` and `rendered` read the same three rows (dedup scope decides whether the second copy
+    survives), `sampled` ten more. With options on, `content`/`rendered` cap tokens at ``max_tokens``, counted on
+    the content or on the rendered document."""
+    def source(name: str, path: str, **extra) -> dict:
+        return {"name": name, "paths": [path], "shape": "alpaca", "filters": {"language": "none"}, **extra}
+
+    on = options_on
+    cap = {"max_tokens": max_tokens}
+    return {
+        "kind": "sft", "name": "fields-on" if on else "fields-off", "tokenizer": {"name": "gpt2"},
+        **({"description": "every build-time option set"} if on else {}),
+        "template": {**QA_TEMPLATE, **({"description": "question / answer lines"} if on else {})},
+        "validation": {"fraction": 0.01, **({"min_documents": 4} if on else {})},
+        "filters": {"dedup": {"scope": "source" if on else "global"}},
+        "sources": [
+            source("content", "shared.jsonl", **({"filters": {"language": "none", "length": cap}} if on else {})),
+            source("rendered", "shared.jsonl", **({"filters": {"language": "none", "length": {
+                **cap, "count_tokens_of": "rendered"}}} if on else {})),
+            source("sampled", "many.jsonl", **({"sample_rate": 0.5} if on else {})),
+        ],
+        **({} if on else {"write_rejected": False}),
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(manifest, folder) of the build with every option on, and of the one with the defaults; and the token cap."""
+    from shardsmith.pipelines.tokenizers import resolve_tokenizer
+    from shardsmith.schemas.common import TokenizerSpec
+
+    tmp = tmp_path_factory.mktemp("fields")
+    shared, many = _rows()
+    write_jsonl(tmp / "shared.jsonl", shared)
+    write_jsonl(tmp / "many.jsonl", many)
+    tk = resolve_tokenizer(TokenizerSpec(name="gpt2")).load()
+    cap = len(tk.encode("".join(MID), add_special_tokens=False).ids)  # MID's content fits exactly
+    out = {}
+    for on in (True, False):
+        folder = build_recipe(tmp, _block_recipe(on, cap), name=f"{'on' if on else 'off'}.yaml")
+        out[on] = (load_manifest(folder), folder)
+    return out
+
+
+def test_token_cap_counts_content_or_the_rendered_document(built):
+    """max_tokens drops nothing the content fits; count_tokens_of: rendered adds the template text and the EOS,
+    so MID, whose content is exactly the cap, is dropped there only."""
+    on, off = built[True][0]["counts"], built[False][0]["counts"]
+    assert on["content"] == {"read": 3, "kept": 3, "dropped": {}}
+    assert on["rendered"] == {"read": 3, "kept": 2, "dropped": {"too_long_tokens": 1}}
+    assert off["content"] == {"read": 3, "kept": 3, "dropped": {}}
+
+
+def test_dedup_scope_source_keeps_the_same_rows_in_another_source(built):
+    on, off = built[True][0]["counts"], built[False][0]["counts"]
+    assert off["rendered"] == {"read": 3, "kept": 0, "dropped": {"duplicate": 3}}  # global: `content` had them
+    assert "duplicate" not in on["rendered"]["dropped"]
+
+
+def test_sample_rate_keeps_that_share_after_filtering(built):
+    on, off = built[True][0]["counts"], built[False][0]["counts"]
+    assert on["sampled"] == {"read": 10, "kept": 5, "dropped": {"sampled_out": 5}}
+    assert off["sampled"] == {"read": 10, "kept": 10, "dropped": {}}
+
+
+def test_min_documents_raises_a_rounded_down_validation_split(built):
+    """fraction 0.01 of 10-15 conversations rounds to 0: the split holds min_documents (default 1)."""
+    on, off = built[True][0], built[False][0]
+    assert (on["splits"]["validation"]["documents"], off["splits"]["validation"]["documents"]) == (4, 1)
+
+
+def test_write_rejected_writes_every_drop_with_its_record(built):
+    on_dir, off_dir = built[True][1], built[False][1]
+    with gzip.open(on_dir / "rejected" / "rendered.jsonl.gz", "rt") as f:
+        drops = [json.loads(line) for line in f]
+    assert [d["reason"] for d in drops] == ["too_long_tokens"] and drops[0]["record"]["messages"]
+    assert not (off_dir / "rejected").exists()
+
+
+def test_descriptions_are_recorded_in_the_manifest(built):
+    on, off = built[True][0], built[False][0]
+    assert (on["recipe"]["description"], off["recipe"].get("description")) == ("every build-time option set", None)
+    assert (on["template"]["description"], off["template"]["description"]) == ("question / answer lines", None)

@@ -217,6 +217,14 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "SelfCognition.role_zh": (BLOCK + "test_self_cognition_roles_and_source_name",),
     "SelfCognition.role_en": (BLOCK + "test_self_cognition_roles_and_source_name",),
     "SelfCognition.source_name": (BLOCK + "test_self_cognition_roles_and_source_name",),
+    "SftBlockRecipe.description": (BLOCK + "test_descriptions_are_recorded_in_the_manifest",),
+    "TemplateDef.description": (BLOCK + "test_descriptions_are_recorded_in_the_manifest",),
+    "SftBlockRecipe.write_rejected": (BLOCK + "test_write_rejected_writes_every_drop_with_its_record",),
+    "LengthFilter.max_tokens": (BLOCK + "test_token_cap_counts_content_or_the_rendered_document",),
+    "LengthFilter.count_tokens_of": (BLOCK + "test_token_cap_counts_content_or_the_rendered_document",),
+    "DedupFilter.scope": (BLOCK + "test_dedup_scope_source_keeps_the_same_rows_in_another_source",),
+    "SftSource.sample_rate": (BLOCK + "test_sample_rate_keeps_that_share_after_filtering",),
+    "Validation.min_documents": (BLOCK + "test_min_documents_raises_a_rounded_down_validation_split",),
     # --- mix recipe -----------------------------------------------------------------------------------------
     "MixRecipe.kind": ("test_recipes.py::test_env_and_overrides",),
     "MixRecipe.name": ("test_cli_demo.py::test_demo_builds_a_complete_shard_set",),
@@ -255,15 +263,8 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
 # Accepted fields with no test that shows their effect yet: what the code does with each. Known gaps, for the
 # owners of the builders and the mix to close (a test) or remove (refuse the field).
 NO_BEHAVIOUR_TEST: dict[str, str] = {
-    "SftBlockRecipe.description": "free text, recorded in the block's manifest",
-    "SftBlockRecipe.write_rejected": "builders write DIR/rejected/<source>.jsonl.gz unless false",
-    "SftBlockRecipe.max_tokens_per_file": "passed to datatrove's tokenizer as the file size cap",
-    "TemplateDef.description": "free text, listed by the template registry",
-    "LengthFilter.max_tokens": "drop: more target-tokenizer tokens than this (Steel 767)",
-    "LengthFilter.count_tokens_of": "max_tokens counts content or the rendered document",
-    "DedupFilter.scope": "dedup across all sources or per source",
-    "SftSource.sample_rate": "keep this share after filtering (seeded)",
-    "Validation.min_documents": "at least this many validation conversations when fraction > 0",
+    "SftBlockRecipe.max_tokens_per_file": "inert: datatrove applies the cap only when it shuffles, and the "
+                                          "builder tokenizes with shuffle=False (one file per split)",
     "MixRecipe.max_tokens_per_file": "passed to datatrove's tokenizer as the file size cap",
     "SourceSpec.tier": "recorded only, in the manifest's source entry",
     "SourceSpec.module": "recorded only, in the manifest's source entry",
