@@ -2,15 +2,18 @@
 
 The filters, templates, importers and self-cognition are called directly on small in-memory conversations; the fields
 only ``build_sft`` reads (token length, sampling, split, dedup scope, rejected files, file size) share one pair of
-small builds. The language tests run the real fastText model (lid.176) that the builders use.
+small builds; the mix's file size cap and recorded-only source fields one pair of small mixes. The language tests
+run the real fastText model (lid.176) that the builders use.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from test_builders_helpers import build_recipe, load_manifest, write_jsonl
 
 from shardsmith.builders import importers, self_cognition
@@ -20,6 +23,7 @@ from shardsmith.builders.pairs import PAIR_SHAPESET
 from shardsmith.builders.sft import Item, _pair_check, _source_filters
 from shardsmith.builders.templates import render
 from shardsmith.pipelines.lid import detect_language
+from shardsmith.pipelines.shards import split_files
 from shardsmith.schemas.block_recipe import (
     DedupFilter,
     Filters,
@@ -31,6 +35,7 @@ from shardsmith.schemas.block_recipe import (
     StructureFilter,
     TemplateDef,
 )
+from shardsmith.schemas.manifest import ShardManifest
 from shardsmith.schemas.records import Conversation, Message
 
 
@@ -364,3 +369,39 @@ def test_descriptions_are_recorded_in_the_manifest(built):
     on, off = built[True][0], built[False][0]
     assert (on["recipe"]["description"], off["recipe"].get("description")) == ("every build-time option set", None)
     assert (on["template"]["description"], off["template"]["description"]) == ("question / answer lines", None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# mix recipe: the merged file size cap, and the fields recorded only
+
+
+def _mix(folder: Path, docs: Path, capped: bool) -> tuple[ShardManifest, Path]:
+    from shardsmith.pipelines.mixer import build_mix
+    from shardsmith.recipes import load_recipe
+    from shardsmith.schemas.mix_recipe import MixRecipe
+
+    src = {"name": "prose", "kind": "generic", "paths": [str(docs)], "weight": 1,
+           "filters": [{"step": "length", "min_chars": 1}], **({"tier": "high", "module": "M1"} if capped else {})}
+    recipe = {"name": "mix", "seed": 5, "tokenizer": {"name": "gpt2"}, "validation_fraction": 0.1,
+              "sources": [src], **({"max_tokens_per_file": 500} if capped else {})}
+    path = folder / f"{'capped' if capped else 'plain'}.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    out = folder / path.stem
+    build_mix(load_recipe(MixRecipe, str(path)), out, progress=False)
+    return ShardManifest.load(out), out
+
+
+def test_mix_file_size_cap_and_recorded_tier_and_module(tmp_path):
+    texts = [f"Document {i}: " + " ".join(f"word{i}x{j}" for j in range(40)) for i in range(40)]
+    docs = tmp_path / "prose.jsonl"
+    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    (capped, capped_dir), (plain, plain_dir) = _mix(tmp_path, docs, True), _mix(tmp_path, docs, False)
+    files = {name: sorted((d / "train").glob("*.ds")) for name, d in (("capped", capped_dir), ("plain", plain_dir))}
+    assert len(files["plain"]) == 1 and len(files["capped"]) > 1
+    assert sum(f.stat().st_size for f in files["capped"]) == files["plain"][0].stat().st_size  # same tokens
+    # datatrove closes a file once it holds more than the cap: every file but the last ends within one document
+    ends = split_files(plain_dir, "train", plain.token_size)[0].doc_ends
+    longest = int(max(ends[0], *(ends[1:] - ends[:-1])))
+    assert all(f.stat().st_size <= (500 + longest) * capped.token_size for f in files["capped"])
+    (entry,), (plain_entry,) = capped.sources, plain.sources
+    assert (entry.tier, entry.module, plain_entry.tier, plain_entry.module) == ("high", "M1", None, None)

@@ -225,6 +225,9 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "DedupFilter.scope": (BLOCK + "test_dedup_scope_source_keeps_the_same_rows_in_another_source",),
     "SftSource.sample_rate": (BLOCK + "test_sample_rate_keeps_that_share_after_filtering",),
     "Validation.min_documents": (BLOCK + "test_min_documents_raises_a_rounded_down_validation_split",),
+    "MixRecipe.max_tokens_per_file": (BLOCK + "test_mix_file_size_cap_and_recorded_tier_and_module",),
+    "SourceSpec.tier": (BLOCK + "test_mix_file_size_cap_and_recorded_tier_and_module",),
+    "SourceSpec.module": (BLOCK + "test_mix_file_size_cap_and_recorded_tier_and_module",),
     # --- mix recipe -----------------------------------------------------------------------------------------
     "MixRecipe.kind": ("test_recipes.py::test_env_and_overrides",),
     "MixRecipe.name": ("test_cli_demo.py::test_demo_builds_a_complete_shard_set",),
@@ -265,9 +268,6 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
 NO_BEHAVIOUR_TEST: dict[str, str] = {
     "SftBlockRecipe.max_tokens_per_file": "inert: datatrove applies the cap only when it shuffles, and the "
                                           "builder tokenizes with shuffle=False (one file per split)",
-    "MixRecipe.max_tokens_per_file": "passed to datatrove's tokenizer as the file size cap",
-    "SourceSpec.tier": "recorded only, in the manifest's source entry",
-    "SourceSpec.module": "recorded only, in the manifest's source entry",
 }
 
 
