@@ -55,8 +55,11 @@ demo: install
 	$(SHARDSMITH) summary $(OUT) --template t1b --max-new-tokens 24 \
 		--prompt "Who created you?" --prompt "What is 24 plus 21?" --prompt "你好"
 
+# Two pytest workers (pytest-xdist), each test file on one worker (module fixtures build once): the suite's long
+# parts are single-threaded datatrove and tokenizer work. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 bench: install
 	$(PY) scripts/bench_mix.py

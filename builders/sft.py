@@ -563,8 +563,9 @@ def _tokenize_split(docs_in: list[tuple[Conversation, Rendered]], folder: Path, 
     def reader(data=None, rank: int = 0, world_size: int = 1):
         yield from docs
 
+    # one file per split: datatrove caps file sizes only when it shuffles, and a block keeps its order (pairs adjacent)
     step = tokenizer_step(folder, tok.tokenizer_json, tok.eos_token, seed=recipe.seed, loss_masks=True,
-                          save_filename=folder.name, max_tokens_per_file=recipe.max_tokens_per_file, shuffle=False)
+                          save_filename=folder.name, shuffle=False)
     logdir.mkdir(parents=True, exist_ok=True)
     LocalPipelineExecutor(pipeline=[reader, step], tasks=1, workers=1, logging_dir=str(logdir),
                           skip_completed=False).run()

@@ -209,7 +209,6 @@ class SftBlockRecipe(Strict):
     self_cognition: SelfCognition | None = None
     validation: Validation = Field(default_factory=Validation)
     write_rejected: bool = Field(True, description="DIR/rejected/<source>.jsonl.gz: every drop with its reason")
-    max_tokens_per_file: int | None = Field(None, ge=1)
     loss: Literal["assistant", "all"] = Field(
         "assistant", description="assistant: loss on the replies (+ end markers) only (T1B, Memphis, Steel); all: on "
         "every token, prompt included (fgpt's and rasbt's main collate)"

@@ -31,6 +31,7 @@ from shardsmith.schemas.block_recipe import (
     LengthFilter,
     PairFilter,
     SelfCognition,
+    SftBlockRecipe,
     SftSource,
     StructureFilter,
     TemplateDef,
@@ -405,3 +406,13 @@ def test_mix_file_size_cap_and_recorded_tier_and_module(tmp_path):
     assert all(f.stat().st_size <= (500 + longest) * capped.token_size for f in files["capped"])
     (entry,), (plain_entry,) = capped.sources, plain.sources
     assert (entry.tier, entry.module, plain_entry.tier, plain_entry.module) == ("high", "M1", None, None)
+
+
+def test_block_recipes_refuse_a_file_size_cap():
+    """Blocks write one file per split (datatrove caps files only when it shuffles; a block keeps its order), so
+    ``max_tokens_per_file`` is a mix-only field: a block recipe that sets it fails naming it."""
+    from shardsmith.recipes import RecipeError, load_recipe
+
+    demo = Path(__file__).resolve().parents[1] / "recipes" / "blocks" / "demo.yaml"
+    with pytest.raises(RecipeError, match="field 'max_tokens_per_file': Extra inputs are not permitted"):
+        load_recipe(SftBlockRecipe, demo, ["max_tokens_per_file=40"])

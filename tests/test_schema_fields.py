@@ -266,8 +266,6 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
 # Accepted fields with no test that shows their effect yet: what the code does with each. Known gaps, for the
 # owners of the builders and the mix to close (a test) or remove (refuse the field).
 NO_BEHAVIOUR_TEST: dict[str, str] = {
-    "SftBlockRecipe.max_tokens_per_file": "inert: datatrove applies the cap only when it shuffles, and the "
-                                          "builder tokenizes with shuffle=False (one file per split)",
 }
 
 
