@@ -338,8 +338,6 @@ class MixBuild:
     # ------------------------------------------------------------------ manifest
     def write_manifest(self, plan: dict) -> Path:
         tok = self.tokenizer
-        from shardsmith.pipelines.filters import filter_chain_info
-
         sources = []
         written = {s.name: self.realized(s) for s in self.active}
         total_tokens = sum(t for _, t in written.values()) or 1
@@ -357,10 +355,7 @@ class MixBuild:
                 )
             sources.append(
                 SourceInfo(
-                    name=src.name,
-                    kind=src.kind,
-                    weight_requested=src.weight,
-                    share_requested=self.shares[src.name],
+                    **self.recorded_fields(src),
                     share_planned=planned[src.name],
                     share_realized=tokens / total_tokens,
                     documents=docs,
@@ -370,11 +365,6 @@ class MixBuild:
                     target_tokens=p.target_tokens,
                     documents_available=p.documents_available,
                     tokens_available=p.tokens_available,
-                    paths=src.paths or [src.dataset or ""],
-                    language=src.language,
-                    tier=src.tier,
-                    module=src.module,
-                    **filter_chain_info(src),
                 )
             )
         tok.copy_to(self.out / "tokenizer")
@@ -395,23 +385,29 @@ class MixBuild:
 
     def skipped_info(self, src: SourceSpec) -> SourceInfo:
         """A source left out of the set (weight 0, or empty with ``on_empty: skip``): listed with 0 documents."""
-        from shardsmith.pipelines.filters import filter_chain_info
-
         return SourceInfo(
-            name=src.name,
-            kind=src.kind,
-            weight_requested=src.weight,
-            share_requested=self.shares[src.name],
+            **self.recorded_fields(src),
             share_planned=0.0,
             share_realized=0.0,
             documents=0,
             tokens=0,
             epochs=0.0,
+            skipped=self.skipped[src.name],
+        )
+
+    def recorded_fields(self, src: SourceSpec) -> dict:
+        """What the manifest says of every source, built or not: its recipe entry and the chain that filtered it."""
+        from shardsmith.pipelines.filters import filter_chain_info
+
+        return dict(
+            name=src.name,
+            kind=src.kind,
+            weight_requested=src.weight,
+            share_requested=self.shares[src.name],
             paths=src.paths or [src.dataset or ""],
             language=src.language,
             tier=src.tier,
             module=src.module,
-            skipped=self.skipped[src.name],
             **filter_chain_info(src),
         )
 

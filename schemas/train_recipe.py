@@ -80,8 +80,8 @@ class ScheduleSpec(Strict):
             raise ValueError("give warmup_steps or warmup_ratio, not both")
         inert = {"constant": ("min_lr_ratio", "decay_ratio", "decay_shape"), "cosine": ("decay_ratio", "decay_shape"),
                  "linear": ("decay_ratio", "decay_shape"), "wsd": ()}[self.kind]
-        for name in given(self, *inert):
-            raise ValueError(f"schedule.{name} does nothing for kind '{self.kind}' (remove it)")
+        if extra := given(self, *inert):
+            raise ValueError(f"schedule.{extra[0]} does nothing for kind '{self.kind}' (remove it)")
         return self
 
 
@@ -103,8 +103,8 @@ class EngineSpec(Strict):
     def _zero_only(self) -> EngineSpec:
         """ZeRO-0 has no partitioned optimizer to offload and no buckets: these keys would be dropped silently."""
         if self.zero_stage == 0:
-            for name in given(self, "overlap_comm", "reduce_bucket_size", "allgather_bucket_size"):
-                raise ValueError(f"engine.{name} applies to ZeRO stages 1-3 only (zero_stage is 0)")
+            if extra := given(self, "overlap_comm", "reduce_bucket_size", "allgather_bucket_size"):
+                raise ValueError(f"engine.{extra[0]} applies to ZeRO stages 1-3 only (zero_stage is 0)")
             if self.offload_optimizer:
                 raise ValueError("engine.offload_optimizer needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
         return self

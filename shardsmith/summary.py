@@ -110,16 +110,12 @@ def _stage_order(runs: Path) -> list[str]:
     if recipe.is_file():
         order = [s["name"] for s in json.loads(recipe.read_text(encoding="utf-8"))["recipe"]["stages"]]
         return [n for n in order if n in names]
-    started = {n: json.loads((runs / n / "stage.json").read_text(encoding="utf-8")).get("started_at", "") for n in names}
+    started = {n: json.loads((runs / n / "stage.json").read_text(encoding="utf-8")).get("started_at", "")
+               for n in names}
     return sorted(names, key=lambda n: started[n])
 
 
-def _kind_order(folder: Path) -> tuple[int, str]:
-    """Shard sets in the order a chain uses them (mix, SFT, preference), then the rest by name."""
-    kind = ""
-    if (folder / MANIFEST_NAME).is_file():
-        kind = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("kind", "")
-    return ({"mix": 0, "sft": 1, "preference": 2}.get(kind, 3), folder.name)
+_KIND_ORDER = {"mix": 0, "sft": 1, "preference": 2}  # shard sets in the order a chain uses them, then the rest
 
 
 def collect(out_dir: str | os.PathLike) -> Summary:
@@ -128,14 +124,15 @@ def collect(out_dir: str | os.PathLike) -> Summary:
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: no such folder")
     summary = Summary(out=out)
-    for child in sorted((p for p in out.iterdir() if p.is_dir()), key=_kind_order):
-        if (child / MANIFEST_NAME).is_file():
-            m = ShardManifest.load(child)
-            summary.shard_sets[child.name] = m
-            summary.data.extend(_source_rows(child.name, m))
-        elif summary.runs is None and any(child.glob("*/stage.json")):
-            summary.runs = child
-            summary.stages = [stage_row(child / n) for n in _stage_order(child)]
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    sets = {p.name: ShardManifest.load(p) for p in folders if (p / MANIFEST_NAME).is_file()}
+    for name, m in sorted(sets.items(), key=lambda item: (_KIND_ORDER.get(item[1].kind, 3), item[0])):
+        summary.shard_sets[name] = m
+        summary.data.extend(_source_rows(name, m))
+    runs = next((p for p in folders if p.name not in sets and any(p.glob("*/stage.json"))), None)
+    if runs is not None:
+        summary.runs = runs
+        summary.stages = [stage_row(runs / n) for n in _stage_order(runs)]
     if not summary.shard_sets and summary.runs is None:
         raise FileNotFoundError(f"{out}: holds no shard set (*/{MANIFEST_NAME}) and no training run (*/*/stage.json)")
     return summary
