@@ -79,3 +79,39 @@ class PreferencePair(BaseModel):
     def conversation(self, which: Literal["chosen", "rejected"]) -> Conversation:
         return Conversation(messages=self.prompt + getattr(self, which), source=self.source, id=self.id,
                             label_lang=self.label_lang, metadata=self.metadata)
+
+
+class McqQuestion(BaseModel):
+    """One multiple-choice question as every MCQ importer returns it, before any output format is applied.
+
+    ``options`` maps letters to option text in display order (A, B, C, ...); ``answer`` is one of its letters.
+    Importers (``builders/mcq.py``) fill it; formats, surgical rewrites and repair blocks read it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question: str
+    options: dict[str, str]
+    answer: str = Field(description="the correct letter, a key of `options`")
+    explanation: str | None = Field(None, description="a worked explanation (C-Eval, WanJuan answer_detail)")
+    q_type: str | None = Field(None, description="the dataset's question type (WanJuan: 单选题, ...)")
+    subject: str | None = None
+    source: str = Field(description="the recipe's source name")
+    id: str
+
+    @property
+    def answer_text(self) -> str:
+        return self.options[self.answer]
+
+
+class CotExample(BaseModel):
+    """A question with a worked rationale and a short final answer (GSM8K, AQuA, FLAN CoT, MCQ explanations)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question: str
+    rationale: str
+    answer: str
+    source: str
+    id: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
