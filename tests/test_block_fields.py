@@ -20,7 +20,8 @@ from shardsmith.builders import importers, self_cognition
 from shardsmith.builders.dedup import Deduper, normalize_text
 from shardsmith.builders.filters import LanguageJudge, check_chars, check_structure
 from shardsmith.builders.pairs import PAIR_SHAPESET
-from shardsmith.builders.sft import Item, _pair_check, _source_filters
+from shardsmith.builders.block import Item, source_filters
+from shardsmith.builders.block_steps import pair_check
 from shardsmith.builders.templates import render
 from shardsmith.pipelines.lid import detect_language
 from shardsmith.pipelines.shards import split_files
@@ -140,8 +141,8 @@ def test_source_length_override_replaces_the_block_length_filter():
     strict = SftSource(name="strict", paths=["x"], filters={"length": {"max_chars_user": 3}})
     plain = SftSource(name="plain", paths=["x"])
     c = qa("12345", "ok")
-    assert chars(c, **_source_filters(block, plain)[2].model_dump()) is None
-    assert chars(c, **_source_filters(block, strict)[2].model_dump()) == "too_long_chars"
+    assert chars(c, **source_filters(block, plain)[2].model_dump()) is None
+    assert chars(c, **source_filters(block, strict)[2].model_dump()) == "too_long_chars"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -254,9 +255,9 @@ def test_score_fields_name_where_min_score_gap_reads_the_scores():
     row = {"prompt": "2+2?", "chosen": "4", "rejected": "5", "rating_good": 9, "rating_bad": 2}
     pair, = importers.import_records(enumerate([row]), where="mem.jsonl", source="s", shapes=PAIR_SHAPESET)
     item = Item(pair.conversation("chosen"), rejected=pair.conversation("rejected"))
-    assert _pair_check(item, PairFilter(min_score_gap=1))[0] == "no_scores"
-    assert _pair_check(item, PairFilter(min_score_gap=1, score_fields=("rating_good", "rating_bad"))) is None
-    assert _pair_check(item, PairFilter(min_score_gap=8, score_fields=("rating_good", "rating_bad")))[0] == \
+    assert pair_check(item, PairFilter(min_score_gap=1))[0] == "no_scores"
+    assert pair_check(item, PairFilter(min_score_gap=1, score_fields=("rating_good", "rating_bad"))) is None
+    assert pair_check(item, PairFilter(min_score_gap=8, score_fields=("rating_good", "rating_bad")))[0] == \
         "small_score_gap"
 
 

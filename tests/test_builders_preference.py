@@ -14,7 +14,7 @@ from shardsmith.builders.build import build, load_block_recipe
 from shardsmith.builders.demo import write_demo_sample
 from shardsmith.builders.importers import ImportShapeError, import_file
 from shardsmith.builders.pairs import PAIR_SHAPESET
-from shardsmith.builders.sft import inspect_documents
+from shardsmith.builders.writer import inspect_documents
 from shardsmith.schemas.block_recipe import PreferenceBlockRecipe
 from shardsmith.schemas.records import Drop, PreferencePair
 

@@ -12,7 +12,7 @@ from conftest import need_data
 from test_builders_helpers import build_recipe, load_manifest, write_jsonl
 
 from shardsmith.builders.filters import check_structure
-from shardsmith.builders.sft import inspect_documents
+from shardsmith.builders.writer import inspect_documents
 from shardsmith.recipes import RecipeError
 from shardsmith.schemas.block_recipe import StructureFilter
 from shardsmith.schemas.records import Conversation, Message

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shardsmith.builders.sft import inspect_documents
+from shardsmith.builders.writer import inspect_documents
 from shardsmith.builders.templates import BUILTIN, render, resolve_template
 from shardsmith.schemas.block_recipe import TemplateRef
 from shardsmith.schemas.records import Conversation, Message

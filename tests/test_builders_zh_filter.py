@@ -12,7 +12,7 @@ from collections import Counter
 from conftest import need_data
 from test_builders_helpers import build_recipe, load_manifest, write_jsonl
 
-from shardsmith.builders.sft import inspect_documents
+from shardsmith.builders.writer import inspect_documents
 
 ZH = {"belle_2m": "sft_zh_belle/train_2M_CN_sample.json", "belle_3_5m": "sft_zh_belle/train_3.5M_CN_sample.json",
       "firefly": "sft_zh_firefly/firefly-train-1.1M_sample.jsonl", "alpaca_zh": "sft_alpaca_zh_demo/alpaca_zh_demo.json",

@@ -1,0 +1,229 @@
+"""One way to build a block: sources are read into items, a list of steps filters them, one writer writes the set.
+
+A step decides, :class:`BlockStep` keeps the books — the shape of datatrove's ``BaseFilter`` (``filter()`` returns
+keep or a reason; stats and the drop writer live in ``run``). A step looks at one item (``decide``) or at a source's
+items together (``decide_all``: batched fastText, batched tokenization, seeded sampling) and returns, per item,
+``None`` (keep) or ``(reason, detail)`` (drop). ``BlockStep.run`` counts read / kept / dropped-by-reason into the
+source's :class:`SourceBooks` and records each drop, so a step never counts anything itself.
+
+Steps run step-major (every source through step 1, then step 2, ...), sources in recipe order: a step with shared
+state (global dedup: first occurrence in source order wins) sees the sources in that order.
+
+Every block kind (SFT, preference, MCQ, CoT, ...) is: a :class:`BlockKind` row (how its source records are read),
+a list of steps, and ``builders/writer.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shardsmith.schemas.block_recipe import Filters, LanguageFilter, LengthFilter, SftSource, StructureFilter
+from shardsmith.schemas.manifest import StepCount
+from shardsmith.schemas.records import Conversation, Drop, Message, PreferencePair
+
+from . import importers
+from .importers import ShapeSet
+from .templates import Rendered
+
+Verdict = tuple[str, str | None] | None  # None: keep; (reason, detail): drop
+
+
+class BuildError(ValueError):
+    pass
+
+
+@dataclass
+class Item:
+    """What flows through the steps: a conversation (a preference pair: prompt + chosen, and prompt + rejected)."""
+
+    conv: Conversation
+    rendered: Rendered | None = None
+    n_tokens: int | None = None
+    copy: int = 0  # > 0: a deliberate repeat (self-cognition ``repeat``), exempt from dedup
+    rejected: Conversation | None = None
+    rendered_rejected: Rendered | None = None
+
+    def convs(self) -> list[Conversation]:
+        return [self.conv] if self.rejected is None else [self.conv, self.rejected]
+
+    def documents(self) -> list[tuple[Conversation, Rendered]]:
+        docs = [(self.conv, self.rendered)]
+        return docs if self.rejected is None else docs + [(self.rejected, self.rendered_rejected)]
+
+
+def source_filters(block: Filters, src: SftSource | None) -> tuple[StructureFilter, LanguageFilter | None, LengthFilter]:
+    """Effective (structure, language or None, length) for a source: its overrides replace the block's keys."""
+    structure, language, length = block.structure, block.language, block.length
+    if src is None:  # self-cognition: its rows are chosen by SelfCognition.languages, not the block's filter
+        language = None
+    else:
+        o = src.filters
+        structure = o.structure or structure
+        length = o.length or length
+        if o.language == "none":
+            language = None
+        elif o.language is not None:
+            language = o.language
+    return structure, language, length
+
+
+@dataclass
+class SourceBooks:
+    """One source's accounts: what was read, each step's counts, every drop; plus the source's effective filters."""
+
+    name: str
+    src: SftSource | None  # None: generated rows (self-cognition)
+    structure: StructureFilter
+    language: LanguageFilter | None
+    length: LengthFilter
+    keep_records: bool = True  # drops carry the conversation (``write_rejected``)
+    read: int = 0
+    steps: list[StepCount] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    trimmed: Counter = field(default_factory=Counter)  # conversations the structure step trimmed and passed on
+    drops: list[Drop] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+
+    @classmethod
+    def for_source(cls, name: str, src: SftSource | None, filters: Filters, keep_records: bool) -> SourceBooks:
+        structure, language, length = source_filters(filters, src)
+        return cls(name, src, structure, language, length, keep_records)
+
+    @property
+    def declared(self) -> str | None:
+        return self.src.language if self.src is not None else None
+
+    def step(self, name: str, before: int, kept: int, reasons: Counter) -> None:
+        self.steps.append(StepCount(step=name, read=before, kept=kept, dropped=before - kept, reasons=dict(reasons)))
+
+    def drop(self, conv: Conversation, step: str, reason: str, detail: str | None, keep_record: bool = True) -> None:
+        self.dropped[reason] += 1
+        record = conv.model_dump(mode="json") if keep_record and self.keep_records else None
+        self.drops.append(Drop(source=conv.source, id=conv.id, reason=reason, step=step, detail=detail, record=record))
+
+    def import_drop(self, drop: Drop) -> None:
+        self.dropped[drop.reason] += 1
+        self.drops.append(drop)
+
+
+class BlockStep:
+    """A filter over items. Subclasses set ``name`` and implement ``decide`` (or ``decide_all``); ``run`` keeps books.
+
+    ``applies(books)`` false: the step is skipped for that source and leaves no row in the manifest (a language
+    step on a source without a language filter). ``timing``: the key its seconds add to in ``timings``.
+    """
+
+    name: str = ""
+    timing: str = ""
+    keeps_records = True  # a drop of this step carries the conversation (sampling's do not: nothing is wrong)
+
+    def applies(self, books: SourceBooks) -> bool:
+        return True
+
+    def decide(self, item: Item, books: SourceBooks) -> Verdict:
+        raise NotImplementedError
+
+    def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
+        return [self.decide(it, books) for it in items]
+
+    def run(self, items: list[Item], books: SourceBooks) -> list[Item]:
+        verdicts = self.decide_all(items, books)
+        kept, reasons = [], Counter()
+        for it, verdict in zip(items, verdicts, strict=True):
+            if verdict is None:
+                kept.append(it)
+                continue
+            reasons[verdict[0]] += 1
+            books.drop(it.conv, self.name, verdict[0], verdict[1], self.keeps_records)
+        books.step(self.name, len(items), len(kept), reasons)
+        return kept
+
+
+def run_steps(steps: list[BlockStep], items: dict[str, list[Item]], books: dict[str, SourceBooks],
+              timings: dict) -> None:
+    """Every source through each step in turn (step-major, sources in recipe order); seconds per ``step.timing``."""
+    for step in steps:
+        t0 = time.perf_counter()
+        for name in items:
+            if step.applies(books[name]):
+                items[name] = step.run(items[name], books[name])
+        key = step.timing or step.name
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+
+
+def check_counts(items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> dict[str, Any]:
+    """The manifest's ``counts``: read = kept + dropped per source, or an internal error."""
+    counts: dict[str, Any] = {}
+    for name, bk in books.items():
+        kept, dropped = len(items[name]), sum(bk.dropped.values())
+        if bk.read != kept + dropped:
+            raise BuildError(f"internal: source {name}: read {bk.read} != kept {kept} + dropped {dropped}")
+        counts[name] = {"read": bk.read, "kept": kept, "dropped": dict(sorted(bk.dropped.items()))}
+        if bk.trimmed:
+            counts[name]["trimmed"] = dict(sorted(bk.trimmed.items()))
+    return counts
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading sources
+
+
+@dataclass(frozen=True)
+class BlockKind:
+    """How a kind's source records become items: its shapes and the file reader that yields raw records."""
+
+    name: str
+    shapes: ShapeSet = importers.SFT_SHAPES
+    read_file: Callable[[Path], Iterator[tuple[int, Any]]] = importers.iter_raw
+    pairs: bool = False  # records are PreferencePair (two documents per item)
+
+
+def _with_system(record: Conversation | PreferencePair, system: str | None):
+    """The source's ``system`` message prepended, unless the record already starts with one."""
+    field_name = "prompt" if isinstance(record, PreferencePair) else "messages"
+    msgs = getattr(record, field_name)
+    if not system or (msgs and msgs[0].role == "system"):
+        return record
+    return record.model_copy(update={field_name: [Message(role="system", content=system)] + msgs})
+
+
+def _streams(src: SftSource, base: Path, books: SourceBooks, kind: BlockKind) -> list[tuple[str, Iterator]]:
+    """(where, raw records) per input; every path is resolved before anything is read (a typo fails first)."""
+    streams = []
+    if src.hf:
+        streams.append((f"hf:{src.hf['dataset']}", importers.iter_hf(src.hf["dataset"], src.hf.get("config"),
+                                                                     src.hf.get("split", "train"))))
+    for p in importers.expand_paths(src.paths, base):
+        books.paths.append(str(p))
+        streams.append((str(p), kind.read_file(p)))
+    return streams
+
+
+def read_source(src: SftSource, base: Path, books: SourceBooks, kind: BlockKind) -> list[Item]:
+    """Import a source's records (at most ``limit``); import drops go to the books, the rest become items."""
+    out: list[Item] = []
+    kw = {"source": src.name, "shape": src.shape, "options": src.options, "id_field": src.id_field,
+          "label_field": src.label_field, "shapes": kind.shapes}
+    for where, stream in _streams(src, base, books, kind):
+        id_prefix = where if where.startswith("hf:") else Path(where).name
+        for record in importers.import_records(stream, where=where, id_prefix=id_prefix, **kw):
+            if src.limit is not None and books.read >= src.limit:
+                break
+            books.read += 1
+            if isinstance(record, Drop):
+                books.import_drop(record)
+                continue
+            record = _with_system(record, src.system)
+            if isinstance(record, PreferencePair):
+                out.append(Item(record.conversation("chosen"), rejected=record.conversation("rejected")))
+            else:
+                out.append(Item(record))
+        if src.limit is not None and books.read >= src.limit:
+            break
+    books.step("import", books.read, len(out), Counter(books.dropped))
+    return out

@@ -1,0 +1,233 @@
+"""The steps every conversation block shares: pair checks, structure, length, language, dedup, render, token length,
+sampling. Each decides; :class:`~shardsmith.builders.block.BlockStep` keeps the books (see ``builders/block.py``).
+
+A preference item is a pair: a filter judges both ``prompt + chosen`` and ``prompt + rejected`` and keeps the pair
+only if both pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import Counter
+from typing import Any
+
+from shardsmith.schemas.block_recipe import DedupFilter, PairFilter, TemplateDef
+from shardsmith.schemas.records import Conversation
+
+from .block import BlockStep, Item, SourceBooks, Verdict
+from .dedup import Deduper, normalize_text
+from .filters import LanguageJudge, check_chars, check_structure, normalize_label
+from .templates import RenderError, render
+
+MAX_REPORTED_DISAGREEMENTS = 200
+
+
+def pair_check(it: Item, spec: PairFilter) -> Verdict:
+    """(reason, detail) when a preference pair is unusable as a pair, else None."""
+    a, b = it.conv.messages[-1].content, it.rejected.messages[-1].content
+    if spec.drop_identical and normalize_text(a) == normalize_text(b):
+        same = " ".join(a.split()) == " ".join(b.split())
+        return "identical_pair", ("chosen and rejected are the same text" if same else
+                                  "chosen and rejected differ only in case, punctuation or width")
+    if spec.min_score_gap is not None:
+        kc, kr = spec.score_fields
+        sc, sr = it.conv.metadata.get(kc), it.conv.metadata.get(kr)
+        if sc is None or sr is None:
+            return "no_scores", f"min_score_gap needs {kc} and {kr}"
+        if sc - sr < spec.min_score_gap:
+            return "small_score_gap", f"{kc} {sc} - {kr} {sr} < {spec.min_score_gap}"
+    return None
+
+
+class PairStep(BlockStep):
+    name, timing = "pair", "import"
+
+    def __init__(self, spec: PairFilter):
+        self.spec = spec
+
+    def decide(self, item: Item, books: SourceBooks) -> Verdict:
+        return pair_check(item, self.spec)
+
+
+class StructureStep(BlockStep):
+    """Turn order, empty or truncated turns; a conversation the rule trims (not drops) passes on trimmed."""
+
+    name, timing = "structure", "structure_length"
+
+    def decide(self, item: Item, books: SourceBooks) -> Verdict:
+        checked = [check_structure(c, books.structure) for c in item.convs()]
+        bad = next((c for c in checked if c[0] is None), None)
+        if bad is not None:
+            return bad[1], bad[2]
+        item.conv = checked[0].conv
+        books.trimmed.update(checked[0].trimmed)  # a pair's sides share the prompt: counted once
+        if item.rejected is not None:
+            item.rejected = checked[1].conv
+        return None
+
+
+class CharLengthStep(BlockStep):
+    name, timing = "length_chars", "structure_length"
+
+    def decide(self, item: Item, books: SourceBooks) -> Verdict:
+        return next((r for r in (check_chars(c, books.length) for c in item.convs()) if r[0]), None)
+
+
+class LanguageStep(BlockStep):
+    """fastText (or the dataset's label) per conversation; also the report: agreement with the declared language
+    and with the dataset's label, and the disagreements to read (``reports/language_disagreements.jsonl``)."""
+
+    name, timing = "language", "language"
+
+    def __init__(self):
+        self.confusion = Counter()  # (declared positive?, kept?) over sources with a declared language
+        self.agreement = Counter()
+        self.label_examples: list[dict] = []
+        self.disagreements: list[dict] = []
+        self.sources: dict[str, dict] = {}
+
+    def applies(self, books: SourceBooks) -> bool:
+        return books.language is not None
+
+    def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
+        spec = books.language
+        judge = LanguageJudge(spec)
+        decisions = judge.judge([it.conv for it in items])
+        if any(it.rejected is not None for it in items):  # a pair stays only if its rejected side passes too
+            other = judge.judge([it.rejected for it in items])
+            decisions = [d if not d.keep or o.keep else
+                         dataclasses.replace(o, detail=f"rejected answer: {o.detail}") for d, o in zip(decisions, other)]
+        per_lang = Counter()
+        for it, d in zip(items, decisions):
+            it.conv = it.conv.model_copy(update={"lang": d.lang})
+            per_lang[d.lang] += 1
+            self._note(it.conv, d, books)
+        kept = sum(d.keep for d in decisions)
+        self.sources[books.name] = {"declared": books.declared, "by": spec.by, "detected": dict(per_lang),
+                                    "kept": kept, "dropped": len(items) - kept}
+        return [None if d.keep else (d.reason, d.detail) for d in decisions]
+
+    def _note(self, conv: Conversation, d, books: SourceBooks) -> None:
+        spec = books.language
+        if books.declared:
+            positive = normalize_label(books.declared) in set(spec.keep)
+            self.confusion[(positive, d.keep)] += 1
+            if positive != d.keep:
+                self.disagreements.append({
+                    "source": books.name, "id": conv.id, "declared": books.declared, "decided": d.lang,
+                    "kept": d.keep, "share": round(d.share, 3), "by": d.by,
+                    "turns": [{"role": r, "lang": lg, "score": round(s, 3), "chars": n} for r, lg, s, n in d.turns],
+                    "user": conv.text("user")[:300], "assistant": conv.text("assistant")[:300],
+                })
+        if conv.label_lang is not None and d.fasttext_lang is not None and spec.report_agreement:
+            same = normalize_label(conv.label_lang) == d.fasttext_lang
+            self.agreement["agree" if same else "disagree"] += 1
+            if not same and len(self.label_examples) < 50:
+                self.label_examples.append({"source": books.name, "id": conv.id, "label": conv.label_lang,
+                                            "fasttext": d.fasttext_lang, "text": conv.text("user")[:200]})
+
+    def report(self) -> dict[str, Any]:
+        """The manifest's ``language_report``."""
+        out: dict[str, Any] = {"sources": self.sources, "disagreements": []}
+        if self.confusion:
+            tp, fp = self.confusion[(True, True)], self.confusion[(False, True)]
+            fn, tn = self.confusion[(True, False)], self.confusion[(False, False)]
+            out["vs_declared"] = {
+                "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+                "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+                "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+                "note": "truth = the source's declared language; a Chinese set's English/code rows count as 'fn' "
+                        "here even when dropping them is right: read the disagreements",
+            }
+        if self.agreement:
+            out["label_vs_fasttext"] = {**self.agreement, "examples": self.label_examples}
+        out["disagreements_total"] = len(self.disagreements)
+        out["disagreements"] = self.disagreements[:MAX_REPORTED_DISAGREEMENTS]
+        return out
+
+
+class DedupStep(BlockStep):
+    """Exact / near duplicates, first occurrence in source order wins (across sources, or per source)."""
+
+    name, timing = "dedup", "dedup"
+
+    def __init__(self, spec: DedupFilter, seed: int):
+        self.deduper = Deduper(spec, seed=seed)
+        self.scope = spec.scope
+
+    def decide(self, item: Item, books: SourceBooks) -> Verdict:
+        if item.copy:
+            return None
+        key_conv = item.conv if item.rejected is None else item.conv.model_copy(
+            update={"messages": item.conv.messages + item.rejected.messages[-1:]})  # the pair: prompt + both
+        return self.deduper.check(key_conv, scope_key=books.name if self.scope == "source" else "")
+
+
+class RenderStep(BlockStep):
+    """Template the conversation into text with loss ranges; ``loss: all`` puts loss on every character."""
+
+    name, timing = "render", "render"
+
+    def __init__(self, template: TemplateDef, eos: str | None, loss_on_all: bool = False):
+        self.template, self.eos, self.loss_on_all = template, eos, loss_on_all
+
+    def decide(self, item: Item, books: SourceBooks) -> Verdict:
+        try:
+            item.rendered = render(item.conv, self.template, self.eos)
+            if self.loss_on_all:
+                item.rendered = dataclasses.replace(item.rendered, no_loss=[], loss=[(0, len(item.rendered.doc_text))])
+            if item.rejected is not None:
+                item.rendered_rejected = render(item.rejected, self.template, self.eos)
+        except RenderError as err:
+            return err.reason, str(err)
+        return None
+
+
+class TokenLengthStep(BlockStep):
+    """Tokens with the block's tokenizer (batched): of the turns' content (Steel) or of the rendered document
+    (+1 for EOS); a pair is as long as its longer side."""
+
+    name, timing = "length_tokens", "length_tokens"
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def applies(self, books: SourceBooks) -> bool:
+        return bool(books.length.max_tokens)
+
+    def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
+        length = books.length
+        rendered = length.count_tokens_of == "rendered"
+        docs = [d for it in items for d in it.documents()]
+        texts = [r.doc_text if rendered else "".join(m.content for m in c.messages) for c, r in docs]
+        counts = [len(e.ids) + rendered for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+        if len(docs) != len(items):  # pairs
+            counts = [max(a, b) for a, b in zip(counts[0::2], counts[1::2])]
+        out: list[Verdict] = []
+        for it, n in zip(items, counts):
+            it.n_tokens = n
+            out.append(("too_long_tokens", f"{n} > {length.max_tokens} tokens") if n > length.max_tokens else None)
+        return out
+
+
+class SampleStep(BlockStep):
+    """Per-source caps after filtering (``sample``: at most N; ``sample_rate``: a share), seeded by source name."""
+
+    name, timing = "sample", "sample"
+    keeps_records = False
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def applies(self, books: SourceBooks) -> bool:
+        src = books.src
+        return src is not None and (src.sample is not None or src.sample_rate is not None)
+
+    def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
+        src, n = books.src, len(items)
+        target = int(round(n * src.sample_rate)) if src.sample_rate is not None else n
+        if src.sample is not None:
+            target = min(target, src.sample)
+        chosen = set(random.Random(f"{self.seed}:{books.name}").sample(range(n), target))
+        return [None if i in chosen else ("sampled_out", f"sampling cap {target} of {n}") for i in range(n)]

@@ -1,0 +1,318 @@
+"""The one writer every block kind shares: tokenizer + template context, split, tokenize (datatrove, with loss
+masks), attribute tokens to sources, rejected records, reports, manifest — into a temp folder renamed at the end.
+
+Output (the shard contract of ``schemas/manifest.py``)::
+
+    DIR/train/train_00000_unshuffled.ds(.index,.loss)     documents in a seeded random order
+    DIR/validation/validation_00000_unshuffled.ds(...)
+    DIR/tokenizer/                                        the resolved tokenizer incl. the template's special tokens
+    DIR/rejected/<source>.jsonl.gz                        every dropped record with step, reason, detail
+    DIR/reports/language_disagreements.jsonl              language decisions that contradict the declared language
+    DIR/manifest.json                                     written last
+
+Everything is built in ``DIR.parent/.DIR.building-<pid>`` and renamed onto ``DIR`` at the end (an existing ``DIR`` is
+moved aside first and removed after), so a crash never leaves a folder that looks complete.
+
+Shuffle: documents are shuffled here with the recipe seed and handed to datatrove with ``shuffle=False``, so the
+order on disk is known and tokens can be attributed to sources. Pairs stay adjacent (chosen first).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import shutil
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shardsmith.pipelines.shards import new_manifest
+from shardsmith.schemas.block_recipe import SftBlockRecipe, TemplateDef
+from shardsmith.schemas.common import TokenizerSpec
+from shardsmith.schemas.manifest import ShardManifest, SourceInfo
+from shardsmith.schemas.records import Conversation
+
+from .block import BuildError, Item, SourceBooks
+from .templates import Rendered, resolve_template, template_info
+
+
+@dataclass
+class BlockContext:
+    """What every step and the writer share: the recipe's tokenizer with the template's markers added as special
+    tokens (one id each, checked), the template, and where relative paths resolve."""
+
+    recipe: SftBlockRecipe
+    base: Path
+    template: TemplateDef
+    tok: Any  # pipelines.tokenizers.ResolvedTokenizer
+    tokenizer: Any  # tokenizers.Tokenizer
+    special_ids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def eos(self) -> str | None:
+        return self.tok.eos_token
+
+    @classmethod
+    def resolve(cls, recipe: SftBlockRecipe, base: Path) -> BlockContext:
+        from shardsmith.pipelines.tokenizers import resolve_tokenizer
+
+        tpl = resolve_template(recipe.template, base)
+        specials = list(dict.fromkeys(list(recipe.tokenizer.add_special_tokens) + list(tpl.special_tokens)))
+        spec = TokenizerSpec(name=recipe.tokenizer.name, eos_token=recipe.tokenizer.eos_token,
+                             add_special_tokens=specials, train=recipe.tokenizer.train)
+        if spec.train is not None:
+            raise BuildError("a block cannot train its tokenizer; point tokenizer.name at the pretraining tokenizer")
+        tok = resolve_tokenizer(spec)
+        tk = tok.load()
+        special_ids = {}
+        for s in tpl.special_tokens:
+            ids = tk.encode(s, add_special_tokens=False).ids
+            if len(ids) != 1:
+                raise BuildError(f"template '{tpl.name}': marker {s!r} encodes to {len(ids)} ids {ids}, expected one")
+            special_ids[s] = ids[0]
+        return cls(recipe, base, tpl, tok, tk, special_ids)
+
+
+def split_items(items: list[Item], recipe: SftBlockRecipe) -> dict[str, list[Item]]:
+    """Seeded shuffle, then the first ``fraction`` (at least ``min_documents`` when possible) is validation."""
+    order = list(range(len(items)))
+    random.Random(recipe.seed).shuffle(order)
+    frac = recipe.validation.fraction
+    n_val = int(round(len(order) * frac)) if frac > 0 else 0
+    if frac > 0 and len(order) >= 2:
+        n_val = max(n_val, min(recipe.validation.min_documents, len(order) - 1))
+    return {"validation": [items[i] for i in order[:n_val]], "train": [items[i] for i in order[n_val:]]}
+
+
+@dataclass
+class BlockWrite:
+    """What the writer needs beyond the items: the books, the manifest's kind-specific parts."""
+
+    kind: str  # manifest kind: sft | preference | ...
+    books: dict[str, SourceBooks]
+    counts: dict[str, Any]
+    language_report: dict[str, Any]
+    disagreements: list[dict]
+    recipe_dict: dict | None = None
+    source_kind: str = "sft"  # manifest sources[].kind prefix: <source_kind>:<shape>
+    split_by: str = "conversation"
+    extra: dict[str, Any] = field(default_factory=dict)  # more manifest fields (pair layout, ...)
+    # split_by "pair": items are pairs, the manifest also counts pairs per split
+    template_extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_block(out_dir: str | os.PathLike, items: dict[str, list[Item]], ctx: BlockContext, w: BlockWrite,
+                timings: dict) -> Path:
+    """Split, tokenize and write the set with its manifest; returns the shard folder (atomic: temp, then rename)."""
+    t0 = time.perf_counter()
+    out = Path(out_dir).resolve()
+    recipe = ctx.recipe
+    all_items = [it for lst in items.values() for it in lst]
+    splits = split_items(all_items, recipe)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.building-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir()
+    try:
+        ctx.tok.copy_to(tmp / "tokenizer")
+        tally = _Tally()
+        for split, lst in splits.items():
+            folder = tmp / split
+            folder.mkdir()
+            if lst:
+                docs = [d for it in lst for d in it.documents()]
+                _tokenize_split(docs, folder, ctx.tok, recipe.seed, tmp / ".work" / split)
+                tally.attribute(folder, split, docs, ctx.tok.token_size)
+        t0 = _tick(timings, "tokenize", t0)
+        _write_rejected(tmp, w.books, recipe.write_rejected)
+        _write_reports(tmp, w.disagreements)
+        manifest = _manifest(items, all_items, splits, ctx, w, tally)
+        from shardsmith.pipelines.shards import finalize
+
+        finalize(tmp, manifest)
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _tick(timings, "write", t0)
+    return out
+
+
+def _tick(timings: dict, name: str, t0: float) -> float:
+    t1 = time.perf_counter()
+    timings[name] = timings.get(name, 0.0) + (t1 - t0)
+    return t1
+
+
+def _write_rejected(tmp: Path, books: dict[str, SourceBooks], enabled: bool) -> None:
+    if not enabled:
+        return
+    rej = tmp / "rejected"
+    rej.mkdir()
+    for name, bk in books.items():
+        if bk.drops:
+            with gzip.open(rej / f"{name}.jsonl.gz", "wt", encoding="utf-8") as f:
+                for d in bk.drops:
+                    f.write(d.model_dump_json(exclude_none=True) + "\n")
+
+
+def _write_reports(tmp: Path, disagreements: list[dict]) -> None:
+    reports = tmp / "reports"
+    reports.mkdir()
+    with open(reports / "language_disagreements.jsonl", "w", encoding="utf-8") as f:
+        for d in disagreements:
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+
+
+def _manifest(items: dict[str, list[Item]], all_items: list[Item], splits: dict[str, list[Item]], ctx: BlockContext,
+              w: BlockWrite, tally: _Tally) -> ShardManifest:
+    recipe = ctx.recipe
+    total_kept = len(all_items)
+    total_tokens = sum(tally.tokens.values()) or 1
+    sources = []
+    for name, bk in w.books.items():
+        sources.append(SourceInfo(
+            name=name,
+            kind=w.source_kind if bk.src is None else f"{w.source_kind}:{bk.src.shape}",
+            weight_requested=1.0,
+            share_requested=round(len(items[name]) / total_kept, 6),
+            share_realized=round(tally.tokens[name] / total_tokens, 6),
+            documents=tally.docs[name],
+            tokens=tally.tokens[name],
+            epochs=1.0,
+            documents_available=len(items[name]),
+            tokens_available=tally.tokens[name],
+            paths=bk.paths,
+            declared_language=bk.declared,
+            loss_tokens=tally.loss[name],
+        ))
+    languages = Counter(it.conv.lang or "unknown" for it in all_items)
+    extra = dict(w.extra)
+    if w.split_by == "pair":
+        extra["pairs"] = {s: len(v) for s, v in splits.items()}
+    return new_manifest(
+        w.kind,
+        recipe.name,
+        recipe.seed,
+        ctx.tok,
+        loss_masks=True,
+        sources=sources,
+        filters={name: bk.steps for name, bk in w.books.items()},
+        template={**template_info(ctx.template, ctx.eos, ctx.special_ids), **w.template_extra},
+        counts=w.counts,
+        languages=dict(languages.most_common()),
+        recipe=w.recipe_dict if w.recipe_dict is not None else recipe.model_dump(mode="json"),
+        language_report=w.language_report,
+        split_rule={"by": w.split_by, "seed": recipe.seed, "validation_fraction": recipe.validation.fraction},
+        **extra,
+    )
+
+
+def _tokenize_split(docs_in: list[tuple[Conversation, Rendered]], folder: Path, tok, seed: int, logdir: Path) -> None:
+    from datatrove.data import Document
+    from datatrove.executor import LocalPipelineExecutor
+
+    from shardsmith.pipelines.shards import tokenizer_step
+
+    docs = [
+        Document(text=r.doc_text, id=f"{c.source}/{c.id}", metadata={"no_loss_ranges": list(r.no_loss), "source": c.source})
+        for c, r in docs_in
+    ]
+
+    def reader(data=None, rank: int = 0, world_size: int = 1):
+        yield from docs
+
+    # one file per split: datatrove caps file sizes only when it shuffles, and a block keeps its order (pairs adjacent)
+    step = tokenizer_step(folder, tok.tokenizer_json, tok.eos_token, seed=seed, loss_masks=True,
+                          save_filename=folder.name, shuffle=False)
+    logdir.mkdir(parents=True, exist_ok=True)
+    LocalPipelineExecutor(pipeline=[reader, step], tasks=1, workers=1, logging_dir=str(logdir),
+                          skip_completed=False).run()
+
+
+@dataclass
+class _Tally:
+    """Tokens, documents and loss tokens per source, read back from the files written."""
+
+    tokens: Counter = field(default_factory=Counter)
+    docs: Counter = field(default_factory=Counter)
+    loss: Counter = field(default_factory=Counter)
+
+    def attribute(self, folder: Path, split: str, lst: list[tuple[Conversation, Rendered]], token_size: int) -> None:
+        """Map documents on disk (written in our order) back to sources; check the count matches."""
+        from shardsmith.pipelines.shards import split_files
+
+        i = 0
+        for f in split_files(folder.parent, split, token_size):
+            ends = np.asarray(f.doc_ends, dtype=np.int64)
+            starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
+            lmask = f.loss
+            csum = np.concatenate([[0], np.cumsum(np.asarray(lmask, dtype=np.int64))]) if lmask is not None else None
+            for s, e in zip(starts, ends):
+                if i >= len(lst):
+                    raise BuildError(f"{f.path}: more documents on disk than were written")
+                src = lst[i][0].source
+                self.tokens[src] += int(e - s)
+                self.docs[src] += 1
+                if csum is not None:
+                    self.loss[src] += int(csum[e] - csum[s])
+                i += 1
+        if i != len(lst):
+            raise BuildError(f"{folder}: {i} documents on disk, {len(lst)} written")
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def inspect_documents(shard_dir: str | os.PathLike, split: str = "train", limit: int | None = None) -> list[dict]:
+    """Decode documents of a built set: the full text, and the text of each run of loss-carrying tokens.
+
+    ``loss_text`` joins the decoded loss runs with '' — for a correct build it equals the assistant replies, each
+    followed by its end marker, then the EOS.
+    """
+    from tokenizers import Tokenizer
+
+    from shardsmith.pipelines.shards import split_files
+
+    man = ShardManifest.load(shard_dir)
+    tk = Tokenizer.from_file(str(Path(shard_dir) / man.tokenizer.path / "tokenizer.json"))
+    out = []
+    for f in split_files(shard_dir, split, man.token_size):
+        for ids, loss in f.documents():
+            out.append(_decoded(tk, [int(x) for x in ids], loss))
+            if limit is not None and len(out) >= limit:
+                return out
+    return out
+
+
+def _decoded(tk, ids: list[int], loss) -> dict:
+    runs, cur = [], []
+    for t, m in zip(ids, loss if loss is not None else [1] * len(ids)):
+        if m:
+            cur.append(t)
+        elif cur:
+            runs.append(cur)
+            cur = []
+    if cur:
+        runs.append(cur)
+    return {
+        "ids": ids,
+        "loss": [int(x) for x in loss] if loss is not None else None,
+        "text": tk.decode(ids, skip_special_tokens=False),
+        "loss_runs": [tk.decode(r, skip_special_tokens=False) for r in runs],
+        "no_loss_text": tk.decode([t for t, m in zip(ids, loss) if not m], skip_special_tokens=False)
+        if loss is not None else "",
+    }
