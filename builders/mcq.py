@@ -213,8 +213,10 @@ def _iter_arrow(path: Path) -> Iterator[tuple[int, dict]]:
 
 def _is_extra_request(rec: Any) -> bool:
     """An OLMES request line that repeats a question already read (choice 1-3, or an unconditional request)."""
-    return (isinstance(rec, dict) and "request_type" in rec and isinstance(rec.get("doc"), dict)
-            and (rec.get("idx", 0) != 0 or int(rec.get("doc_id", 0)) >= OLMES_UNCOND_OFFSET))
+    if not (isinstance(rec, dict) and "request_type" in rec and isinstance(rec.get("doc"), dict)):
+        return False
+    doc_id = rec.get("doc_id", 0)
+    return rec.get("idx", 0) != 0 or (isinstance(doc_id, int) and doc_id >= OLMES_UNCOND_OFFSET)
 
 
 def _first_request_per_doc(records: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
@@ -228,13 +230,11 @@ def _first_request_per_doc(records: Iterable[tuple[int, Any]]) -> Iterator[tuple
 
 
 def _text(value: Any, field: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise _RecordDrop("malformed_row", f"field '{field}' holds {type(value).__name__}, expected text")
+    """``importers._text`` (text, numbers, None -> ""), a field of another type being a ``malformed_row`` drop."""
+    try:
+        return importers._text(value, field)
+    except TypeError as err:
+        raise _RecordDrop("malformed_row", str(err)) from None
 
 
 def _subject(r: dict) -> str | None:
@@ -537,12 +537,21 @@ def _letter_explanation(q: McqQuestion) -> tuple[str, str]:
     return _plain_prompt(q), f"Answer: {_single_answer(q)}\n{q.explanation}"
 
 
+def _sentence_completion(q: McqQuestion) -> tuple[str, str]:
+    """fgpt's HellaSwag-as-MCQ SFT rows (feljost/fgpt:src/fgpt/data/hellaswag_download.py
+    ``convert_hellaswag_to_sft``): ``Complete the following sentence:\\n\\n{ctx}\\n\\n`` then ``{L}) {ending}``
+    lines joined by ``\\n`` (no trailing newline); output the letter."""
+    body = "\n".join(f"{L}) {t}" for L, t in q.options.items())
+    return f"Complete the following sentence:\n\n{q.question}\n\n{body}", _single_answer(q)
+
+
 register_style("steel", _steel, "Steel-LLM WanJuan non-CoT: 以下是一道单选题 … 请给出答案。 -> {X}。{explanation}")
 register_style("steel_cot", _steel_cot, "Steel-LLM WanJuan CoT: explanation without 故选…, then 答案为{X}")
 register_style("cmmlu_answer", _cmmlu_answer, "Steel's CMMLU chat prompt -> the letter")
-register_style("english", _english, "Steel-LLM English MCQ: The following is a multiple-choice question… -> {L}. {text}")
+register_style("english", _english, "Steel-LLM English MCQ: The following is a multiple-choice question… -> {L}. {x}")
 register_style("answer_letter", _answer_letter, "question + lettered options -> Answer: {L}")
 register_style("letter_explanation", _letter_explanation, "question + lettered options -> Answer: {L}\\n{explanation}")
+register_style("sentence_completion", _sentence_completion, "fgpt HellaSwag: Complete the following sentence: …")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -340,6 +340,10 @@ def test_bad_csv_rows_are_counted_drops(tmp_path):
                                        "malformed_row"]
     assert "line 5: 5 fields, expected 6" in reasons[3][1] and "line 6: unparseable CSV" in reasons[4][1]
     assert all(str(p) in d for _, d in reasons)
+    latin = tmp_path / "latin_test.csv"
+    latin.write_bytes("Caf\u00e9?,1,2,3,4,A\n".encode("latin-1"))
+    with pytest.raises(importers.ImportShapeError, match=r"latin_test\.csv: not UTF-8 \(byte 3"):
+        list(mcq.import_questions(latin, source="s"))
 
 
 def test_bad_indexed_cmmlu_and_truthfulqa_rows(tmp_path):
@@ -376,6 +380,8 @@ def test_bad_json_shapes(tmp_path):
     assert [r for r, _ in _reasons(items)] == ["empty_option", "missing_answer", "answer_not_in_options",
                                                "malformed_row"]
     assert mcq.render(items[-1], "answer_letter") == ("A woman\nA. runs.\nB. sits.\nC. swims.\nD. flies.", "Answer: C")
+    assert mcq.render(items[-1], "sentence_completion") == (
+        "Complete the following sentence:\n\nA woman\n\nA) runs.\nB) sits.\nC) swims.\nD) flies.", "C")
 
 
 def test_style_specific_drops_and_option_errors(tmp_path):
