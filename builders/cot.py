@@ -27,7 +27,7 @@ Drops (counted by reason, like every importer's): ``no_rationale``, ``no_answer`
 without exactly three fields, an option without its ``X)`` letter, a field that is not text),
 ``answer_not_in_options`` (the key names a letter the question does not offer) and ``answer_in_rationale_head``
 (the rationale's first line announces an option letter before any reasoning: ``Answer = D. 130 miles``,
-``the answer is D``, ``Correct Answer: (E)`` -- 36 rows of FLAN's AQuA file and 1 of AQuA-RAT dev; a CoT target
+``the answer is D``, ``Correct Answer: (E)`` -- 37 rows of FLAN's AQuA file and 1 of AQuA-RAT dev; a CoT target
 must reason first and answer last, and some of these heads even name a wrong letter).
 """
 
