@@ -318,12 +318,14 @@ def _import(path: str | os.PathLike, shapes: ShapeSet, *, source: str, shape: st
                               id_prefix=kw.pop("id_prefix", path.name), **kw)
 
 
-def import_cot_file(path: str | os.PathLike, *, source: str, shape: str = "auto", **kw) -> Iterator[Conversation | Drop]:
+def import_cot_file(path: str | os.PathLike, *, source: str, shape: str = "auto",
+                    **kw) -> Iterator[Conversation | Drop]:
     """TinyCoT conversations and counted drops of one file (kwargs as ``importers.import_records``)."""
     yield from _import(path, COT_SHAPESET, source=source, shape=shape, **kw)
 
 
-def read_cot_examples(path: str | os.PathLike, *, source: str, shape: str = "auto", **kw) -> Iterator[CotExample | Drop]:
+def read_cot_examples(path: str | os.PathLike, *, source: str, shape: str = "auto",
+                      **kw) -> Iterator[CotExample | Drop]:
     """The structured examples (and drops) of one file, for evaluation and self-teaching (no format applied)."""
     yield from _import(path, COT_EXAMPLE_SHAPESET, source=source, shape=shape, **kw)
 

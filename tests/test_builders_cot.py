@@ -42,7 +42,8 @@ def test_gsm8k_renders_tinycot_without_calculator_annotations():
         "for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh "
         "duck egg. How much in dollars does she make every day at the farmers' market?\n\n### Rationale:\nJanet sells "
         "16 - 3 - 4 = 9 duck eggs a day.\nShe makes 9 * 2 = $18 every day at the farmer’s market.\n\n### Answer:\n18",
-        "### User:\nA robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does it "
+        "### User:\nA robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does "
+        "it "
         "take?\n\n### Rationale:\nIt takes 2/2=1 bolt of white fiber\nSo the total amount of fabric is 2+1=3 bolts of "
         "fabric\n\n### Answer:\n3",
     ]
@@ -52,12 +53,14 @@ def test_aqua_rat_shows_options_and_answers_with_the_option_line():
     dev = _rendered("cot_aqua_rat/dev.json", 1)
     test = _rendered("cot_aqua_rat/test.json", 2)[1:]
     assert dev + test == [
-        "### User:\nThree birds are flying at a fast rate of 900 kilometers per hour. What is their speed in miles per "
+        "### User:\nThree birds are flying at a fast rate of 900 kilometers per hour. What is their speed in miles "
+        "per "
         "minute? [1km = 0.6 miles]\nOptions:\n(A) 32400\n(B) 6000\n(C) 600\n(D) 60000\n(E) 10\n\n### Rationale:\nTo "
         "calculate the equivalent of miles in a kilometer\n0.6 kilometers = 1 mile\n900 kilometers = (0.6)*900 = 540 "
         "miles\nIn 1 hour there are 60 minutes\nSpeed in miles/minutes = 60 * 540 = 32400\nCorrect answer - A\n\n"
         "### Answer:\n(A) 32400",
-        "### User:\nThe original price of an item is discounted 22%. A customer buys the item at this discounted price "
+        "### User:\nThe original price of an item is discounted 22%. A customer buys the item at this discounted "
+        "price "
         "using a $20-off coupon. There is no tax on the item, and this was the only item the customer bought. If the "
         "customer paid $1.90 more than half the original price of the item, what was the original price of the item?"
         "\nOptions:\n(A) $61\n(B) $65\n(C) $67.40\n(D) $70\n(E) $78.20\n\n### Rationale:\nLet x be the original price "
@@ -79,10 +82,13 @@ def test_flan_cot_tsv_unescapes_newlines_and_expands_letter_answers():
         "photosynthesis\n- (C) bird\n- (D) sex\n- (E) subtraction\n- (F) gametes\n- (G) eggs\n- (H) ovum\n\n"
         "### Rationale:\nReproduction is the process by which living things give rise to offspring. Sex equals "
         "reproduction. Sex is the process by which living things give rise to offspring.\n\n### Answer:\n(D) sex",
-        "### User:\nAre more people today related to Genghis Khan than Julius Caesar?\n\n### Rationale:\nJulius Caesar "
-        "had three children. Genghis Khan had sixteen children. Modern geneticists have determined thatout of every 200 "
+        "### User:\nAre more people today related to Genghis Khan than Julius Caesar?\n\n### Rationale:\nJulius "
+        "Caesar "
+        "had three children. Genghis Khan had sixteen children. Modern geneticists have determined thatout of every "
+        "200 "
         "men today has DNA that can be traced to Genghis Khan.\n\n### Answer:\nyes",
-        "### User:\nCould the members of The Police perform lawful arrests?\n\n### Rationale:\nThe members of The Police "
+        "### User:\nCould the members of The Police perform lawful arrests?\n\n### Rationale:\nThe members of The "
+        "Police "
         "were musicians, not law enforcement officers. Only law enforcement officers can perform lawful arrests.\n\n"
         "### Answer:\nno",
     ]
@@ -130,7 +136,8 @@ def test_drop_reasons_gsm8k():
         {"question": "", "answer": "a = 2\n#### 2"},
         {"question": ["Q"], "answer": "a\n#### 2"},
     ]
-    assert _drops(rows, "gsm8k") == ["kept", "no_answer", "no_rationale", "no_answer", "malformed_row", "malformed_row"]
+    assert _drops(rows, "gsm8k") == ["kept", "no_answer", "no_rationale", "no_answer", "malformed_row",
+                                     "malformed_row"]
 
 
 def test_drop_reasons_aqua_rat():
