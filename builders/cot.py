@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shardsmith.schemas.records import Conversation, CotExample, Drop, Message
+from shardsmith.schemas.records import Conversation, CotExample, Drop, McqQuestion, Message
 
 from .importers import ShapeSet, _RecordDrop, import_records, iter_raw
 
@@ -193,6 +193,17 @@ def flan_cot_example(record: dict, *, source: str, rec_id: str, options: dict | 
     return CotExample(question=question, rationale=rationale, answer=answer, source=source, id=rec_id, metadata=meta)
 
 
+def mcq_cot_example(q: McqQuestion, *, mcq_answer: str = "option") -> CotExample:
+    """An MCQ with a worked explanation (C-Eval, WanJuan ``answer_detail``) as a CoT example, options shown like
+    AQuA's; a question without an explanation is a ``no_rationale`` drop."""
+    rationale = (q.explanation or "").strip()
+    _require(q.question.strip(), rationale, q.answer)
+    _check_rationale_head(rationale)
+    return CotExample(question=f"{q.question.strip()}\n{_options_block(q.options)}", rationale=rationale,
+                      answer=_mcq_answer(q.answer, q.options, mcq_answer), source=q.source, id=q.id,
+                      metadata={"answer_letter": q.answer})
+
+
 COT_IMPORTERS = {"gsm8k": gsm8k_example, "aqua_rat": aqua_rat_example, "flan_cot": flan_cot_example}
 
 
@@ -332,6 +343,6 @@ def read_cot_examples(path: str | os.PathLike, *, source: str, shape: str = "aut
 
 __all__ = [
     "COT_EXAMPLE_SHAPESET", "COT_IMPORTERS", "COT_SHAPES", "COT_SHAPESET", "aqua_rat_example", "cot_conversation",
-    "flan_cot_example", "gsm8k_example", "import_cot_file", "iter_cot_file", "iter_tsv", "parse_tinycot",
+    "flan_cot_example", "gsm8k_example", "import_cot_file", "iter_cot_file", "iter_tsv", "mcq_cot_example", "parse_tinycot",
     "question_options", "read_cot_examples", "strip_calculator_annotations", "unescape_flan",
 ]

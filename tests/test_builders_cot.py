@@ -14,13 +14,14 @@ from shardsmith.builders.cot import (
     detect_cot_shape,
     import_cot_file,
     iter_cot_file,
+    mcq_cot_example,
     parse_tinycot,
     read_cot_examples,
     strip_calculator_annotations,
 )
-from shardsmith.builders.importers import ImportShapeError, import_records
+from shardsmith.builders.importers import ImportShapeError, _RecordDrop, import_records
 from shardsmith.builders.templates import chat_prompt, render, resolve_template
-from shardsmith.schemas.records import CotExample, Drop
+from shardsmith.schemas.records import CotExample, Drop, McqQuestion
 
 from conftest import need_data
 
@@ -40,12 +41,12 @@ def test_gsm8k_renders_tinycot_without_calculator_annotations():
     assert _rendered("mcq_gsm8k/test.jsonl", 2) == [
         "### User:\nJanet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins "
         "for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh "
-        "duck egg. How much in dollars does she make every day at the farmers' market?\n\n### Rationale:\nJanet sells "
-        "16 - 3 - 4 = 9 duck eggs a day.\nShe makes 9 * 2 = $18 every day at the farmer’s market.\n\n### Answer:\n18",
+        "duck egg. How much in dollars does she make every day at the farmers' market?\n\n### Rationale:\nJanet "
+        "sells 16 - 3 - 4 = 9 duck eggs a day.\nShe makes 9 * 2 = $18 every day at the farmer’s market.\n\n### "
+        "Answer:\n18",
         "### User:\nA robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does "
-        "it "
-        "take?\n\n### Rationale:\nIt takes 2/2=1 bolt of white fiber\nSo the total amount of fabric is 2+1=3 bolts of "
-        "fabric\n\n### Answer:\n3",
+        "it take?\n\n### Rationale:\nIt takes 2/2=1 bolt of white fiber\nSo the total amount of fabric is 2+1=3 "
+        "bolts of fabric\n\n### Answer:\n3",
     ]
 
 
@@ -54,18 +55,16 @@ def test_aqua_rat_shows_options_and_answers_with_the_option_line():
     test = _rendered("cot_aqua_rat/test.json", 2)[1:]
     assert dev + test == [
         "### User:\nThree birds are flying at a fast rate of 900 kilometers per hour. What is their speed in miles "
-        "per "
-        "minute? [1km = 0.6 miles]\nOptions:\n(A) 32400\n(B) 6000\n(C) 600\n(D) 60000\n(E) 10\n\n### Rationale:\nTo "
-        "calculate the equivalent of miles in a kilometer\n0.6 kilometers = 1 mile\n900 kilometers = (0.6)*900 = 540 "
-        "miles\nIn 1 hour there are 60 minutes\nSpeed in miles/minutes = 60 * 540 = 32400\nCorrect answer - A\n\n"
-        "### Answer:\n(A) 32400",
+        "per minute? [1km = 0.6 miles]\nOptions:\n(A) 32400\n(B) 6000\n(C) 600\n(D) 60000\n(E) 10\n\n### "
+        "Rationale:\nTo calculate the equivalent of miles in a kilometer\n0.6 kilometers = 1 mile\n900 kilometers = "
+        "(0.6)*900 = 540 miles\nIn 1 hour there are 60 minutes\nSpeed in miles/minutes = 60 * 540 = 32400\nCorrect "
+        "answer - A\n\n### Answer:\n(A) 32400",
         "### User:\nThe original price of an item is discounted 22%. A customer buys the item at this discounted "
-        "price "
-        "using a $20-off coupon. There is no tax on the item, and this was the only item the customer bought. If the "
-        "customer paid $1.90 more than half the original price of the item, what was the original price of the item?"
-        "\nOptions:\n(A) $61\n(B) $65\n(C) $67.40\n(D) $70\n(E) $78.20\n\n### Rationale:\nLet x be the original price "
-        "of the item\nDiscounted price = 0.78x\nPayment made by the customer after using the $20 coupon = 0.78x - 20\n"
-        "0.78x - 20 = x/2 + 1.9\nx = 78.20\nAnswer: E\n\n### Answer:\n(E) $78.20",
+        "price using a $20-off coupon. There is no tax on the item, and this was the only item the customer bought. "
+        "If the customer paid $1.90 more than half the original price of the item, what was the original price of "
+        "the item?\nOptions:\n(A) $61\n(B) $65\n(C) $67.40\n(D) $70\n(E) $78.20\n\n### Rationale:\nLet x be the "
+        "original price of the item\nDiscounted price = 0.78x\nPayment made by the customer after using the $20 "
+        "coupon = 0.78x - 20\n0.78x - 20 = x/2 + 1.9\nx = 78.20\nAnswer: E\n\n### Answer:\n(E) $78.20",
     ]
     letter = _rendered("cot_aqua_rat/dev.json", 1, options={"mcq_answer": "letter"})[0]
     assert letter.endswith("Correct answer - A\n\n### Answer:\nA")
@@ -79,18 +78,15 @@ def test_flan_cot_tsv_unescapes_newlines_and_expands_letter_answers():
         "1/7:1/7:1/14?\nOptions:\n(A) 300\n(B) 992\n(C) 1120\n(D) 552\n(E) 312\n\n### Rationale:\n1/7:1/7:1/14 = "
         "2:2:1\n1/5*5600 = 1120\n2240-1120 = 1120\n\n### Answer:\n(C) 1120",
         "### User:\nWhat is the process by which living things give rise to offspring?\nOptions:\n- (A) DNA\n- (B) "
-        "photosynthesis\n- (C) bird\n- (D) sex\n- (E) subtraction\n- (F) gametes\n- (G) eggs\n- (H) ovum\n\n"
-        "### Rationale:\nReproduction is the process by which living things give rise to offspring. Sex equals "
+        "photosynthesis\n- (C) bird\n- (D) sex\n- (E) subtraction\n- (F) gametes\n- (G) eggs\n- (H) ovum\n\n### "
+        "Rationale:\nReproduction is the process by which living things give rise to offspring. Sex equals "
         "reproduction. Sex is the process by which living things give rise to offspring.\n\n### Answer:\n(D) sex",
         "### User:\nAre more people today related to Genghis Khan than Julius Caesar?\n\n### Rationale:\nJulius "
-        "Caesar "
-        "had three children. Genghis Khan had sixteen children. Modern geneticists have determined thatout of every "
-        "200 "
-        "men today has DNA that can be traced to Genghis Khan.\n\n### Answer:\nyes",
+        "Caesar had three children. Genghis Khan had sixteen children. Modern geneticists have determined thatout of "
+        "every 200 men today has DNA that can be traced to Genghis Khan.\n\n### Answer:\nyes",
         "### User:\nCould the members of The Police perform lawful arrests?\n\n### Rationale:\nThe members of The "
-        "Police "
-        "were musicians, not law enforcement officers. Only law enforcement officers can perform lawful arrests.\n\n"
-        "### Answer:\nno",
+        "Police were musicians, not law enforcement officers. Only law enforcement officers can perform lawful "
+        "arrests.\n\n### Answer:\nno",
     ]
 
 
@@ -229,3 +225,18 @@ def test_parse_tinycot(text, expected):
 def test_parse_tinycot_inverts_cot_conversation():
     ex = CotExample(question="Q", rationale="a\n\nb", answer="(B) 2", source="s", id="1")
     assert parse_tinycot(render(cot_conversation(ex), TINYCOT).text) == ("a\n\nb", "(B) 2")
+
+
+def test_mcq_explanation_as_cot():
+    q = McqQuestion(question="2+2?", options={"A": "3", "B": "4"}, answer="B", explanation="2+2 = 4.", source="s",
+                    id="7")
+    ex = mcq_cot_example(q)
+    assert render(cot_conversation(ex), TINYCOT).text == (
+        "### User:\n2+2?\nOptions:\n(A) 3\n(B) 4\n\n### Rationale:\n2+2 = 4.\n\n### Answer:\n(B) 4")
+    assert mcq_cot_example(q, mcq_answer="letter").answer == "B"
+    for bad, reason in ((q.model_copy(update={"explanation": None}), "no_rationale"),
+                        (q.model_copy(update={"explanation": "Answer: B. 2+2 = 4"}), "answer_in_rationale_head"),
+                        (q.model_copy(update={"answer": "C"}), "answer_not_in_options")):
+        with pytest.raises(_RecordDrop) as err:
+            mcq_cot_example(bad)
+        assert err.value.reason == reason
