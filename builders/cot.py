@@ -343,6 +343,6 @@ def read_cot_examples(path: str | os.PathLike, *, source: str, shape: str = "aut
 
 __all__ = [
     "COT_EXAMPLE_SHAPESET", "COT_IMPORTERS", "COT_SHAPES", "COT_SHAPESET", "aqua_rat_example", "cot_conversation",
-    "flan_cot_example", "gsm8k_example", "import_cot_file", "iter_cot_file", "iter_tsv", "mcq_cot_example", "parse_tinycot",
-    "question_options", "read_cot_examples", "strip_calculator_annotations", "unescape_flan",
+    "flan_cot_example", "gsm8k_example", "import_cot_file", "iter_cot_file", "iter_tsv", "mcq_cot_example",
+    "parse_tinycot", "question_options", "read_cot_examples", "strip_calculator_annotations", "unescape_flan",
 ]
