@@ -13,7 +13,7 @@ shape       fields                                                           see
 ==========  ===============================================================  =====================================
 gsm8k       question, answer (solution lines, then ``#### <final>``)         openai/grade-school-math (also the
                                                                              Socratic variant)
-aqua_rat    question, options ``["A)...", ...]``, rationale, correct          google-deepmind/AQuA (JSON lines)
+aqua_rat    question, options ``["A)...", ...]``, rationale, correct         google-deepmind/AQuA (JSON lines)
 flan_cot    question, answer, rationale (TSV rows, no header, in that order) google-research/FLAN v2 cot_data
 ==========  ===============================================================  =====================================
 
