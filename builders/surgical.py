@@ -17,6 +17,7 @@ TruthfulRow          exact_n_list       ``n`` distinct correct answers (best ans
                                         usable correct answer, so a generation listing other true ones passes
 ===================  =================  =======================================================================
 
+:func:`read_truthfulqa` reads TruthfulQA.csv into :class:`TruthfulRow` (no other importer produces that shape).
 Every target is checked by its own form's checker before it is returned; a target that fails is a bug in this
 module and raises :class:`TargetBug`.  A record that cannot be rewritten (no numeric answer, too few correct
 answers, answer letter not among the options ...) raises :class:`NotRewritable` with a short ``reason`` key;
@@ -26,9 +27,11 @@ or fails naming each short form and by how much.
 
 from __future__ import annotations
 
+import csv
+import os
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -66,6 +69,35 @@ class TruthfulRow(BaseModel):
     category: str | None = None
     source: str
     id: str
+
+
+TRUTHFULQA_COLUMNS = ("Question", "Best Answer", "Correct Answers", "Incorrect Answers")
+
+
+def _answers(cell: str | None) -> list[str]:
+    """TruthfulQA packs answer lists into one cell, separated by "; "."""
+    return [a.strip() for a in (cell or "").split(";") if a.strip()]
+
+
+def read_truthfulqa(path: str | os.PathLike, source: str = "truthfulqa") -> Iterator[TruthfulRow]:
+    """Rows of TruthfulQA.csv (``Type, Category, Question, Best Answer, Correct Answers, Incorrect Answers,
+    Source``); ids are ``<file>:<row index>``. A missing column or an empty question / best answer raises
+    ValueError naming the file, the CSV line and the field."""
+    path = os.fspath(path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in TRUTHFULQA_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not a TruthfulQA CSV, missing column(s) {missing}")
+        for index, row in enumerate(reader):
+            for field in ("Question", "Best Answer"):
+                if not (row.get(field) or "").strip():
+                    raise ValueError(f"{path}:{reader.line_num}: empty {field!r}")
+            yield TruthfulRow(question=row["Question"].strip(), best_answer=row["Best Answer"].strip(),
+                              correct_answers=_answers(row["Correct Answers"]),
+                              incorrect_answers=_answers(row["Incorrect Answers"]),
+                              category=row.get("Category") or None, source=source,
+                              id=f"{os.path.basename(path)}:{index}")
 
 
 class NotRewritable(ValueError):

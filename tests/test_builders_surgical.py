@@ -1,7 +1,8 @@
 """Surgical rewriters (builders/surgical.py) on real MMLU, GSM8K and TruthfulQA records.
 
-The records are parsed minimally here (the real importers are builders/mcq.py and builders/cot.py); every target a
-rewriter writes must pass the same checker the evaluation uses (schemas/answer_forms.py).
+MMLU and GSM8K records are parsed minimally here (their real importers are builders/mcq.py and builders/cot.py);
+TruthfulQA rows come from builders/surgical.read_truthfulqa. Every target a rewriter writes must pass the same
+checker the evaluation uses (schemas/answer_forms.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from shardsmith.builders.surgical import (
     form_item,
     mcq_single_letter,
     plan_surgical,
+    read_truthfulqa,
     split_counts,
     truthful_exact_n_list,
     truthful_yes_no,
@@ -59,17 +61,6 @@ def read_gsm8k(path: Path) -> list[CotExample]:
     return out
 
 
-def read_truthfulqa(path: Path) -> list[TruthfulRow]:
-    def answers(cell: str) -> list[str]:
-        return [a.strip() for a in cell.split(";") if a.strip()]
-
-    return [TruthfulRow(question=r["Question"], best_answer=r["Best Answer"],
-                        correct_answers=answers(r["Correct Answers"]),
-                        incorrect_answers=answers(r["Incorrect Answers"]), category=r["Category"],
-                        source="truthfulqa", id=f"{path.name}:{i}")
-            for i, r in enumerate(csv.DictReader(path.open(newline="", encoding="utf-8")))]
-
-
 @pytest.fixture(scope="module")
 def records():
     root = need_data("mcq_mmlu", "mcq_gsm8k", "mcq_truthfulqa")
@@ -78,7 +69,7 @@ def records():
     for subject in MMLU_SUBJECTS:
         mcq += read_mmlu(mmlu_dir / "test" / f"{subject}_test.csv")
     return {"mcq": mcq, "cot": read_gsm8k(root / "mcq_gsm8k" / "test.jsonl"),
-            "truthful": read_truthfulqa(root / "mcq_truthfulqa" / "TruthfulQA.csv")}
+            "truthful": list(read_truthfulqa(root / "mcq_truthfulqa" / "TruthfulQA.csv"))}
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +216,19 @@ def test_a_target_failing_its_own_checker_raises():
 
     with pytest.raises(TargetBug, match="fails its checker"):
         form_item("Is water wet?", ChattyYesNo(), "Yes", source="t", id="z")
+
+
+def test_read_truthfulqa_names_the_bad_line(tmp_path):
+    good = "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n" \
+           "Adversarial,Misc,Is the sky blue?,Yes,Yes; It is blue,No; It is green,src\n"
+    path = tmp_path / "tqa.csv"
+    path.write_text(good + "Adversarial,Misc,Why?,,A,B,src\n", encoding="utf-8")
+    rows = read_truthfulqa(path)
+    first = next(rows)
+    assert (first.correct_answers, first.incorrect_answers, first.id) == (["Yes", "It is blue"],
+                                                                           ["No", "It is green"], "tqa.csv:0")
+    with pytest.raises(ValueError, match=r"tqa.csv:3: empty 'Best Answer'"):
+        next(rows)
+    path.write_text("question,answer\nQ,A\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a TruthfulQA CSV, missing column"):
+        list(read_truthfulqa(path))
