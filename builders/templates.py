@@ -7,6 +7,8 @@ Built-ins (``template: NAME`` in a block recipe):
 - ``fgpt``    fgpt (Phi-3 style): ``<|user|>{q}<|assistant|>{a}<|endoftext|>``
 - ``memphis`` Memphis-CoT dialog: ``### User:\\n{q}\\n\\n### Assistant:\\n{a}`` (blank line between blocks, the seed
   lost its newlines; ``memphis_compact`` uses single newlines)
+- ``tinycot`` Memphis-CoT TinyCoT: ``### User:\\n{q}\\n\\n### Rationale:\\n{r}\\n\\n### Answer:\\n{a}`` (the reply is
+  ``{r}\\n\\n### Answer:\\n{a}``, built by ``builders.cot.cot_conversation``; loss on rationale and answer)
 - ``chatml``  ``<|im_start|>user\\n{q}<|im_end|>\\n<|im_start|>assistant\\n{a}<|im_end|>``
 - ``qwen``    ChatML with the default system ``You are a helpful assistant.`` (Steel via LLaMA-Factory ``qwen``)
 - ``alpaca_rasbt`` rasbt ch07: ``Below is an instruction ...\\n\\n### Instruction:\\n{q}\\n\\n### Response:\\n{a}``
@@ -75,6 +77,14 @@ BUILTIN: dict[str, TemplateDef] = {
         user="### User:\n{content}",
         assistant="### Assistant:\n{content}",
         separator="\n",
+    ),
+    "tinycot": TemplateDef(
+        name="tinycot",
+        description="Memphis-CoT TinyCoT format: the assistant turn is '{rationale}\\n\\n### Answer:\\n{answer}' "
+        "(builders.cot.cot_conversation), rendered after '### Rationale:' (blank line between blocks)",
+        user="### User:\n{content}",
+        assistant="### Rationale:\n{content}",
+        separator="\n\n",
     ),
     "chatml": TemplateDef(
         name="chatml",
