@@ -9,8 +9,8 @@ source's :class:`SourceBooks` and records each drop, so a step never counts anyt
 Steps run step-major (every source through step 1, then step 2, ...), sources in recipe order: a step with shared
 state (global dedup: first occurrence in source order wins) sees the sources in that order.
 
-Every block kind (SFT, preference, MCQ, CoT, ...) is: a :class:`BlockKind` row (how its source records are read),
-a list of steps, and ``builders/writer.py``.
+Every block kind (SFT, preference, MCQ, CoT, repair, ...) is: a row in ``builders/kinds.py`` (which
+:class:`Family` reads its sources), a list of steps, and ``builders/writer.py``.
 """
 
 from __future__ import annotations
@@ -131,6 +131,9 @@ class BlockStep:
     def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
         return [self.decide(it, books) for it in items]
 
+    def close(self) -> None:
+        """Called once after every source went through the step (a step that judges the sources together)."""
+
     def run(self, items: list[Item], books: SourceBooks) -> list[Item]:
         verdicts = self.decide_all(items, books)
         kept, reasons = [], Counter()
@@ -152,6 +155,7 @@ def run_steps(steps: list[BlockStep], items: dict[str, list[Item]], books: dict[
         for name in items:
             if step.applies(books[name]):
                 items[name] = step.run(items[name], books[name])
+        step.close()
         key = step.timing or step.name
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
 
@@ -169,18 +173,40 @@ def check_counts(items: dict[str, list[Item]], books: dict[str, SourceBooks]) ->
     return counts
 
 
+def largest_remainder(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """``total`` split over ``weights`` in proportion, summing exactly to ``total`` (largest remainders get the rest;
+    ties go to the earlier key)."""
+    wsum = sum(weights.values())
+    exact = {k: total * w / wsum for k, w in weights.items()}
+    out = {k: int(v) for k, v in exact.items()}
+    order = sorted(weights, key=lambda k: (-(exact[k] - out[k]), list(weights).index(k)))
+    for k in order[: total - sum(out.values())]:
+        out[k] += 1
+    return out
+
+
+def held_out_per_source(recipe) -> dict[str, int] | None:
+    """With ``validation.count`` and source ``count``s: how many of each source are held out (in proportion to the
+    counts, on top of them). None when the split is not stratified that way."""
+    counts = {s.name: s.count for s in recipe.sources if s.count is not None}
+    if recipe.validation.count is None or not counts or len(counts) != len(recipe.sources):
+        return None
+    return largest_remainder(recipe.validation.count, counts)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # reading sources
 
 
 @dataclass(frozen=True)
-class BlockKind:
-    """How a kind's source records become items: its shapes and the file reader that yields raw records."""
+class Family:
+    """A family of source records (SFT conversations, preference pairs, MCQ, CoT): its shapes, how a file is read
+    into raw records (``read_file(path, shape)``) and how a source's ``paths`` expand to files."""
 
     name: str
-    shapes: ShapeSet = importers.SFT_SHAPES
-    read_file: Callable[[Path], Iterator[tuple[int, Any]]] = importers.iter_raw
-    pairs: bool = False  # records are PreferencePair (two documents per item)
+    shapes: ShapeSet
+    read_file: Callable[[Path, str], Iterator[tuple[int, Any]]] = lambda path, shape: importers.iter_raw(path)
+    expand: Callable[..., list[Path]] = importers.expand_paths
 
 
 def _with_system(record: Conversation | PreferencePair, system: str | None):
@@ -192,30 +218,37 @@ def _with_system(record: Conversation | PreferencePair, system: str | None):
     return record.model_copy(update={field_name: [Message(role="system", content=system)] + msgs})
 
 
-def _streams(src: SftSource, base: Path, books: SourceBooks, kind: BlockKind) -> list[tuple[str, Iterator]]:
+def _streams(src: SftSource, base: Path, books: SourceBooks, family: Family) -> list[tuple[str, Iterator]]:
     """(where, raw records) per input; every path is resolved before anything is read (a typo fails first)."""
     streams = []
     if src.hf:
         streams.append((f"hf:{src.hf['dataset']}", importers.iter_hf(src.hf["dataset"], src.hf.get("config"),
                                                                      src.hf.get("split", "train"))))
-    for p in importers.expand_paths(src.paths, base):
+    for p in family.expand(src.paths, base):
         books.paths.append(str(p))
-        streams.append((str(p), kind.read_file(p)))
+        streams.append((str(p), family.read_file(p, src.shape)))
     return streams
 
 
-def read_source(src: SftSource, base: Path, books: SourceBooks, kind: BlockKind) -> list[Item]:
-    """Import a source's records (at most ``limit``); import drops go to the books, the rest become items."""
+def read_source(src: SftSource, base: Path, books: SourceBooks, family: Family, options: dict | None = None,
+                fail_on_drop: bool = False) -> list[Item]:
+    """Import a source's records (at most ``limit``); import drops go to the books, the rest become items.
+
+    ``options``: the importer options (default: the source's own). ``fail_on_drop`` (``on_error: fail``): the first
+    record the importer cannot use stops the build with its file, record and reason instead of being counted.
+    """
     out: list[Item] = []
-    kw = {"source": src.name, "shape": src.shape, "options": src.options, "id_field": src.id_field,
-          "label_field": src.label_field, "shapes": kind.shapes}
-    for where, stream in _streams(src, base, books, kind):
+    kw = {"source": src.name, "shape": src.shape, "options": src.options if options is None else options,
+          "id_field": src.id_field, "label_field": src.label_field, "shapes": family.shapes}
+    for where, stream in _streams(src, base, books, family):
         id_prefix = where if where.startswith("hf:") else Path(where).name
         for record in importers.import_records(stream, where=where, id_prefix=id_prefix, **kw):
             if src.limit is not None and books.read >= src.limit:
                 break
             books.read += 1
             if isinstance(record, Drop):
+                if fail_on_drop:
+                    raise BuildError(f"source {src.name}: {record.detail} ({record.reason}; on_error: fail)")
                 books.import_drop(record)
                 continue
             record = _with_system(record, src.system)

@@ -15,7 +15,7 @@ from typing import Any
 from shardsmith.schemas.block_recipe import DedupFilter, PairFilter, TemplateDef
 from shardsmith.schemas.records import Conversation
 
-from .block import BlockStep, Item, SourceBooks, Verdict
+from .block import BlockStep, BuildError, Item, SourceBooks, Verdict, held_out_per_source
 from .dedup import Deduper, normalize_text
 from .filters import LanguageJudge, check_chars, check_structure, normalize_label
 from .templates import RenderError, render
@@ -231,3 +231,34 @@ class SampleStep(BlockStep):
             target = min(target, src.sample)
         chosen = set(random.Random(f"{self.seed}:{books.name}").sample(range(n), target))
         return [None if i in chosen else ("sampled_out", f"sampling cap {target} of {n}") for i in range(n)]
+
+
+class CountStep(BlockStep):
+    """Sources with an exact ``count``: keep exactly that many (plus their share of ``validation.count``), seeded;
+    when any source has fewer, the build fails naming every short source and by how much."""
+
+    name, timing = "count", "sample"
+    keeps_records = False
+
+    def __init__(self, recipe):
+        self.seed = recipe.seed
+        self.held_out = held_out_per_source(recipe) or {}
+        self.short: list[str] = []
+
+    def applies(self, books: SourceBooks) -> bool:
+        return books.src is not None and books.src.count is not None
+
+    def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
+        count, extra = books.src.count, self.held_out.get(books.name, 0)
+        target = count + extra
+        if len(items) < target:
+            asked = f"{count} + {extra} held out" if extra else f"{count}"
+            self.short.append(f"{books.name}: {len(items)} rows after filtering, {asked} asked, short by "
+                              f"{target - len(items)}")
+            return [None] * len(items)
+        chosen = set(random.Random(f"{self.seed}:{books.name}:count").sample(range(len(items)), target))
+        return [None if i in chosen else ("over_count", f"count {target} of {len(items)}") for i in range(len(items))]
+
+    def close(self) -> None:
+        if self.short:
+            raise BuildError("exact counts not met: " + "; ".join(self.short))

@@ -7,7 +7,7 @@ import pathlib
 from typing import Any
 
 from shardsmith.recipes import RecipeError, load_recipe_dict, validate
-from shardsmith.schemas.block_recipe import BLOCK_KINDS, SftBlockRecipe
+from shardsmith.schemas.block_recipe import BLOCK_KINDS
 
 
 def load_block_recipe(recipe_path: str | os.PathLike, overrides: list[str] | None = None) -> tuple[Any, dict]:
@@ -23,10 +23,8 @@ def load_block_recipe(recipe_path: str | os.PathLike, overrides: list[str] | Non
 
 def build(recipe_path: str, out_dir: str, overrides: list[str] | None = None, timings: dict | None = None) -> pathlib.Path:
     """Build the block described by ``recipe_path`` into ``out_dir``; returns the shard folder."""
+    from .kinds import build_block
+
     recipe, data = load_block_recipe(recipe_path, overrides)
     base = pathlib.Path(recipe_path).resolve().parent
-    if isinstance(recipe, SftBlockRecipe):  # PreferenceBlockRecipe too: the same steps, applied to pairs
-        from .sft import build_sft
-
-        return build_sft(recipe, out_dir, recipe_dict=data, base_dir=base, timings=timings)
-    raise RecipeError(f"{recipe_path}: kind {recipe.kind!r} has no builder yet")  # pragma: no cover
+    return build_block(recipe, out_dir, recipe_dict=data, base_dir=base, timings=timings)

@@ -211,14 +211,21 @@ COT_IMPORTERS = {"gsm8k": gsm8k_example, "aqua_rat": aqua_rat_example, "flan_cot
 # TinyCoT rendering and parsing
 
 
-def cot_conversation(ex: CotExample) -> Conversation:
+ANSWER_FORMATS = {
+    "tinycot": "{rationale}\n\n" + ANSWER_HEADER + "\n{answer}",  # the template's assistant piece adds ### Rationale:
+    "answer_line": "{rationale}\nAnswer: {answer}",  # chat templates with no rationale header (FF repair Block D)
+}
+
+
+def cot_conversation(ex: CotExample, answer_format: str = TINYCOT) -> Conversation:
     """The conversation the ``tinycot`` template renders as ``### User: / ### Rationale: / ### Answer:``.
 
     The assistant turn is ``{rationale}\\n\\n### Answer:\\n{answer}`` (the template's assistant piece supplies the
-    ``### Rationale:`` header), so loss covers the rationale, the answer header and the answer.
+    ``### Rationale:`` header), so loss covers the rationale, the answer header and the answer. ``answer_line``
+    writes ``{rationale}\\nAnswer: {answer}`` instead: the answer always comes after the rationale.
     """
-    reply = f"{ex.rationale}\n\n{ANSWER_HEADER}\n{ex.answer}"
-    meta = {**ex.metadata, "answer": ex.answer, "format": TINYCOT}
+    reply = ANSWER_FORMATS[answer_format].format(rationale=ex.rationale, answer=ex.answer)
+    meta = {**ex.metadata, "answer": ex.answer, "format": answer_format}
     return Conversation(messages=[Message(role="user", content=ex.question), Message(role="assistant", content=reply)],
                         source=ex.source, id=ex.id, metadata=meta)
 
@@ -284,9 +291,10 @@ def convert_cot_example(record: dict, shape: str, *, source: str, rec_id: str, o
 
 def convert_cot(record: dict, shape: str, *, source: str, rec_id: str, options: dict | None = None,
                 label_field: str | None = None) -> list[Conversation]:
-    """One raw record -> [Conversation] in TinyCoT form (what a ``kind: cot`` block renders)."""
-    return [cot_conversation(ex) for ex in convert_cot_example(record, shape, source=source, rec_id=rec_id,
-                                                               options=options)]
+    """One raw record -> [Conversation] in TinyCoT form (``options.answer_format``: another answer layout)."""
+    fmt = (options or {}).get("answer_format", TINYCOT)
+    return [cot_conversation(ex, fmt) for ex in convert_cot_example(record, shape, source=source, rec_id=rec_id,
+                                                                    options=options)]
 
 
 COT_SHAPESET = ShapeSet("CoT", COT_SHAPES, COT_REQUIRED, detect_cot_shape, canonical_cot_shape, convert_cot)

@@ -272,8 +272,10 @@ def _jsonable(v: Any) -> Any:
 # reading files
 
 
-def expand_paths(paths: Iterable[str], base: str | os.PathLike | None = None) -> list[Path]:
-    """Files, folders (every readable file inside, sorted) and globs; relative paths resolve against ``base``."""
+def expand_paths(paths: Iterable[str], base: str | os.PathLike | None = None,
+                 suffixes: tuple[str, ...] = READ_SUFFIXES) -> list[Path]:
+    """Files, folders (every file inside whose name ends in ``suffixes``, sorted) and globs; relative paths resolve
+    against ``base``."""
     out: list[Path] = []
     for raw in paths:
         p = Path(os.path.expanduser(raw))
@@ -285,9 +287,9 @@ def expand_paths(paths: Iterable[str], base: str | os.PathLike | None = None) ->
                 raise FileNotFoundError(f"{raw}: the glob matches no file")
             out += [h for h in hits if h.is_file()]
         elif p.is_dir():
-            hits = sorted(h for h in p.rglob("*") if h.is_file() and h.name.endswith(READ_SUFFIXES))
+            hits = sorted(h for h in p.rglob("*") if h.is_file() and h.name.endswith(suffixes))
             if not hits:
-                raise FileNotFoundError(f"{raw}: the folder holds no {'/'.join(READ_SUFFIXES)} file")
+                raise FileNotFoundError(f"{raw}: the folder holds no {'/'.join(suffixes)} file")
             out += hits
         elif p.is_file():
             out.append(p)

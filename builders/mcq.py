@@ -545,6 +545,12 @@ def _sentence_completion(q: McqQuestion) -> tuple[str, str]:
     return f"Complete the following sentence:\n\n{q.question}\n\n{body}", _single_answer(q)
 
 
+def _answer_text(q: McqQuestion) -> tuple[str, str]:
+    """A factual question answered in words (FF_3.13 repair Block B, TruthfulQA-like): the question alone, output the
+    correct option's text (TruthfulQA: its best answer); bound the length with ``max_chars_assistant``."""
+    return q.question, q.options[_single_answer(q)]
+
+
 register_style("steel", _steel, "Steel-LLM WanJuan non-CoT: 以下是一道单选题 … 请给出答案。 -> {X}。{explanation}")
 register_style("steel_cot", _steel_cot, "Steel-LLM WanJuan CoT: explanation without 故选…, then 答案为{X}")
 register_style("cmmlu_answer", _cmmlu_answer, "Steel's CMMLU chat prompt -> the letter")
@@ -552,6 +558,7 @@ register_style("english", _english, "Steel-LLM English MCQ: The following is a m
 register_style("answer_letter", _answer_letter, "question + lettered options -> Answer: {L}")
 register_style("letter_explanation", _letter_explanation, "question + lettered options -> Answer: {L}\\n{explanation}")
 register_style("sentence_completion", _sentence_completion, "fgpt HellaSwag: Complete the following sentence: …")
+register_style("answer_text", _answer_text, "the question alone -> the correct option's text (factual answers)")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from shardsmith.schemas.common import TokenizerSpec
 from shardsmith.schemas.manifest import ShardManifest, SourceInfo
 from shardsmith.schemas.records import Conversation
 
-from .block import BuildError, Item, SourceBooks
+from .block import BuildError, Item, SourceBooks, held_out_per_source
 from .templates import Rendered, resolve_template, template_info
 
 
@@ -80,15 +80,42 @@ class BlockContext:
         return cls(recipe, base, tpl, tok, tk, special_ids)
 
 
-def split_items(items: list[Item], recipe: SftBlockRecipe) -> dict[str, list[Item]]:
-    """Seeded shuffle, then the first ``fraction`` (at least ``min_documents`` when possible) is validation."""
-    order = list(range(len(items)))
+def split_items(items: dict[str, list[Item]], recipe: SftBlockRecipe) -> dict[str, list[Item]]:
+    """Seeded shuffle, then the first ``fraction`` (at least ``min_documents`` when possible) is validation.
+
+    ``validation.count``: exactly that many; with source ``count``s, each source gives its share
+    (:func:`~shardsmith.builders.block.held_out_per_source`), so every source has exactly ``count`` training rows.
+    """
+    per_source = held_out_per_source(recipe)
+    if per_source is not None:
+        return _split_per_source(items, per_source, recipe.seed)
+    flat = [it for lst in items.values() for it in lst]
+    order = list(range(len(flat)))
     random.Random(recipe.seed).shuffle(order)
-    frac = recipe.validation.fraction
-    n_val = int(round(len(order) * frac)) if frac > 0 else 0
-    if frac > 0 and len(order) >= 2:
-        n_val = max(n_val, min(recipe.validation.min_documents, len(order) - 1))
-    return {"validation": [items[i] for i in order[:n_val]], "train": [items[i] for i in order[n_val:]]}
+    frac, count = recipe.validation.fraction, recipe.validation.count
+    if count is not None:
+        if count >= len(flat):
+            raise BuildError(f"validation.count {count}: only {len(flat)} rows were kept, none would be left to train on")
+        n_val = count
+    else:
+        n_val = int(round(len(order) * frac)) if frac > 0 else 0
+        if frac > 0 and len(order) >= 2:
+            n_val = max(n_val, min(recipe.validation.min_documents, len(order) - 1))
+    return {"validation": [flat[i] for i in order[:n_val]], "train": [flat[i] for i in order[n_val:]]}
+
+
+def _split_per_source(items: dict[str, list[Item]], held_out: dict[str, int], seed: int) -> dict[str, list[Item]]:
+    """Each source's first ``held_out[name]`` rows of a seeded shuffle go to validation; each split is then
+    shuffled as a whole (seeded), so the order on disk mixes sources."""
+    splits: dict[str, list[Item]] = {"validation": [], "train": []}
+    for name, lst in items.items():
+        order = list(range(len(lst)))
+        random.Random(f"{seed}:{name}:split").shuffle(order)
+        splits["validation"] += [lst[i] for i in order[: held_out[name]]]
+        splits["train"] += [lst[i] for i in order[held_out[name]:]]
+    for split, lst in splits.items():
+        random.Random(f"{seed}:{split}").shuffle(lst)
+    return splits
 
 
 @dataclass
@@ -115,7 +142,7 @@ def write_block(out_dir: str | os.PathLike, items: dict[str, list[Item]], ctx: B
     out = Path(out_dir).resolve()
     recipe = ctx.recipe
     all_items = [it for lst in items.values() for it in lst]
-    splits = split_items(all_items, recipe)
+    splits = split_items(items, recipe)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     tmp.mkdir()
@@ -209,9 +236,22 @@ def _manifest(items: dict[str, list[Item]], all_items: list[Item], splits: dict[
         languages=dict(languages.most_common()),
         recipe=w.recipe_dict if w.recipe_dict is not None else recipe.model_dump(mode="json"),
         language_report=w.language_report,
-        split_rule={"by": w.split_by, "seed": recipe.seed, "validation_fraction": recipe.validation.fraction},
+        split_rule=_split_rule(recipe, w.split_by, splits),
         **extra,
     )
+
+
+def _split_rule(recipe: SftBlockRecipe, split_by: str, splits: dict[str, list[Item]]) -> dict[str, Any]:
+    """How the split was drawn, and what each source gave each split (conversations, or pairs)."""
+    rule: dict[str, Any] = {"by": split_by, "seed": recipe.seed, "validation_fraction": recipe.validation.fraction}
+    if recipe.validation.count is not None:
+        rule["validation_count"] = recipe.validation.count
+    per_source: dict[str, dict[str, int]] = {}
+    for split, lst in splits.items():
+        for it in lst:
+            per_source.setdefault(it.conv.source, {"train": 0, "validation": 0})[split] += 1
+    rule["per_source"] = per_source
+    return rule
 
 
 def _tokenize_split(docs_in: list[tuple[Conversation, Rendered]], folder: Path, tok, seed: int, logdir: Path) -> None:

@@ -1,7 +1,7 @@
 """Block recipes: ``shardsmith build RECIPE.yaml`` — a recipe names its ``kind`` and is validated by that kind's model.
 
-Kinds: ``sft`` (conversations) and ``preference`` (prompt + chosen + rejected pairs for DPO); MCQ / CoT / repair
-blocks plug in by adding a model to ``BLOCK_KINDS`` (and to the ``BlockRecipe`` union), nothing else changes.
+Kinds: ``sft`` (conversations), ``preference`` (prompt + chosen + rejected pairs for DPO), ``mcq``, ``cot`` and
+``repair``. A kind is a model here (one row in ``BLOCK_KINDS``) and one row in ``builders/kinds.py``.
 
 An SFT block::
 
@@ -166,6 +166,10 @@ class SftSource(Strict):
     limit: int | None = Field(None, ge=1, description="read at most this many records (the first N)")
     sample: int | None = Field(None, ge=1, description="keep at most N after filtering (seeded sample)")
     sample_rate: float | None = Field(None, gt=0, le=1, description="keep this share after filtering (Steel 70/340)")
+    count: int | None = Field(
+        None, ge=1, description="exactly this many training rows after filtering (seeded), or the build fails naming "
+        "the source and the shortfall (FF repair blocks: 10,714 / 929 / 3,562)"
+    )
     filters: SourceOverrides = Field(default_factory=SourceOverrides)
 
     @model_validator(mode="after")
@@ -174,6 +178,8 @@ class SftSource(Strict):
             raise ValueError("a source needs `paths` or `hf`")
         if self.hf and "dataset" not in self.hf:
             raise ValueError("`hf` needs a `dataset` key")
+        if self.count is not None and (self.sample is not None or self.sample_rate is not None):
+            raise ValueError("`count` is an exact number; it cannot be combined with `sample` or `sample_rate`")
         return self
 
 
@@ -195,6 +201,10 @@ class SelfCognition(Strict):
 class Validation(Strict):
     fraction: float = Field(0.02, ge=0, lt=1, description="conversations held out (seeded, by conversation)")
     min_documents: int = Field(1, ge=0, description="at least this many when fraction > 0 and enough are kept")
+    count: int | None = Field(
+        None, ge=1, description="exactly this many held out (replaces `fraction`); with source `count`s it is drawn "
+        "from the sources in proportion to their counts, on top of them (FF repair: 801 beside 15,205 training rows)"
+    )
 
 
 class SftBlockRecipe(Strict):
@@ -212,6 +222,10 @@ class SftBlockRecipe(Strict):
     loss: Literal["assistant", "all"] = Field(
         "assistant", description="assistant: loss on the replies (+ end markers) only (T1B, Memphis, Steel); all: on "
         "every token, prompt included (fgpt's and rasbt's main collate)"
+    )
+    on_error: Literal["drop", "fail"] = Field(
+        "drop", description="a record the importer cannot use (missing answer key, empty option, malformed row): drop "
+        "it with a counted reason, or stop the build naming the file, record and reason"
     )
 
     @model_validator(mode="after")
@@ -256,6 +270,65 @@ class PreferenceBlockRecipe(SftBlockRecipe):
         return self
 
 
-# Later kinds (mcq, cot, repair) add their model here and to the union.
-BLOCK_KINDS: dict[str, type[Strict]] = {"sft": SftBlockRecipe, "preference": PreferenceBlockRecipe}
-BlockRecipe = Union[SftBlockRecipe, PreferenceBlockRecipe]  # noqa: UP007
+class McqBlockRecipe(SftBlockRecipe):
+    """Multiple-choice questions (``builders/mcq.py`` shapes: mmlu, mmlu_indexed, cmmlu, ceval, arc, hellaswag,
+    hellaswag_olmes, truthfulqa, wanjuan) rendered in one ``style`` as user prompt -> assistant answer."""
+
+    kind: Literal["mcq"]  # type: ignore[assignment]
+    style: str = Field(description="steel, steel_cot, cmmlu_answer, english, answer_letter, letter_explanation, "
+                       "sentence_completion (builders/mcq.py STYLES); a source's options.style overrides it")
+    shuffle_options: bool = Field(False, description="permute each question's options (seeded by seed + id) and "
+                                  "remap the answer letter")
+    self_cognition: None = None
+
+
+class CotBlockRecipe(SftBlockRecipe):
+    """Question -> rationale -> answer (``builders/cot.py``): GSM8K, AQuA-RAT, FLAN CoT, and MCQ sources whose
+    explanations become the rationale (C-Eval, WanJuan)."""
+
+    kind: Literal["cot"]  # type: ignore[assignment]
+    template: str | TemplateRef | TemplateDef = "tinycot"
+    answer_format: Literal["tinycot", "answer_line"] = Field(
+        "tinycot", description="tinycot: '{rationale}\\n\\n### Answer:\\n{answer}' (Memphis-CoT); answer_line: "
+        "'{rationale}\\nAnswer: {answer}' (for chat templates without a rationale header)"
+    )
+    mcq_answer: Literal["option", "letter"] = Field(
+        "option", description="multiple-choice answers as the option line '(C) 1120' or the bare letter"
+    )
+    self_cognition: None = None
+
+
+class RepairBlockRecipe(SftBlockRecipe):
+    """Knowledge repair (FF_3.13 stage 7): blocks of MCQ (A), short factual answers (B) and numeric micro-reasoning
+    (D), each a source with an exact ``count``, plus an exact held-out ``validation.count``.
+
+    A source's ``shape`` picks how it is read: an MCQ shape is rendered in ``style``; ``truthfulqa_factual`` answers
+    a TruthfulQA question with its best answer (bound it with ``filters.length.max_chars_assistant``); a CoT shape
+    writes the rationale then ``answer_format``; any SFT shape is taken as is.
+    """
+
+    kind: Literal["repair"]  # type: ignore[assignment]
+    style: str = Field("answer_letter", description="how MCQ sources are rendered (see McqBlockRecipe.style)")
+    shuffle_options: bool = False
+    answer_format: Literal["tinycot", "answer_line"] = "answer_line"
+    mcq_answer: Literal["option", "letter"] = "option"
+    self_cognition: None = None
+
+    @model_validator(mode="after")
+    def _exact(self) -> "RepairBlockRecipe":
+        missing = [s.name for s in self.sources if s.count is None]
+        if missing:
+            raise ValueError(f"a repair block states the count of every block: no `count` on {', '.join(missing)}")
+        if self.validation.count is None:
+            raise ValueError("a repair block holds out an exact number of rows: set `validation.count`")
+        return self
+
+
+BLOCK_KINDS: dict[str, type[Strict]] = {
+    "sft": SftBlockRecipe,
+    "preference": PreferenceBlockRecipe,
+    "mcq": McqBlockRecipe,
+    "cot": CotBlockRecipe,
+    "repair": RepairBlockRecipe,
+}
+BlockRecipe = Union[SftBlockRecipe, PreferenceBlockRecipe, McqBlockRecipe, CotBlockRecipe, RepairBlockRecipe]  # noqa: UP007

@@ -1,0 +1,224 @@
+"""Block kinds, one registry row each (like LLaMA-Factory's ``register_template``): which family reads a source,
+which importer options the recipe adds, which steps the kind runs beyond the shared ones. ``build_block`` is the
+whole build: read sources (+ self-cognition rows) -> steps -> ``builders/writer.py``.
+
+Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> render -> length
+(tokens) -> sample -> exact count; then every kept conversation gets a language label and the writer writes the set.
+
+A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
+rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first
+(``manifest.pair_layout``), and the split holds whole pairs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shardsmith.recipes import RecipeError
+from shardsmith.schemas.block_recipe import PreferenceBlockRecipe, SftBlockRecipe, SftSource
+from shardsmith.schemas.manifest import PAIR_LAYOUT
+
+from . import cot, importers, mcq, self_cognition
+from .block import BlockStep, BuildError, Family, Item, SourceBooks, check_counts, read_source, run_steps
+from .block_steps import (
+    CharLengthStep,
+    CountStep,
+    DedupStep,
+    LanguageStep,
+    PairStep,
+    RenderStep,
+    SampleStep,
+    StructureStep,
+    TokenLengthStep,
+)
+from .writer import BlockContext, BlockWrite, write_block
+
+# ----------------------------------------------------------------------------------------------------------------
+# families: how a source's files become records
+
+
+def _mcq_cot(record: dict, shape: str, *, source: str, rec_id: str, options: dict | None = None,
+             label_field: str | None = None):
+    """An MCQ with an explanation as a CoT conversation (C-Eval, WanJuan): the explanation is the rationale."""
+    options = options or {}
+    return [cot.cot_conversation(cot.mcq_cot_example(q, mcq_answer=options.get("mcq_answer", "option")),
+                                 options.get("answer_format", cot.TINYCOT))
+            for q in mcq.convert_question(record, shape, source=source, rec_id=rec_id)]
+
+
+SFT = Family("sft", importers.SFT_SHAPES)
+MCQ = Family("mcq", mcq.MCQ_SHAPESET, mcq.iter_mcq_file, mcq.expand_mcq_paths)
+COT = Family("cot", cot.COT_SHAPESET, lambda path, shape: cot.iter_cot_file(path),
+             functools.partial(importers.expand_paths, suffixes=(*importers.READ_SUFFIXES, ".tsv")))
+MCQ_COT = Family("mcq_cot", importers.ShapeSet("MCQ with explanations", mcq.MCQ_SHAPES, mcq.MCQ_REQUIRED,
+                                               mcq.detect_mcq_shape, mcq.canonical_mcq_shape, _mcq_cot),
+                 mcq.iter_mcq_file, mcq.expand_mcq_paths)
+
+
+def _preference() -> Family:
+    from .pairs import PAIR_SHAPESET
+
+    return Family("preference", PAIR_SHAPESET)
+
+
+def _has_shape(family: Family, shape: str) -> bool:
+    try:
+        return family.shapes.canonical(shape) in family.shapes.shapes
+    except ValueError:
+        return False
+
+
+def _cot_family(src: SftSource) -> Family:
+    return MCQ_COT if _has_shape(MCQ, src.shape) else COT
+
+
+def _any_family(src: SftSource) -> Family:
+    """Repair blocks mix families: the source's ``shape`` says which (an MCQ, CoT or SFT shape)."""
+    return next((f for f in (MCQ, COT) if _has_shape(f, src.shape)), SFT)
+
+
+def _mcq_options(recipe, src: SftSource) -> dict:
+    try:
+        return mcq.check_mcq_options({"style": recipe.style, "shuffle_options": recipe.shuffle_options,
+                                      "seed": recipe.seed, **src.options})
+    except ValueError as err:
+        raise RecipeError(f"source {src.name}: {err}") from None
+
+
+def _cot_options(recipe, src: SftSource) -> dict:
+    return {"answer_format": recipe.answer_format, "mcq_answer": recipe.mcq_answer, **src.options}
+
+
+def _any_options(recipe, src: SftSource) -> dict:
+    family = _any_family(src)
+    return _mcq_options(recipe, src) if family is MCQ else _cot_options(recipe, src) if family is COT else src.options
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# kinds
+
+
+@dataclass(frozen=True)
+class BlockKind:
+    """One row per block kind: the family that reads each source, the importer options, extra steps."""
+
+    name: str
+    family: Callable[[SftSource], Family]
+    options: Callable[[SftBlockRecipe, SftSource], dict] = lambda recipe, src: src.options
+    pairs: bool = False  # items are preference pairs (PairStep first, pairs counted per split)
+    steps_first: Callable[[SftBlockRecipe], list[BlockStep]] = lambda recipe: []
+    source_kind: str = "sft"  # the manifest's sources[].kind is "<source_kind>:<shape>"
+
+
+KINDS: dict[str, BlockKind] = {
+    "sft": BlockKind("sft", lambda src: SFT),
+    "preference": BlockKind("preference", lambda src: _preference(), pairs=True,
+                            steps_first=lambda recipe: [PairStep(recipe.pairs)]),
+    "mcq": BlockKind("mcq", lambda src: MCQ, _mcq_options, source_kind="mcq"),
+    "cot": BlockKind("cot", _cot_family, _cot_options, source_kind="cot"),
+    "repair": BlockKind("repair", _any_family, _any_options, source_kind="repair"),
+}
+
+
+def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: LanguageStep) -> list[BlockStep]:
+    """The filters every conversation block runs, in order."""
+    steps: list[BlockStep] = [StructureStep(), CharLengthStep(), language]
+    if recipe.filters.dedup is not None:
+        steps.append(DedupStep(recipe.filters.dedup, recipe.seed))
+    steps += [RenderStep(ctx.template, ctx.eos, loss_on_all=recipe.loss == "all"), TokenLengthStep(ctx.tokenizer),
+              SampleStep(recipe.seed), CountStep(recipe)]
+    return steps
+
+
+def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path) -> tuple[dict, dict]:
+    """(items, books) per source name, in recipe order; self-cognition rows last."""
+    items: dict[str, list[Item]] = {}
+    books: dict[str, SourceBooks] = {}
+    options = {src.name: kind.options(recipe, src) for src in recipe.sources}  # recipe errors before any reading
+    for src in recipe.sources:
+        bk = books[src.name] = SourceBooks.for_source(src.name, src, recipe.filters, recipe.write_rejected)
+        items[src.name] = read_source(src, base, bk, kind.family(src), options[src.name],
+                                      fail_on_drop=recipe.on_error == "fail")
+    sc = getattr(recipe, "self_cognition", None)
+    if sc:
+        bk = books[sc.source_name] = SourceBooks.for_source(sc.source_name, None, recipe.filters, recipe.write_rejected)
+        convs = self_cognition.generate(sc, base)
+        bk.read = len(convs)
+        bk.step("import", bk.read, len(convs), {})
+        items[sc.source_name] = [Item(c, copy=int(c.id.rsplit("#", 1)[1]) if "#" in c.id else 0) for c in convs]
+    return items, books
+
+
+def label_languages(items: dict[str, list[Item]]) -> None:
+    """fastText language of kept conversations no language filter judged (for the manifest's ``languages``)."""
+    undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
+    if not undecided:
+        return
+    from shardsmith.pipelines.lid import detect_language
+
+    from .filters import fix_cjk_label
+
+    preds = detect_language([it.conv.text("user", "assistant", sep=" ") for it in undecided])
+    for it, (lg, score) in zip(undecided, preds):
+        lg = fix_cjk_label(lg, it.conv.text("user", "assistant")) if lg and score >= 0.3 else "unknown"
+        it.conv = it.conv.model_copy(update={"lang": lg})
+
+
+@dataclass
+class _Clock:
+    timings: dict = field(default_factory=dict)
+    t0: float = field(default_factory=time.perf_counter)
+
+    def lap(self, name: str) -> None:
+        t1 = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + t1 - self.t0
+        self.t0 = t1
+
+
+def build_block(
+    recipe: SftBlockRecipe,
+    out_dir: str | os.PathLike,
+    *,
+    recipe_dict: dict | None = None,
+    base_dir: str | os.PathLike | None = None,
+    timings: dict | None = None,
+) -> Path:
+    """Build ``recipe`` (any kind in :data:`KINDS`) into ``out_dir``; returns the shard folder."""
+    t_all = time.perf_counter()
+    clock = _Clock(timings if timings is not None else {})
+    base = Path(base_dir) if base_dir else Path.cwd()
+    kind = KINDS[recipe.kind]
+    ctx = BlockContext.resolve(recipe, base)
+    clock.lap("tokenizer_resolve")
+    items, books = read_sources(recipe, kind, base)
+    clock.lap("import")
+
+    language = LanguageStep()
+    run_steps(kind.steps_first(recipe) + conversation_steps(recipe, ctx, language), items, books, clock.timings)
+    clock.t0 = time.perf_counter()
+    label_languages(items)
+    clock.lap("language_kept")
+
+    counts = check_counts(items, books)
+    total_kept = sum(len(v) for v in items.values())
+    if total_kept == 0:
+        raise BuildError("no conversation survived the filters: " + json.dumps(counts, ensure_ascii=False))
+    w = BlockWrite(
+        kind=recipe.kind, books=books, counts=counts, language_report=language.report(),
+        disagreements=language.disagreements, recipe_dict=recipe_dict, source_kind=kind.source_kind,
+        split_by="pair" if kind.pairs else "conversation",
+        template_extra={"loss": "every token (loss: all)"} if recipe.loss == "all" else {},
+    )
+    if isinstance(recipe, PreferenceBlockRecipe):
+        w.extra = {"pair_layout": PAIR_LAYOUT, "pair_filter": recipe.pairs.model_dump(mode="json")}
+    out = write_block(out_dir, items, ctx, w, clock.timings)
+    clock.timings["total"] = time.perf_counter() - t_all
+    clock.timings["conversations_read"] = sum(bk.read for bk in books.values())
+    clock.timings["conversations_kept"] = total_kept
+    return out
