@@ -96,7 +96,31 @@ def chart_mix(shard_dir: str | os.PathLike, png: str | os.PathLike) -> Path:
     return png
 
 
+def loss_segments(tokens: np.ndarray, loss: np.ndarray) -> list[tuple[bool, np.ndarray]]:
+    """The document cut where the loss mask changes: (carries loss?, tokens) runs in order — prompt pieces (no loss)
+    and answer pieces (loss) of a block, turn by turn."""
+    if len(tokens) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(loss.astype(np.int8))) + 1
+    bounds = [0, *cuts.tolist(), len(tokens)]
+    return [(bool(loss[a]), tokens[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _print_document(tok, tokens: np.ndarray, loss: np.ndarray | None, limit: int = 800) -> None:
+    if loss is None:
+        text = tok.decode(tokens.tolist())
+        print(text[:limit] + ("…" if len(text) > limit else ""))
+        return
+    print(f"[loss on {int(loss.sum())}/{len(loss)} tokens]")
+    for trained, piece in loss_segments(tokens, loss):
+        text = tok.decode(piece.tolist())
+        label = "answer" if trained else "prompt"
+        print(f"  {label} ({len(piece)} tokens): {text[:limit]!r}" + ("…" if len(text) > limit else ""))
+
+
 def inspect_shards(shard_dir: str, samples: int = 3, split: str = "train", seed: int = 0, chart: str | None = None):
+    """Print the manifest table and ``samples`` decoded documents; a loss-masked document (a block) is shown as its
+    prompt and answer pieces apart, so what the model is trained to say is visible at a glance."""
     from transformers import AutoTokenizer
 
     print(summary_table(shard_dir))
@@ -105,11 +129,7 @@ def inspect_shards(shard_dir: str, samples: int = 3, split: str = "train", seed:
     for k, (name, idx, tokens, loss) in enumerate(sample_documents(shard_dir, samples, split, seed)):
         side = (" (chosen)" if k % 2 == 0 else " (rejected)") if pairs else ""
         print(f"\n--- {split}/{name} doc {idx}{side}: {len(tokens)} tokens")
-        text = tok.decode(tokens.tolist())
-        print(text[:800] + ("…" if len(text) > 800 else ""))
-        if loss is not None:
-            trained = tok.decode(tokens[loss.astype(bool)].tolist())
-            print(f"  [loss on {int(loss.sum())}/{len(loss)} tokens]: {trained[:300]!r}")
+        _print_document(tok, tokens, loss)
     if ShardManifest.load(shard_dir).sources:
         png = chart_mix(shard_dir, chart or Path(shard_dir) / "mix.png")
         print(f"\nmix chart: {png}")

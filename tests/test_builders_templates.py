@@ -3,10 +3,13 @@ on the assistant replies + their end marker (+ the EOS datatrove appends), for e
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from tokenizers import Tokenizer
 
-from shardsmith.builders.writer import inspect_documents
 from shardsmith.builders.templates import BUILTIN, render, resolve_template
+from shardsmith.builders.writer import inspect_documents
+from shardsmith.pipelines.inspect import loss_segments
 from shardsmith.schemas.block_recipe import TemplateRef
 from shardsmith.schemas.records import Conversation, Message
 
@@ -113,10 +116,15 @@ def test_built_shard_loss_exactly_on_replies(tmp_path, name):
             full = r.text if r.eos_from_tokenizer else r.text + "<|endoftext|>"
             expected[full] = _expected_runs(name, c, "<|endoftext|>")
     assert len(docs) == len(expected)
+    tk = Tokenizer.from_file(str(out / "tokenizer" / "tokenizer.json"))
     for d in docs:
         assert d["text"] in expected, d["text"]
         assert d["loss_runs"] == expected[d["text"]]
         assert d["ids"][-1] == man["tokenizer"]["eos_id"] and d["loss"][-1] == 1
+        # `shardsmith inspect` shows the same answers apart from the prompt pieces, which hold the rest of the text
+        pieces = loss_segments(np.array(d["ids"]), np.array(d["loss"]))
+        assert [tk.decode(p.tolist(), skip_special_tokens=False) for trained, p in pieces if trained] == d["loss_runs"]
+        assert "".join(tk.decode(p.tolist(), skip_special_tokens=False) for _, p in pieces) == d["text"]
 
 
 def test_fgpt_token_ids_match_the_seed(tmp_path):
