@@ -154,7 +154,10 @@ def test_recipe_errors_name_file_and_field(tmp_path):
 
     with pytest.raises(RecipeError, match=r"(?s)r\.yaml.*sources\.0\.shapee"):
         build(str(tmp_path / "r.yaml"), str(tmp_path / "o"))
-    (tmp_path / "k.yaml").write_text("kind: mcq\nname: x\n")
-    with pytest.raises(RecipeError, match=r"k\.yaml: field 'kind': unknown block kind 'mcq'"):
+    (tmp_path / "k.yaml").write_text("kind: quiz\nname: x\n")
+    with pytest.raises(RecipeError, match=r"k\.yaml: field 'kind': unknown block kind 'quiz'"):
         build(str(tmp_path / "k.yaml"), str(tmp_path / "o"))
+    (tmp_path / "m.yaml").write_text("kind: mcq\nname: x\nsources: [{name: a, paths: [a.csv]}]\n")
+    with pytest.raises(RecipeError, match=r"(?s)m\.yaml.*field 'style': Field required"):  # each kind its own model
+        build(str(tmp_path / "m.yaml"), str(tmp_path / "o"))
     assert not (tmp_path / "o").exists()
