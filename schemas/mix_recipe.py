@@ -145,9 +145,8 @@ class SourceSpec(Strict):
         return self
 
     def _block_input(self) -> "SourceSpec":
-        """kind block: exactly one of `paths` (built block folders) and `recipe`; a split a block has; filters
-        ``default`` -> ``none`` (a block's conversations were filtered when it was built, and the web chains' line
-        rules are written for scraped pages, not dialogues)."""
+        """kind block: exactly one of `paths` (built block folders) and `recipe`; a split a block has. (`filters:
+        default` is `none` for this kind: ``pipelines/filters.py`` ``UNFILTERED_KINDS``.)"""
         if bool(self.paths) == bool(self.recipe):
             raise ValueError(
                 "kind 'block' needs either `paths` (built block folders) or `recipe` (a block recipe), not "
@@ -156,10 +155,6 @@ class SourceSpec(Strict):
         if self.split not in BLOCK_SPLITS:
             raise ValueError(f"kind 'block': `split` must be one of {', '.join(BLOCK_SPLITS)}, got {self.split!r}")
         self.block_text = self.block_text or "template"
-        if self.filters == "default":
-            self.filters = "none"
-        elif isinstance(self.filters, FilterChain) and self.filters.chain == "default":
-            self.filters = self.filters.model_copy(update={"chain": "none"})
         return self
 
     @property

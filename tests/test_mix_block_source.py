@@ -9,7 +9,6 @@ path, and ``recipe:`` builds the block inside the mix, then reads it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from shardsmith.builders.build import build
 from shardsmith.builders.demo import CHAT, EN, ZH, write_demo_sample
 from shardsmith.builders.templates import BUILTIN, render
 from shardsmith.pipelines.block_source import block_input_files
+from shardsmith.pipelines.filters import build_filter_steps
 from shardsmith.pipelines.shards import split_files
 from shardsmith.pipelines.sources import SourceError, iter_documents
 from shardsmith.recipes import RecipeError, load_recipe
@@ -118,6 +118,9 @@ def test_block_text_is_the_rendered_conversation(block):
     # split choice: train (default) or validation alone
     assert [d.id for d in read(block)] == [d.id for d in docs[:28]]
     assert [d.text for d in read(block, split="validation")] == texts[28:]
+    # filters: none unless the recipe asks (a block's conversations passed the block's own filters)
+    assert build_filter_steps(spec(paths=[str(block)]), None) == []
+    assert [n for n, _ in build_filter_steps(spec(paths=[str(block)], filters=["length"]), None)] == ["length"]
 
 
 def test_preference_block_gives_its_chosen_answers_only(tmp_path):
@@ -136,14 +139,16 @@ def test_preference_block_gives_its_chosen_answers_only(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def weighted_mix(block, tmp_path_factory):
-    """The demo block (weight 0.3, its train split) beside prose (weight 0.7), tokenized with the block's tokenizer."""
+def weighted_mix(block, demo_data, tmp_path_factory):
+    """The demo block twice: as a built folder (weight 0.25) and as its recipe, built by the mix (0.25), beside
+    prose (0.5); tokenized with the block's own tokenizer. One build serves both input forms (a mix costs ~10 s)."""
     root = tmp_path_factory.mktemp("mix")
     prose = root / "prose.jsonl"
     prose.write_text("".join(json.dumps({"id": f"p{i}", "text": t}) + "\n" for i, t in enumerate(F.documents(120, 1))))
     manifest = mix(root, [
-        {"name": "sft", "kind": "block", "paths": [str(block)], "weight": 0.3},
-        {"name": "prose", "kind": "generic", "paths": [str(prose)], "weight": 0.7,
+        {"name": "sft", "kind": "block", "paths": [str(block)], "weight": 0.25},
+        {"name": "sft_recipe", "kind": "block", "recipe": str(DEMO_BLOCK), "weight": 0.25},
+        {"name": "prose", "kind": "generic", "paths": [str(prose)], "weight": 0.5,
          "filters": [{"step": "length", "min_chars": 40}]},
     ])
     return root / "out", manifest
@@ -156,17 +161,29 @@ def test_mix_weighs_the_block_and_names_it(block, weighted_mix):
     assert info.block == {"recipe": None, "split": "train", "text": "template", "blocks": [{
         "path": str(block), "name": "sft-demo", "kind": "sft", "created_at": ShardManifest.load(block).created_at,
         "tokenizer": "gpt2", "documents": {"train": 28}}]}
-    assert abs(info.share_realized - 0.3) < 0.03 and info.documents == info.documents_available == 28
+    assert abs(info.share_realized - 0.25) < 0.02 and info.documents == info.documents_available == 28
     assert manifest.filters["sft"][0].read == 28  # the block's train split only
     # every block document sits in the mix's shards token for token as the block holds it (same tokenizer)
     block_docs = {tuple(ids.tolist()) for f in split_files(block, "train", 2) for ids, _ in f.documents()}
     user = ShardManifest.load(block).tokenizer.special_tokens["<|user|>"]
     in_mix = [tuple(ids.tolist()) for s in ("train", "validation")
               for f in split_files(out, s, manifest.token_size) for ids, _ in f.documents() if ids[0] == user]
-    assert len(in_mix) == info.documents and set(in_mix) == block_docs
+    assert len(in_mix) == 2 * info.documents and set(in_mix) == block_docs
     rows = exported(out, "sft")
     assert sorted(r["id"] for r in rows) == sorted(f"sft-demo/train/{i}" for i in range(28))
     assert json.loads(rows[0]["metadata"])["block"] == "sft-demo"
+
+
+def test_block_recipe_is_built_in_the_work_folder_then_read(block, weighted_mix):
+    out, manifest = weighted_mix
+    built = out / ".work" / "blocks" / "sft_recipe"
+    info = {s.name: s for s in manifest.sources}["sft_recipe"]
+    assert info.paths == [str(DEMO_BLOCK)] and info.block["recipe"] == str(DEMO_BLOCK)
+    assert [(b["path"], b["name"], b["kind"]) for b in info.block["blocks"]] == [(str(built), "sft-demo", "sft")]
+    assert (built / "manifest.json").is_file() and abs(info.share_realized - 0.25) < 0.02
+    # the same recipe and seed build the same block: the mix holds the pre-built block's train text, every document
+    texts = sorted(r["text"] for r in exported(out, "sft_recipe"))
+    assert texts == sorted(d.text for d in read(block)) and info.documents == 28
 
 
 def one_line_error(source: dict, field: str, path) -> str:
@@ -202,16 +219,3 @@ def test_bad_block_inputs_fail_in_one_line_naming_field_and_path(block, weighted
             {"name": "s", "kind": "block", "weight": 1, **source}]}))
         with pytest.raises(RecipeError, match=rf"(?s)m\.yaml.*sources\.0.*{says}"):
             load_recipe(MixRecipe, tmp_path / "m.yaml")
-
-
-def test_block_recipe_is_built_in_the_work_folder_then_read(block, demo_data, tmp_path):
-    manifest = mix(tmp_path, [{"name": "sft", "kind": "block", "recipe": str(DEMO_BLOCK), "weight": 1}],
-                   validation_fraction=0.0)
-    built = tmp_path / "out" / ".work" / "blocks" / "sft"
-    info = manifest.sources[0]
-    assert info.paths == [str(DEMO_BLOCK)] and info.block["recipe"] == str(DEMO_BLOCK)
-    assert [(b["path"], b["name"], b["kind"]) for b in info.block["blocks"]] == [(str(built), "sft-demo", "sft")]
-    # the same recipe and seed build the same block: the mix holds the pre-built block's train text, every document
-    texts = sorted(r["text"] for r in exported(tmp_path / "out", "sft"))
-    assert texts == sorted(d.text for d in read(block)) and info.documents == 28
-    assert os.path.isfile(built / "manifest.json")
