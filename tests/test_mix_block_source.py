@@ -120,7 +120,7 @@ def test_block_text_is_the_rendered_conversation(block):
     assert [d.text for d in read(block, split="validation")] == texts[28:]
     # filters: none unless the recipe asks (a block's conversations passed the block's own filters)
     assert build_filter_steps(spec(paths=[str(block)]), None) == []
-    assert [n for n, _ in build_filter_steps(spec(paths=[str(block)], filters=["length"]), None)] == ["length"]
+    assert [n for n, _ in build_filter_steps(spec(paths=[str(block)], filters=[{"step": "length", "min_chars": 20}]), None)] == ["length"]
 
 
 def test_preference_block_gives_its_chosen_answers_only(tmp_path):
