@@ -65,8 +65,9 @@ class Block:
     def record(self, splits: tuple[str, ...]) -> dict:
         """What the mix manifest says of this block."""
         m = self.manifest
+        documents = {s: m.splits[s].documents for s in splits if s in m.splits}
         return {"path": str(self.path), "name": m.name, "kind": m.kind, "created_at": m.created_at,
-                "tokenizer": m.tokenizer.name, "documents": {s: m.splits[s].documents for s in splits if s in m.splits}}
+                "tokenizer": m.tokenizer.name, "documents": documents}
 
 
 def _where(source: SourceSpec, field: str, path: str | os.PathLike) -> str:
@@ -81,7 +82,7 @@ def open_block(source: SourceSpec, path: str | os.PathLike, field: str = "paths"
         what = "does not exist" if not folder.exists() else "is not a folder"
         raise SourceFileNotFoundError(f"{where} {what}; give a built block folder (shardsmith build RECIPE --out DIR)")
     if not (folder / MANIFEST_NAME).is_file():
-        raise SourceFileNotFoundError(f"{where} has no {MANIFEST_NAME}: not a built block (or its build did not finish)")
+        raise SourceFileNotFoundError(f"{where} has no {MANIFEST_NAME}: not a built block (or its build did not end)")
     try:
         manifest = ShardManifest.load(folder)
     except ValueError as err:
@@ -94,7 +95,8 @@ def open_block(source: SourceSpec, path: str | os.PathLike, field: str = "paths"
     block = Block(folder, manifest)
     for split in source.block_splits:
         if split not in manifest.splits:
-            raise SourceError(f"{where}: block '{manifest.name}' has no {split!r} split (has: {', '.join(manifest.splits)})")
+            has = ", ".join(manifest.splits)
+            raise SourceError(f"{where}: block '{manifest.name}' has no {split!r} split (has: {has})")
         missing = [f for f in block.files(split) if not f.is_file() or not Path(f"{f}.index").is_file()]
         if missing:
             raise SourceFileNotFoundError(f"{where}: {split} file {missing[0]} (or its .index) is missing")
@@ -124,7 +126,7 @@ def build_from_recipe(source: SourceSpec, work_dir: str | os.PathLike) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         return Path(build(str(recipe), str(out)))
-    except ValueError as err:  # RecipeError / BuildError name the block recipe's file and field
+    except (ValueError, OSError) as err:  # RecipeError / BuildError / a missing input: the message names it
         raise SourceError(f"{_where(source, 'recipe', recipe)}: cannot build the block: {err}") from err
 
 
@@ -132,7 +134,7 @@ def open_blocks(source: SourceSpec, work_dir: str | os.PathLike | None = None) -
     """The source's blocks, checked; a ``recipe`` source is built first (needs ``work_dir``)."""
     if source.recipe:
         if work_dir is None:
-            raise SourceError(f"source '{source.name}': a block recipe is built into the mix's work folder; none given")
+            raise SourceError(f"source '{source.name}': a block recipe is built in the mix's work folder; none given")
         return [open_block(source, build_from_recipe(source, work_dir), "recipe")]
     blocks = [open_block(source, p) for p in source.paths]
     names = [b.name for b in blocks]
@@ -198,7 +200,8 @@ class BlockReader(SourceReaderMixin, BaseDiskReader):
 
     def _tokenizer(self, key: str):
         block = self.blocks[key]  # loaded in the worker: nothing unpicklable travels with the step
-        return load_tokenizer(str(block.path / block.manifest.tokenizer.path / "tokenizer.json"), block.manifest.tokenizer.sha256)
+        info = block.manifest.tokenizer
+        return load_tokenizer(str(block.path / info.path / "tokenizer.json"), info.sha256)
 
     def _decode(self, key: str, docs: list[list[int]]) -> list[str]:
         tok, eos_id = self._tokenizer(key), self.blocks[key].manifest.tokenizer.eos_id

@@ -132,7 +132,8 @@ class MixBuild:
             try:
                 files = list_input_files(src)
             except (FileNotFoundError, PermissionError, ValueError) as err:
-                raise MixError(f"source '{src.name}': {err}") from err
+                named = str(err).startswith(f"source '{src.name}'")  # SourceError messages name it already
+                raise MixError(str(err) if named else f"source '{src.name}': {err}") from err
             # A task is datatrove's unit of work and of resume; each one pays the filters' start-up (block
             # lists, models), so by default there are as many tasks as workers, up to the number of files.
             self.tasks.setdefault(

@@ -61,7 +61,8 @@ def read(block: Path, **fields) -> list:
 
 def conversation(turns, i: int) -> Conversation:
     roles = {"human": "user", "gpt": "assistant"}
-    return Conversation(messages=[Message(role=roles.get(r, r), content=c) for r, c in turns], source="demo", id=str(i))
+    messages = [Message(role=roles.get(r, r), content=c) for r, c in turns]
+    return Conversation(messages=messages, source="demo", id=str(i))
 
 
 def demo_renderings() -> list[str]:
@@ -93,8 +94,8 @@ def test_block_text_is_the_rendered_conversation(block):
     docs = read(block, split="train+validation")
     texts = [d.text for d in docs]
     assert len(docs) == manifest.splits["train"].documents + manifest.splits["validation"].documents == 31
-    assert "<|user|>\n什么是机器学习？\n<|end|>\n<|assistant|>\n机器学习是人工智能的一个分支，它让计算机从数据中学习规律，" \
-           "而不是依靠人工编写的规则。\n<|end|>" in texts
+    assert ("<|user|>\n什么是机器学习？\n<|end|>\n<|assistant|>\n"
+            "机器学习是人工智能的一个分支，它让计算机从数据中学习规律，而不是依靠人工编写的规则。\n<|end|>") in texts
     assert set(demo_renderings()) <= set(texts)
     assert docs[0].id == "sft-demo/train/0" and docs[-1].id == "sft-demo/validation/2"
     assert docs[0].metadata | {"file_path": None} == {
@@ -120,7 +121,8 @@ def test_block_text_is_the_rendered_conversation(block):
     assert [d.text for d in read(block, split="validation")] == texts[28:]
     # filters: none unless the recipe asks (a block's conversations passed the block's own filters)
     assert build_filter_steps(spec(paths=[str(block)]), None) == []
-    assert [n for n, _ in build_filter_steps(spec(paths=[str(block)], filters=[{"step": "length", "min_chars": 20}]), None)] == ["length"]
+    explicit = spec(paths=[str(block)], filters=[{"step": "length", "min_chars": 20}])
+    assert [n for n, _ in build_filter_steps(explicit, None)] == ["length"]
 
 
 def test_preference_block_gives_its_chosen_answers_only(tmp_path):
@@ -210,6 +212,18 @@ def test_bad_block_inputs_fail_in_one_line_naming_field_and_path(block, weighted
     assert "validation file" in one_line_error({"paths": [str(copy)], "split": "validation"}, "paths", copy)
     assert "two blocks are named 'sft-demo'" in one_line_error({"paths": [str(block), str(copy)]}, "paths", "")
     assert "does not exist" in one_line_error({"recipe": str(tmp_path / "r.yaml")}, "recipe", tmp_path / "r.yaml")
+    # through the mix: the source named once, before any work; a block recipe that cannot build names itself
+    from shardsmith.pipelines.mixer import MixError, build_mix
+
+    (tmp_path / "r.yaml").write_text(
+        "kind: sft\nname: x\ntokenizer: {name: gpt2}\nsources: [{name: a, paths: [no.jsonl]}]\n")
+    for source, field in [({"paths": [str(tmp_path / "nope")]}, "paths"),
+                          ({"recipe": str(tmp_path / "r.yaml")}, "recipe")]:
+        recipe = MixRecipe.model_validate({"sources": [{"name": "s", "kind": "block", "weight": 1, **source}]})
+        with pytest.raises((MixError, SourceError)) as err:
+            build_mix(recipe, tmp_path / f"out-{field}", progress=False)
+        assert str(err.value).startswith(f"source 's': field '{field}': ") and "\n" not in str(err.value), err.value
+    assert "cannot build the block: no.jsonl" in str(err.value)
     # recipe-level mistakes name the file and the source
     for source, says in [({"paths": [str(block)], "recipe": "r.yaml"}, "not both"), ({}, "not neither"),
                          ({"paths": [str(block)], "split": "test"}, "`split` must be one of"),
