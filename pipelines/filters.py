@@ -277,8 +277,16 @@ NAMED_CHAINS: dict[str, NamedChain] = {
 }  # fmt: skip
 
 
+# Kinds whose text was filtered before it reached the mix: `filters: default` is `none` (a built block's
+# conversations passed the block's own filters; the web chains' line rules are written for scraped pages).
+UNFILTERED_KINDS = ("block",)
+
+
 def default_chain_name(kind: str) -> str:
-    """The named chain ``filters: default`` resolves to for a source kind (``web`` for any kind no row lists)."""
+    """The named chain ``filters: default`` resolves to for a source kind (``web`` for any kind no row lists;
+    ``none`` for :data:`UNFILTERED_KINDS`)."""
+    if kind in UNFILTERED_KINDS:
+        return "none"
     return next((c.name for c in NAMED_CHAINS.values() if kind in c.kinds), "web")
 
 

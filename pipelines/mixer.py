@@ -132,7 +132,8 @@ class MixBuild:
             try:
                 files = list_input_files(src)
             except (FileNotFoundError, PermissionError, ValueError) as err:
-                raise MixError(f"source '{src.name}': {err}") from err
+                named = str(err).startswith(f"source '{src.name}'")  # SourceError messages name it already
+                raise MixError(str(err) if named else f"source '{src.name}': {err}") from err
             # A task is datatrove's unit of work and of resume; each one pays the filters' start-up (block
             # lists, models), so by default there are as many tasks as workers, up to the number of files.
             self.tasks.setdefault(
@@ -151,7 +152,7 @@ class MixBuild:
         from shardsmith.pipelines.filters import build_filter_steps
         from shardsmith.pipelines.sources import build_extractor, build_reader
 
-        steps: list[tuple[str, object]] = [("read", build_reader(src))]
+        steps: list[tuple[str, object]] = [("read", build_reader(src, work_dir=str(self.work)))]
         extractor = build_extractor(src)
         if extractor is not None:
             steps.append(("extract", extractor))
@@ -176,7 +177,7 @@ class MixBuild:
         counts = self.filter_counts[src.name]
         read = counts[0].read
         if read == 0:
-            return f"read 0 documents from {src.paths or [src.dataset]} (empty input)"
+            return f"read 0 documents from {src.paths or [src.dataset or src.recipe]} (empty input)"
         reasons = Counter()
         for st in counts[1:]:
             reasons.update(st.reasons)
@@ -397,18 +398,21 @@ class MixBuild:
 
     def recorded_fields(self, src: SourceSpec) -> dict:
         """What the manifest says of every source, built or not: its recipe entry and the chain that filtered it."""
+        from shardsmith.pipelines.block_source import block_record
         from shardsmith.pipelines.filters import filter_chain_info
 
+        block = block_record(src, self.work) if src.kind == "block" else {}
         return dict(
             name=src.name,
             kind=src.kind,
             weight_requested=src.weight,
             share_requested=self.shares[src.name],
-            paths=src.paths or [src.dataset or ""],
+            paths=src.paths or [src.dataset or src.recipe or ""],
             language=src.language,
             tier=src.tier,
             module=src.module,
             **filter_chain_info(src),
+            **block,
         )
 
     def text_files(self) -> list[TextFile]:

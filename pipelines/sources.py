@@ -14,6 +14,10 @@
 
 ``build_extractor(source)`` returns the HTML -> text step for WARC sources (None for the others), to be inserted
 right after the reader. ``list_input_files``/``count_input_files`` expand the paths (files, folders, globs).
+
+``block`` sources (a built block's documents, decoded; ``pipelines/block_source.py``) read ``.ds`` files, not
+records: ``build_reader(source, work_dir=...)`` takes the mix's work folder, where a ``recipe`` source's block is
+built first.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseReader
 
 from shardsmith.schemas.mix_recipe import SourceSpec
+from .block_source import adapt_block, block_input_files, build_block_reader
 from .readers import (
     CheckedTrafilatura,
     RecordError,
@@ -84,6 +89,7 @@ _FOLDER_SUFFIXES: dict[str, tuple[str, ...]] = {
     "wudao": _JSON,
     "warc": _WARC,
     "generic": _PARQUET + _CSV + _JSON,
+    "block": (".ds",),
 }
 _FORMATS_BY_SUFFIX = {**{s: "json" for s in _JSON}, ".parquet": "parquet", ".csv": "csv"}
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -165,6 +171,8 @@ def list_input_files(source: SourceSpec) -> list[str]:
     """
     if source.kind == "hf_hub":
         return []
+    if source.kind == "block":
+        return block_input_files(source)
     suffixes = _FOLDER_SUFFIXES.get(source.kind)
     if suffixes is None:
         raise SourceError(f"source '{source.name}': unknown kind '{source.kind}'")
@@ -413,6 +421,7 @@ _ADAPTERS: dict[str, Callable] = {
     "wudao": adapt_wudao,
     "warc": adapt_warc,
     "generic": adapt_generic,
+    "block": adapt_block,
 }
 _MULTI_FORMAT = {"fineweb", "zhihu", "generic"}
 
@@ -425,14 +434,17 @@ def _effective_limit(source: SourceSpec, limit: int | None) -> int:
     return min(limits) if limits else -1
 
 
-def build_reader(source: SourceSpec, *, limit: int | None = None) -> BaseReader:
+def build_reader(source: SourceSpec, *, limit: int | None = None, work_dir: str | None = None) -> BaseReader:
     """The datatrove reader step for ``source``. ``limit`` (and ``source.limit``; the smaller wins, -1/None: all) is
     datatrove's, per task: the mix runs a source with a limit as one task, so ``source.limit`` is the total read
     (the first N documents in file order). Files are listed (and checked readable) now; records are checked as
-    they are read."""
+    they are read. ``work_dir``: where a ``block`` source with a ``recipe`` builds its block (the mix's work
+    folder)."""
     kind = source.kind
     common = {"source_name": source.name, "source_kind": kind}
     n = _effective_limit(source, limit)
+    if kind == "block":
+        return build_block_reader(source, limit=n, work_dir=work_dir)
     if kind == "hf_hub":
         options: dict[str, Any] = {"split": source.split}
         if source.config:

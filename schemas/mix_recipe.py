@@ -26,6 +26,7 @@ SourceKind = Literal[
     "warc",  # WARC/ARC/WET through datatrove's WarcReader + Trafilatura
     "generic",  # json/jsonl/parquet/csv with configurable text/id fields
     "hf_hub",  # any HF hub dataset by name, streamed (needs the network)
+    "block",  # a built SFT / preference block (shard folder) or a block recipe: its documents' text, decoded
 ]
 
 FilterStep = Literal[
@@ -71,6 +72,12 @@ class FilterSpec(Strict):
 
 
 ChainName = Literal["default", "none", "web", "encyclopedia", "news"]
+BlockText = Literal[
+    "template",  # the rendered document, template markers kept, the block's appended EOS removed (the default)
+    "template_eos",  # the same with the block's EOS kept (the mix appends its own EOS after it)
+    "plain",  # decoded without the block tokenizer's special tokens (markers that are special tokens, EOS)
+]
+BLOCK_SPLITS = ("train", "validation", "train+validation")
 WordSplitter = Literal["fineweb2024", "datatrove"]
 
 
@@ -101,7 +108,16 @@ class SourceSpec(Strict):
     format: Literal["jsonl", "json", "parquet", "csv"] | None = None  # generic only; inferred from suffix if unset
     dataset: str | None = None  # hf_hub: dataset name
     config: str | None = None  # hf_hub: config name
-    split: str = "train"  # hf_hub
+    split: str = Field(
+        "train", description="hf_hub: the dataset split; block: train | validation | train+validation (default train: "
+        "a block's validation split is its held-out SFT evaluation set)"
+    )
+    recipe: str | None = Field(
+        None, description="block: a block recipe the mix builds into its work folder, then reads (instead of `paths`)"
+    )
+    block_text: BlockText | None = Field(
+        None, description="block: which text of each document (template | template_eos | plain; default template)"
+    )
     limit: int = Field(
         -1,
         ge=-1,
@@ -114,6 +130,11 @@ class SourceSpec(Strict):
 
     @model_validator(mode="after")
     def _needs_input(self) -> "SourceSpec":
+        if self.kind == "block":
+            return self._block_input()
+        for field in ("recipe", "block_text"):
+            if getattr(self, field) is not None:
+                raise ValueError(f"`{field}` applies to kind 'block' only (this source is kind '{self.kind}')")
         if self.kind == "hf_hub":
             if not self.dataset:
                 raise ValueError("kind 'hf_hub' needs `dataset`")
@@ -122,6 +143,24 @@ class SourceSpec(Strict):
         if self.kind == "generic" and not self.text_field:
             self.text_field = "text"
         return self
+
+    def _block_input(self) -> "SourceSpec":
+        """kind block: exactly one of `paths` (built block folders) and `recipe`; a split a block has. (`filters:
+        default` is `none` for this kind: ``pipelines/filters.py`` ``UNFILTERED_KINDS``.)"""
+        if bool(self.paths) == bool(self.recipe):
+            raise ValueError(
+                "kind 'block' needs either `paths` (built block folders) or `recipe` (a block recipe), not "
+                + ("both" if self.paths else "neither")
+            )
+        if self.split not in BLOCK_SPLITS:
+            raise ValueError(f"kind 'block': `split` must be one of {', '.join(BLOCK_SPLITS)}, got {self.split!r}")
+        self.block_text = self.block_text or "template"
+        return self
+
+    @property
+    def block_splits(self) -> tuple[str, ...]:
+        """kind block: the block splits read, in reading order."""
+        return tuple(self.split.split("+"))
 
 
 class MixRecipe(Strict):

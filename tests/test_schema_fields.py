@@ -46,6 +46,7 @@ OUTPUTS = "test_mix_outputs.py::"
 WORDS = "test_word_splitters.py::"
 STRUCTURE = "test_builders_structure.py::"
 BLOCK = "test_block_fields.py::"
+BLOCKSRC = "test_mix_block_source.py::"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
@@ -249,7 +250,10 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "SourceSpec.format": ("test_sources.py::test_generic_formats_and_fields",),
     "SourceSpec.dataset": ("test_sources.py::test_hf_hub_constructs_and_fails_clearly_offline",),
     "SourceSpec.config": ("test_sources.py::test_hf_hub_constructs_and_fails_clearly_offline",),
-    "SourceSpec.split": ("test_sources.py::test_hf_hub_constructs_and_fails_clearly_offline",),
+    "SourceSpec.split": ("test_sources.py::test_hf_hub_constructs_and_fails_clearly_offline",
+                         BLOCKSRC + "test_block_text_is_the_rendered_conversation"),
+    "SourceSpec.recipe": (BLOCKSRC + "test_block_recipe_is_built_in_the_work_folder_then_read",),
+    "SourceSpec.block_text": (BLOCKSRC + "test_block_text_is_the_rendered_conversation",),
     "SourceSpec.limit": ("test_sources.py::test_limit",),
     "MixRecipe.on_empty": (OUTPUTS + "test_on_empty_skip_renormalises_and_says_so",
                            OUTPUTS + "test_bad_on_empty_and_write_text_values_name_the_field"),

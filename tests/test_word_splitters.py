@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from shardsmith.pipelines.filters import (
     NAMED_CHAINS,
+    UNFILTERED_KINDS,
     build_filter_steps,
     default_chain_name,
     filter_chain_info,
@@ -175,7 +176,9 @@ def test_default_chain_resolves_by_kind():
     assert default_chain_name("news_folder") == default_chain_name("news_jsonl") == "news"
     assert default_chain_name("fineweb") == default_chain_name("skypile") == "web"
     listed = [k for chain in NAMED_CHAINS.values() for k in chain.kinds]
-    assert sorted(listed) == sorted(set(listed)) and set(listed) == set(typing.get_args(SourceKind))
+    assert sorted(listed) == sorted(set(listed))
+    assert set(listed) == set(typing.get_args(SourceKind)) - set(UNFILTERED_KINDS)
+    assert default_chain_name("block") == "none"
     assert filter_chain_info(src(kind="wikipedia")) == {"filter_chain": "encyclopedia", "word_splitter": "fineweb2024"}
     assert filter_chain_info(src(language="zh", kind="baidu_baike")) == {
         "filter_chain": "encyclopedia", "word_splitter": "datatrove"}  # fmt: skip
