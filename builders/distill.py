@@ -76,7 +76,7 @@ def plan_counts(available: dict[str, int], shares: dict[str, float], total: int,
                 on_short: str = "fail") -> list[SourceCount]:
     """Per source (in ``shares`` order): its target count and what it can give. ``on_short="fail"`` raises
     :class:`PoolError` naming every short source and its shortfall; ``"take_all"`` takes all such a source has (the
-    pool is then smaller than ``total``; the shortfall is in the returned counts, nothing is moved to other sources)."""
+    pool is then smaller than ``total``; the shortfall is in the returned counts, nothing moves to other sources)."""
     unknown = [k for k in shares if k not in available]
     unshared = [k for k in available if k not in shares]
     if unknown or unshared:
@@ -91,7 +91,8 @@ def plan_counts(available: dict[str, int], shares: dict[str, float], total: int,
     short = [c for c in counts if c.shortfall]
     if short and on_short == "fail":
         raise PoolError("pool short: " + "; ".join(
-            f"source '{c.source}' has {c.available} questions, needs {c.target} (short by {c.shortfall})" for c in short))
+            f"source '{c.source}' has {c.available} questions, needs {c.target} (short by {c.shortfall})"
+            for c in short))
     return counts
 
 
@@ -281,8 +282,8 @@ class HfTeacher:
     settings (model, weights, template, sampling) is refused, naming what differs. The model loads only when
     something is left to generate.
 
-    An output is the generated text up to the first stop token (EOS, the pad token, or the template's end marker
-    when that is one token), decoded without special tokens, stripped; empty -> ``empty_teacher_output``."""
+    An output is the generated text up to the first stop token (EOS, or the template's end marker when that is one
+    token), decoded without special tokens, stripped; empty -> ``empty_teacher_output``."""
 
     kind = "hf"
 
@@ -381,8 +382,8 @@ class HfTeacher:
         tok, model, device = self._load()
         s = self.spec
         enc = tok(prompts, return_tensors="pt", padding=True).to(device)
-        kw: dict[str, Any] = dict(max_new_tokens=s.max_new_tokens, do_sample=s.do_sample, pad_token_id=tok.pad_token_id,
-                                  eos_token_id=self._stop_ids)
+        kw: dict[str, Any] = dict(max_new_tokens=s.max_new_tokens, do_sample=s.do_sample,
+                                  pad_token_id=tok.pad_token_id, eos_token_id=self._stop_ids)
         if s.do_sample:
             kw.update(temperature=s.temperature, top_p=s.top_p, top_k=None)
             torch.manual_seed(_batch_seed(s.seed, ids or prompts))
@@ -445,13 +446,14 @@ def _differing(old: dict, new: dict) -> str:
 
 
 def _stop_ids(tok, model, tpl: TemplateDef) -> list[int]:
-    """EOS ids (generation config, tokenizer) plus the template's end marker when it is a single token."""
+    """EOS ids (generation config, tokenizer) plus the template's end marker (as written or stripped) when that
+    is a single token."""
     ids: list[int] = []
     for e in (model.generation_config.eos_token_id, tok.eos_token_id):
         ids += e if isinstance(e, list) else [e] if e is not None else []
-    marker = tpl.assistant.split("{content}")[1].strip()
-    if marker:
-        enc = tok.encode(marker, add_special_tokens=False)
+    tail = tpl.assistant.split("{content}")[1]
+    for marker in dict.fromkeys((tail, tail.strip())):  # t1b's "\n<|end|>": the <|end|> token
+        enc = tok.encode(marker, add_special_tokens=False) if marker else []
         if len(enc) == 1:
             ids.append(enc[0])
     if not ids:
