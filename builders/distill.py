@@ -22,6 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
+from shardsmith.builders.templates import RenderError, chat_prompt, render
 from shardsmith.schemas.block_recipe import TemplateDef
 from shardsmith.schemas.distill import FileTeacherSpec, HfTeacherSpec
 from shardsmith.schemas.records import Conversation, Drop, Message
@@ -258,8 +259,6 @@ def prompt_text(question: Conversation, tpl: TemplateDef, system: str | None = N
     """What the teacher reads: ``chat_prompt`` of the question's user turn (its own system message first, else
     ``system``, else the template's default). Earlier turns of a multi-turn question are rendered by the template
     before it (the rendered conversation with an empty answer, minus the assistant piece's end marker)."""
-    from shardsmith.builders.templates import chat_prompt, render
-
     msgs = list(question.messages)
     if msgs and msgs[0].role == "system":
         system = msgs.pop(0).content
@@ -347,16 +346,27 @@ class HfTeacher:
 
     # ---- answering --------------------------------------------------------------------------------------------
     def answer(self, questions: list[Conversation]) -> list[Conversation | Drop]:
+        """Per question in order: answered, or a drop (empty output; a question the template cannot render, with
+        the renderer's reason, e.g. ``too_many_turns``)."""
         _check_unique_ids(questions)
         outputs = self._read_cache()
-        todo = [q for q in questions if q.id not in outputs]
+        unrendered: dict[str, Drop] = {}
+        prompts: dict[str, str] = {}
+        for q in questions:
+            if q.id in outputs:
+                continue
+            try:
+                prompts[q.id] = prompt_text(q, self.template, self.spec.system)
+            except RenderError as err:
+                unrendered[q.id] = teacher_drop(q, err.reason, str(err))
+        todo = [q for q in questions if q.id in prompts]
         self.stats["questions"] += len(questions)
-        self.stats["from_cache"] += len(questions) - len(todo)
+        self.stats["from_cache"] += len(questions) - len(todo) - len(unrendered)
         if todo:
-            outputs.update(self._generate_into_cache(todo))
-        return [answered(q, outputs[q.id], self.name) for q in questions]
+            outputs.update(self._generate_into_cache(todo, prompts))
+        return [unrendered.get(q.id) or answered(q, outputs[q.id], self.name) for q in questions]
 
-    def _generate_into_cache(self, todo: list[Conversation]) -> dict[str, str]:
+    def _generate_into_cache(self, todo: list[Conversation], prompts: dict[str, str]) -> dict[str, str]:
         from tqdm.auto import tqdm
 
         new: dict[str, str] = {}
@@ -365,8 +375,7 @@ class HfTeacher:
                 tqdm(total=len(todo), desc=f"teacher {self.name}", unit="q", disable=not self.progress) as bar:
             for i in range(0, len(todo), bs):
                 batch = todo[i:i + bs]
-                texts = self.generate([prompt_text(q, self.template, self.spec.system) for q in batch],
-                                      [q.id for q in batch])
+                texts = self.generate([prompts[q.id] for q in batch], [q.id for q in batch])
                 f.write("".join(json.dumps({"id": q.id, "output": t}, ensure_ascii=False) + "\n"
                                 for q, t in zip(batch, texts)))
                 f.flush()
@@ -437,7 +446,15 @@ class HfTeacher:
         if header.get("fingerprint") != fp:
             raise TeacherError(f"{self.cache}: written with other teacher settings ("
                                f"{_differing(header.get('fingerprint') or {}, fp)}); delete it or use another cache")
-        return {row["id"]: row["output"] for row in map(json.loads, lines[1:])}
+        return dict(_cache_row(self.cache, n, line) for n, line in enumerate(lines[1:], 2) if line.strip())
+
+
+def _cache_row(path: Path, n: int, line: str) -> tuple[str, str]:
+    try:
+        row = json.loads(line)
+        return row["id"], row["output"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise TeacherError(f"{path}:{n}: not a cache row with id and output; delete the cache to start over") from None
 
 
 def _differing(old: dict, new: dict) -> str:

@@ -231,6 +231,31 @@ def test_hf_cache_resume_generates_only_missing_ids(teacher_dir, tmp_path):
     with pytest.raises(TeacherError, match=r"teacher.jsonl: written with other teacher settings \(differs in: "
                                            r"max_new_tokens\)"):
         HfTeacher(hf_spec(teacher_dir, max_new_tokens=5), FF, cache, progress=False).answer(qs)
+    cache.write_text(lines[0] + "\nnot json\n")
+    with pytest.raises(TeacherError, match=r"teacher.jsonl:2: not a cache row"):
+        HfTeacher(hf_spec(teacher_dir), FF, cache, progress=False).answer(qs)
+
+
+def test_hf_sampling_is_reproducible_from_its_seed(teacher_dir, tmp_path):
+    qs = questions(QUESTIONS[:4])
+
+    def sample(seed: int, cache: str) -> list[str]:
+        spec = hf_spec(teacher_dir, do_sample=True, temperature=1.5, top_p=0.95, seed=seed, max_new_tokens=8)
+        got = HfTeacher(spec, FF, tmp_path / cache, progress=False).answer(qs)
+        return [g.messages[-1].content if isinstance(g, Conversation) else g.reason for g in got]
+
+    first = sample(1, "a.jsonl")
+    assert sample(1, "b.jsonl") == first and sample(2, "c.jsonl") != first
+    header = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])["fingerprint"]
+    assert (header["temperature"], header["top_p"], header["seed"]) == (1.5, 0.95, 1)
+
+
+def test_hf_question_the_template_cannot_render_is_dropped_without_loading_the_model(teacher_dir, tmp_path):
+    two_turns = Conversation(messages=[Message(role="user", content="Hi"), Message(role="assistant", content="Hey"),
+                                       Message(role="user", content="Bye")], source="s", id="t")
+    teacher = HfTeacher(hf_spec(teacher_dir), resolve_template("fgpt"), tmp_path / "c.jsonl", progress=False)
+    got = teacher.answer([two_turns])
+    assert isinstance(got[0], Drop) and got[0].reason == "too_many_turns" and teacher._loaded is None
 
 
 def test_hf_teacher_that_stops_at_once_is_an_empty_output_drop(teacher_dir, tmp_path):
