@@ -134,6 +134,17 @@ def test_file_teacher_refuses_a_malformed_line_naming_it(tmp_path, line, message
 # teacher `hf`: a tiny GPT-2 the project's trainer fine-tunes for a few steps on ff-template Q/A pairs
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core box: one intra-op thread trains 3x faster than two that wait on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
     from shardsmith.trainer.runner import train
