@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,15 @@ class BlockStep:
     def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
         return [self.decide(it, books) for it in items]
 
+    def prepare(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
+        """Called once before any source goes through the step (a step that plans over all sources)."""
+
     def close(self) -> None:
         """Called once after every source went through the step (a step that judges the sources together)."""
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """What this step adds to the manifest (e.g. the distill pool and teacher); merged at the top level."""
+        return {}
 
     def run(self, items: list[Item], books: SourceBooks) -> list[Item]:
         verdicts = self.decide_all(items, books)
@@ -152,6 +160,7 @@ def run_steps(steps: list[BlockStep], items: dict[str, list[Item]], books: dict[
     """Every source through each step in turn (step-major, sources in recipe order); seconds per ``step.timing``."""
     for step in steps:
         t0 = time.perf_counter()
+        step.prepare(items, books)
         for name in items:
             if step.applies(books[name]):
                 items[name] = step.run(items[name], books[name])
@@ -174,12 +183,13 @@ def check_counts(items: dict[str, list[Item]], books: dict[str, SourceBooks]) ->
 
 
 def largest_remainder(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """``total`` split over ``weights`` in proportion, summing exactly to ``total`` (largest remainders get the rest;
-    ties go to the earlier key)."""
-    wsum = sum(weights.values())
-    exact = {k: total * w / wsum for k, w in weights.items()}
-    out = {k: int(v) for k, v in exact.items()}
-    order = sorted(weights, key=lambda k: (-(exact[k] - out[k]), list(weights).index(k)))
+    """``total`` split over ``weights`` in proportion, summing exactly to ``total``: floors first, the rest to the
+    largest remainders (ties to the earlier key). Exact arithmetic, no float drift."""
+    fractions = {k: Fraction(w) for k, w in weights.items()}
+    norm = sum(fractions.values())
+    quotas = {k: f * total / norm for k, f in fractions.items()}
+    out = {k: int(q) for k, q in quotas.items()}
+    order = sorted(quotas, key=lambda k: (-(quotas[k] - out[k]), list(quotas).index(k)))
     for k in order[: total - sum(out.values())]:
         out[k] += 1
     return out

@@ -18,13 +18,13 @@ import json
 import os
 import random
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
+from shardsmith.builders.block import BlockStep, BuildError, Item, SourceBooks, Verdict, largest_remainder
 from shardsmith.builders.templates import RenderError, chat_prompt, render
 from shardsmith.schemas.block_recipe import TemplateDef
-from shardsmith.schemas.distill import FileTeacherSpec, HfTeacherSpec
+from shardsmith.schemas.distill import FileTeacherSpec, HfTeacherSpec, PoolSpec
 from shardsmith.schemas.records import Conversation, Drop, Message
 
 STEP = "teacher"
@@ -60,17 +60,10 @@ class SourceCount:
 
 def share_counts(shares: dict[str, float], total: int) -> dict[str, int]:
     """``total`` split by ``shares`` (normalized by their sum) with largest-remainder rounding: the counts sum to
-    ``total`` exactly; ties in the remainder go to the source listed first. Exact arithmetic (no float drift)."""
+    ``total`` exactly; ties in the remainder go to the source listed first."""
     if not shares or any(not v > 0 for v in shares.values()):
         raise PoolError(f"shares must be positive: {shares}")
-    weights = {k: Fraction(v) for k, v in shares.items()}
-    norm = sum(weights.values())
-    quotas = {k: w * total / norm for k, w in weights.items()}
-    counts = {k: int(q) for k, q in quotas.items()}  # floor: quotas are >= 0
-    order = sorted(quotas, key=lambda k: (-(quotas[k] - counts[k]), list(quotas).index(k)))
-    for k in order[: total - sum(counts.values())]:
-        counts[k] += 1
-    return counts
+    return largest_remainder(total, shares)
 
 
 def plan_counts(available: dict[str, int], shares: dict[str, float], total: int,
@@ -500,3 +493,62 @@ def make_teacher(spec: FileTeacherSpec | HfTeacherSpec, *, template: TemplateDef
     if template is None or cache is None:
         raise TeacherError("an hf teacher needs the block's template and a cache path")
     return HfTeacher(spec, template, cache, base, progress)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the distill block's steps: pool, then teacher (between dedup and render; see builders/kinds.py)
+
+
+class PoolStep(BlockStep):
+    """Draw the question pool over all sources by ``pool.shares`` (exact counts, seeded); records outside it leave
+    as ``not_in_pool`` (not an error: the pool is a sample), records inside lose their answers."""
+
+    name, timing = "pool", "pool"
+    keeps_records = False
+
+    def __init__(self, spec: PoolSpec):
+        self.spec = spec
+        self.chosen: set[tuple[str, str]] = set()
+        self.counts: list[SourceCount] = []
+
+    def prepare(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
+        pools = {name: [it.conv for it in lst] for name, lst in items.items()}
+        shares = self.spec.shares
+        try:
+            self.counts = plan_counts({k: len(v) for k, v in pools.items()}, shares, self.spec.total,
+                                      self.spec.on_short)
+            pool = plan_pool(pools, shares, self.spec.total, self.spec.seed, self.spec.on_short)
+        except PoolError as err:
+            raise BuildError(str(err)) from None
+        self.chosen = {(q.source, q.id) for q in pool}
+
+    def decide(self, item: Item, books: SourceBooks) -> Verdict:
+        if (item.conv.source, item.conv.id) not in self.chosen:
+            return "not_in_pool", f"pool.shares give source '{books.name}' a fixed number of questions"
+        item.conv = as_question(item.conv)
+        return None
+
+    def manifest_fields(self) -> dict[str, Any]:
+        return {"distill_pool": {"spec": self.spec.model_dump(mode="json"), "sources": [c.as_dict() for c in self.counts]}}
+
+
+class TeacherStep(BlockStep):
+    """The teacher answers each pooled question; no output or an empty one is a counted drop."""
+
+    name, timing = "teacher", "teacher"
+
+    def __init__(self, teacher: Teacher):
+        self.teacher = teacher
+
+    def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
+        verdicts: list[Verdict] = []
+        for it, out in zip(items, self.teacher.answer([it.conv for it in items]), strict=True):
+            if isinstance(out, Drop):
+                verdicts.append((out.reason, out.detail))
+            else:
+                it.conv = out
+                verdicts.append(None)
+        return verdicts
+
+    def manifest_fields(self) -> dict[str, Any]:
+        return {"teacher": self.teacher.info}

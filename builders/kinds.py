@@ -100,6 +100,16 @@ def _any_options(recipe, src: SftSource) -> dict:
     return _mcq_options(recipe, src) if family is MCQ else _cot_options(recipe, src) if family is COT else src.options
 
 
+def _distill_steps(recipe, ctx: BlockContext, out: Path) -> list[BlockStep]:
+    """Pool, then teacher; an hf teacher's cache sits next to the output (``OUT.teacher-cache.jsonl``) so a rerun
+    of a failed or interrupted build generates only what is missing."""
+    from .distill import PoolStep, TeacherStep, make_teacher
+
+    cache = out.parent / f"{out.name}.teacher-cache.jsonl"
+    return [PoolStep(recipe.pool), TeacherStep(make_teacher(recipe.teacher, template=ctx.template, cache=cache,
+                                                            base=ctx.base))]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # kinds
 
@@ -113,6 +123,8 @@ class BlockKind:
     options: Callable[[SftBlockRecipe, SftSource], dict] = lambda recipe, src: src.options
     pairs: bool = False  # items are preference pairs (PairStep first, pairs counted per split)
     steps_first: Callable[[SftBlockRecipe], list[BlockStep]] = lambda recipe: []
+    # steps between dedup and render: (recipe, context, output folder) -> steps
+    steps_middle: Callable[[SftBlockRecipe, BlockContext, Path], list[BlockStep]] = lambda recipe, ctx, out: []
     source_kind: str = "sft"  # the manifest's sources[].kind is "<source_kind>:<shape>"
 
 
@@ -123,15 +135,17 @@ KINDS: dict[str, BlockKind] = {
     "mcq": BlockKind("mcq", lambda src: MCQ, _mcq_options, source_kind="mcq"),
     "cot": BlockKind("cot", _cot_family, _cot_options, source_kind="cot"),
     "repair": BlockKind("repair", _any_family, _any_options, source_kind="repair"),
+    "distill": BlockKind("distill", _any_family, _any_options, steps_middle=_distill_steps, source_kind="distill"),
 }
 
 
-def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: LanguageStep) -> list[BlockStep]:
-    """The filters every conversation block runs, in order."""
+def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: LanguageStep,
+                       middle: list[BlockStep] = ()) -> list[BlockStep]:
+    """The filters every conversation block runs, in order; a kind's ``middle`` steps run after dedup."""
     steps: list[BlockStep] = [StructureStep(), CharLengthStep(), language]
     if recipe.filters.dedup is not None:
         steps.append(DedupStep(recipe.filters.dedup, recipe.seed))
-    steps += [RenderStep(ctx.template, ctx.eos, loss_on_all=recipe.loss == "all"), TokenLengthStep(ctx.tokenizer),
+    steps += [*middle, RenderStep(ctx.template, ctx.eos, loss_on_all=recipe.loss == "all"), TokenLengthStep(ctx.tokenizer),
               SampleStep(recipe.seed), CountStep(recipe)]
     return steps
 
@@ -200,7 +214,9 @@ def build_block(
     clock.lap("import")
 
     language = LanguageStep()
-    run_steps(kind.steps_first(recipe) + conversation_steps(recipe, ctx, language), items, books, clock.timings)
+    middle = kind.steps_middle(recipe, ctx, Path(out_dir).resolve())
+    steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
+    run_steps(steps, items, books, clock.timings)
     clock.t0 = time.perf_counter()
     label_languages(items)
     clock.lap("language_kept")
@@ -215,8 +231,10 @@ def build_block(
         split_by="pair" if kind.pairs else "conversation",
         template_extra={"loss": "every token (loss: all)"} if recipe.loss == "all" else {},
     )
+    for step in steps:
+        w.extra.update(step.manifest_fields())
     if isinstance(recipe, PreferenceBlockRecipe):
-        w.extra = {"pair_layout": PAIR_LAYOUT, "pair_filter": recipe.pairs.model_dump(mode="json")}
+        w.extra.update({"pair_layout": PAIR_LAYOUT, "pair_filter": recipe.pairs.model_dump(mode="json")})
     out = write_block(out_dir, items, ctx, w, clock.timings)
     clock.timings["total"] = time.perf_counter() - t_all
     clock.timings["conversations_read"] = sum(bk.read for bk in books.values())

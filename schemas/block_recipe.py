@@ -1,7 +1,7 @@
 """Block recipes: ``shardsmith build RECIPE.yaml`` — a recipe names its ``kind`` and is validated by that kind's model.
 
-Kinds: ``sft`` (conversations), ``preference`` (prompt + chosen + rejected pairs for DPO), ``mcq``, ``cot`` and
-``repair``. A kind is a model here (one row in ``BLOCK_KINDS``) and one row in ``builders/kinds.py``.
+Kinds: ``sft`` (conversations), ``preference`` (prompt + chosen + rejected pairs for DPO), ``mcq``, ``cot``,
+``repair`` and ``distill``. A kind is a model here (one row in ``BLOCK_KINDS``) and one row in ``builders/kinds.py``.
 
 An SFT block::
 
@@ -28,6 +28,7 @@ from typing import Any, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from .common import Strict, TokenizerSpec
+from .distill import PoolSpec, TeacherSpec
 
 
 class TemplateDef(Strict):
@@ -298,21 +299,23 @@ class CotBlockRecipe(SftBlockRecipe):
     self_cognition: None = None
 
 
-class RepairBlockRecipe(SftBlockRecipe):
-    """Knowledge repair (FF_3.13 stage 7): blocks of MCQ (A), short factual answers (B) and numeric micro-reasoning
-    (D), each a source with an exact ``count``, plus an exact held-out ``validation.count``.
+class MixedSourcesRecipe(SftBlockRecipe):
+    """A block whose sources mix families: each source's ``shape`` says which (an MCQ shape is rendered in ``style``,
+    a CoT shape writes the rationale then ``answer_format``, any SFT shape is taken as is)."""
 
-    A source's ``shape`` picks how it is read: an MCQ shape is rendered in ``style``; ``truthfulqa_factual`` answers
-    a TruthfulQA question with its best answer (bound it with ``filters.length.max_chars_assistant``); a CoT shape
-    writes the rationale then ``answer_format``; any SFT shape is taken as is.
-    """
-
-    kind: Literal["repair"]  # type: ignore[assignment]
     style: str = Field("answer_letter", description="how MCQ sources are rendered (see McqBlockRecipe.style)")
     shuffle_options: bool = False
     answer_format: Literal["tinycot", "answer_line"] = "answer_line"
     mcq_answer: Literal["option", "letter"] = "option"
     self_cognition: None = None
+
+
+class RepairBlockRecipe(MixedSourcesRecipe):
+    """Knowledge repair (FF_3.13 stage 7): blocks of MCQ (A), short factual answers (B) and numeric micro-reasoning
+    (D), each a source with an exact ``count``, plus an exact held-out ``validation.count``. Factual answers: an MCQ
+    source with ``options.style: answer_text`` (TruthfulQA's best answer), bounded by ``max_chars_assistant``."""
+
+    kind: Literal["repair"]  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _exact(self) -> "RepairBlockRecipe":
@@ -324,11 +327,35 @@ class RepairBlockRecipe(SftBlockRecipe):
         return self
 
 
+class DistillBlockRecipe(MixedSourcesRecipe):
+    """Sequence-level distillation (FF_3.13 stage 4): a question pool drawn from the sources by ``pool.shares``
+    (exact counts), each question answered by the ``teacher`` (a file of outputs, or a local HF model run here);
+    the sources' own answers are dropped. Then rendered and written like an SFT block."""
+
+    kind: Literal["distill"]  # type: ignore[assignment]
+    pool: PoolSpec
+    teacher: TeacherSpec
+
+    @model_validator(mode="after")
+    def _shares_name_sources(self) -> "DistillBlockRecipe":
+        names = [s.name for s in self.sources]
+        unknown = [k for k in self.pool.shares if k not in names]
+        unshared = [n for n in names if n not in self.pool.shares]
+        if unknown or unshared:
+            raise ValueError("pool.shares must name every source once: "
+                             + "; ".join(([f"no source {', '.join(unknown)}"] if unknown else [])
+                                         + ([f"no share for {', '.join(unshared)}"] if unshared else [])))
+        return self
+
+
 BLOCK_KINDS: dict[str, type[Strict]] = {
     "sft": SftBlockRecipe,
     "preference": PreferenceBlockRecipe,
     "mcq": McqBlockRecipe,
     "cot": CotBlockRecipe,
     "repair": RepairBlockRecipe,
+    "distill": DistillBlockRecipe,
 }
-BlockRecipe = Union[SftBlockRecipe, PreferenceBlockRecipe, McqBlockRecipe, CotBlockRecipe, RepairBlockRecipe]  # noqa: UP007
+BlockRecipe = Union[  # noqa: UP007
+    SftBlockRecipe, PreferenceBlockRecipe, McqBlockRecipe, CotBlockRecipe, RepairBlockRecipe, DistillBlockRecipe
+]
