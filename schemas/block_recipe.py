@@ -339,6 +339,12 @@ class SurgicalSource(SftSource):
         "counts make the balanced half/half block)"
     )
 
+    @field_validator("answer", mode="before")
+    @classmethod
+    def _yaml_bool(cls, answer: Any) -> Any:
+        """YAML 1.1 reads an unquoted ``Yes`` / ``No`` as true / false."""
+        return {True: "Yes", False: "No"}.get(answer, answer) if isinstance(answer, bool) else answer
+
     @field_validator("form")
     @classmethod
     def _form(cls, form: str) -> str:
