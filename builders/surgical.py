@@ -54,9 +54,6 @@ from shardsmith.schemas.records import Conversation, CotExample, McqQuestion, Me
 from . import cot, mcq
 from .importers import _RecordDrop
 
-FF_SURGICAL_TOTAL = 3000
-"""FF_3.13 stage 6 size (model card). The card does not give the split over the four forms."""
-
 NO_COMMENT = frozenset({"i have no comment", "no comment"})
 """TruthfulQA's non-answer: 'correct' under its scoring, but not an answer to list or to call correct."""
 
