@@ -12,6 +12,7 @@ rejected`` and keeps the pair only if both pass; a kept pair is written as two a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -21,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shardsmith.recipes import RecipeError
-from shardsmith.schemas.block_recipe import PreferenceBlockRecipe, SftBlockRecipe, SftSource
+from shardsmith.schemas.block_recipe import PreferenceBlockRecipe, SftBlockRecipe, SftSource, SurgicalSource
 from shardsmith.schemas.manifest import PAIR_LAYOUT
 
-from . import cot, importers, mcq, self_cognition
+from . import cot, importers, mcq, self_cognition, surgical
 from .block import BlockStep, BuildError, Family, Item, SourceBooks, check_counts, read_source, run_steps
 from .block_steps import (
     CharLengthStep,
@@ -61,6 +62,20 @@ MCQ_COT = Family("mcq_cot", importers.ShapeSet("MCQ with explanations", mcq.MCQ_
                  mcq.iter_mcq_file, mcq.expand_mcq_paths)
 
 
+def _surgical(record: dict, shape: str, *, source: str, rec_id: str, options: dict | None = None,
+              label_field: str | None = None):
+    """A record in its source's strict answer form (``builders/surgical.py``); one it cannot use is a counted drop."""
+    return [surgical.rewrite(r, options) for r in surgical.records_of(record, shape, source=source, rec_id=rec_id)]
+
+
+def _read_as(family: Family, name: str, convert: Callable) -> Family:
+    """``family``'s files and shapes, each record converted by ``convert``."""
+    return dataclasses.replace(family, name=name, shapes=dataclasses.replace(family.shapes, convert=convert))
+
+
+SURGICAL_MCQ, SURGICAL_COT = _read_as(MCQ, "surgical_mcq", _surgical), _read_as(COT, "surgical_cot", _surgical)
+
+
 def _preference() -> Family:
     from .pairs import PAIR_SHAPESET
 
@@ -81,6 +96,17 @@ def _cot_family(src: SftSource) -> Family:
 def _any_family(src: SftSource) -> Family:
     """Repair blocks mix families: the source's ``shape`` says which (an MCQ, CoT or SFT shape)."""
     return next((f for f in (MCQ, COT) if _has_shape(f, src.shape)), SFT)
+
+
+def _surgical_family(src: SftSource) -> Family:
+    return SURGICAL_MCQ if _has_shape(MCQ, src.shape) else SURGICAL_COT
+
+
+def _surgical_options(recipe, src: SurgicalSource) -> dict:
+    try:
+        return surgical.source_options(src.form, src.spec, src.answer, recipe.seed, src.shape)
+    except ValueError as err:
+        raise RecipeError(f"source {src.name}: {err}") from None
 
 
 def _mcq_options(recipe, src: SftSource) -> dict:
@@ -126,6 +152,7 @@ class BlockKind:
     # steps between dedup and render: (recipe, context, output folder) -> steps
     steps_middle: Callable[[SftBlockRecipe, BlockContext, Path], list[BlockStep]] = lambda recipe, ctx, out: []
     source_kind: str = "sft"  # the manifest's sources[].kind is "<source_kind>:<shape>"
+    document_report: bool = False  # reports/documents.jsonl: each document's metadata (an answer key to score)
 
 
 KINDS: dict[str, BlockKind] = {
@@ -136,6 +163,8 @@ KINDS: dict[str, BlockKind] = {
     "cot": BlockKind("cot", _cot_family, _cot_options, source_kind="cot"),
     "repair": BlockKind("repair", _any_family, _any_options, source_kind="repair"),
     "distill": BlockKind("distill", _any_family, _any_options, steps_middle=_distill_steps, source_kind="distill"),
+    "surgical": BlockKind("surgical", _surgical_family, _surgical_options, source_kind="surgical",
+                          document_report=True),
 }
 
 
@@ -228,7 +257,7 @@ def build_block(
     w = BlockWrite(
         kind=recipe.kind, books=books, counts=counts, language_report=language.report(),
         disagreements=language.disagreements, recipe_dict=recipe_dict, source_kind=kind.source_kind,
-        split_by="pair" if kind.pairs else "conversation",
+        split_by="pair" if kind.pairs else "conversation", document_report=kind.document_report,
         template_extra={"loss": "every token (loss: all)"} if recipe.loss == "all" else {},
     )
     for step in steps:

@@ -7,51 +7,52 @@ strict target, with ``metadata = {"form": name, "spec": {...}, "expected": ...}`
 :func:`shardsmith.schemas.answer_forms.score_item` reads back to score a generation.
 
 ===================  =================  =======================================================================
-record               form               target / expected
+record (shape)       form               target / expected
 ===================  =================  =======================================================================
-McqQuestion          single_letter      the answer letter; letters = the question's option letters
-CotExample (GSM8K)   numeric_only       the final answer as plain digits (``1,200`` -> ``1200``)
-TruthfulRow          yes_no             two items per row: (question, a correct answer) -> Yes and
-                                        (question, an incorrect answer) -> No, so the pool is balanced
+McqQuestion (any     single_letter      the answer letter; letters = the question's own option letters
+MCQ shape but
+truthfulqa)
+CotExample (gsm8k,   numeric_only       the final answer as plain digits (``1,200`` -> ``1200``)
+any CoT shape)
+TruthfulRow          yes_no             (question, a correct answer) -> Yes, or (question, a seeded incorrect
+(truthfulqa)                            answer) -> No: the source's ``answer`` says which
 TruthfulRow          exact_n_list       ``n`` distinct correct answers (best answer first); expected = every
-                                        usable correct answer, so a generation listing other true ones passes
+(truthfulqa)                            usable correct answer, so a generation listing other true ones passes
 ===================  =================  =======================================================================
 
-:func:`read_truthfulqa` reads TruthfulQA.csv into :class:`TruthfulRow` (no other importer produces that shape).
-Every target is checked by its own form's checker before it is returned; a target that fails is a bug in this
-module and raises :class:`TargetBug`.  A record that cannot be rewritten (no numeric answer, too few correct
-answers, answer letter not among the options ...) raises :class:`NotRewritable` with a short ``reason`` key;
-:func:`build_pools` counts those per form.  :func:`plan_surgical` then picks exactly the requested count per form
-or fails naming each short form and by how much.
+A block of these is ``kind: surgical`` (``builders/kinds.py``): each source reads one shape, names its ``form`` and
+spec, and :func:`rewrite` is the conversion step of its ShapeSet. Every target is checked by its own form's checker
+before it is returned; a target that fails is a bug in this module and raises :class:`TargetBug`.  A record that
+cannot be rewritten (no numeric answer, too few correct answers, answer letter not among the options ...) raises
+:class:`NotRewritable` with a short ``reason`` key — an importer drop, counted per reason in the block's manifest.
 """
 
 from __future__ import annotations
 
-import csv
-import os
 import random
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from shardsmith.schemas.answer_forms import (
-    FORMS,
     ExactNListSpec,
+    FormError,
     FormSpec,
     NumericOnlySpec,
     SingleLetterSpec,
     YesNoSpec,
     normalise_item,
     parse_number,
+    parse_spec,
     plain_number,
     spec_dict,
+    yes_no_word,
 )
 from shardsmith.schemas.records import Conversation, CotExample, McqQuestion, Message
 
-FF_SURGICAL_TOTAL = 3000
-"""FF_3.13 stage 6 size (model card). The card does not give the split over the four forms."""
+from . import cot, mcq
+from .importers import _RecordDrop
 
 NO_COMMENT = frozenset({"i have no comment", "no comment"})
 """TruthfulQA's non-answer: 'correct' under its scoring, but not an answer to list or to call correct."""
@@ -71,49 +72,46 @@ class TruthfulRow(BaseModel):
     id: str
 
 
-TRUTHFULQA_COLUMNS = ("Question", "Best Answer", "Correct Answers", "Incorrect Answers")
-
-
-def _answers(cell: str | None) -> list[str]:
-    """TruthfulQA packs answer lists into one cell, separated by "; "."""
-    return [a.strip() for a in (cell or "").split(";") if a.strip()]
-
-
-def read_truthfulqa(path: str | os.PathLike, source: str = "truthfulqa") -> Iterator[TruthfulRow]:
-    """Rows of TruthfulQA.csv (``Type, Category, Question, Best Answer, Correct Answers, Incorrect Answers,
-    Source``); ids are ``<file>:<row index>``. A missing column or an empty question / best answer raises
-    ValueError naming the file, the CSV line and the field."""
-    path = os.fspath(path)
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in TRUTHFULQA_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: not a TruthfulQA CSV, missing column(s) {missing}")
-        for index, row in enumerate(reader):
-            for field in ("Question", "Best Answer"):
-                if not (row.get(field) or "").strip():
-                    raise ValueError(f"{path}:{reader.line_num}: empty {field!r}")
-            yield TruthfulRow(question=row["Question"].strip(), best_answer=row["Best Answer"].strip(),
-                              correct_answers=_answers(row["Correct Answers"]),
-                              incorrect_answers=_answers(row["Incorrect Answers"]),
-                              category=row.get("Category") or None, source=source,
-                              id=f"{os.path.basename(path)}:{index}")
-
-
-class NotRewritable(ValueError):
-    """A record this form cannot use; ``reason`` is a short key counted by :func:`build_pools`."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class NotRewritable(_RecordDrop):
+    """A record this form cannot use; ``reason`` is the short key the block counts the drop under."""
 
 
 class TargetBug(RuntimeError):
     """A target this module wrote fails its own form's checker (never expected; always a bug)."""
 
 
-class SurgicalShortfall(ValueError):
-    """Some form's pool holds fewer usable items than the plan asks for."""
+# --- which records a form reads -----------------------------------------------------------------------------------
+FORM_READS = {"single_letter": "mcq", "numeric_only": "cot", "yes_no": "truthfulqa", "exact_n_list": "truthfulqa"}
+"""The record each form rewrites: an MCQ question, a CoT example, or a TruthfulQA row (its answer lists)."""
+
+
+def record_kind(shape: str) -> str:
+    """``truthfulqa``, ``mcq`` or ``cot``: what a source of ``shape`` yields; ValueError for another shape."""
+    if shape in mcq.MCQ_ALIASES or shape in mcq.MCQ_SHAPES:
+        return "truthfulqa" if mcq.canonical_mcq_shape(shape) == "truthfulqa" else "mcq"
+    if shape in cot.COT_ALIASES or shape in cot.COT_SHAPES:
+        return "cot"
+    raise ValueError(f"shape {shape!r} is neither an MCQ shape ({', '.join(mcq.MCQ_SHAPES)}) nor a CoT shape "
+                     f"({', '.join(cot.COT_SHAPES)})")
+
+
+def check_form_shape(form: str, shape: str) -> None:
+    """ValueError unless a source of ``shape`` yields the records ``form`` rewrites (message names both)."""
+    got, want = record_kind(shape), FORM_READS[form]
+    if got != want:
+        shapes = {"mcq": "an MCQ shape other than truthfulqa", "cot": "a CoT shape (gsm8k, ...)",
+                  "truthfulqa": "shape truthfulqa"}
+        raise ValueError(f"form {form} rewrites {want} records ({shapes[want]}); shape {shape!r} gives {got} records")
+
+
+def truthful_row(record: dict, *, source: str, rec_id: str) -> TruthfulRow:
+    """A raw TruthfulQA CSV row (as ``mcq.iter_mcq_file`` reads it) -> :class:`TruthfulRow`."""
+    lists = mcq.truthfulqa_lists(record)
+    if not lists["question"].strip():
+        raise NotRewritable("malformed_row", "field 'Question' is empty")
+    return TruthfulRow(question=lists["question"].strip(), best_answer=lists["best_answer"],
+                       correct_answers=lists["correct_answers"], incorrect_answers=lists["incorrect_answers"],
+                       category=lists["category"] or None, source=source, id=rec_id)
 
 
 # --- one item -----------------------------------------------------------------------------------------------------
@@ -133,15 +131,16 @@ def form_item(body: str, spec: FormSpec, expected: Any, *, target_value: Any = N
 
 
 # --- MCQ -> single letter -----------------------------------------------------------------------------------------
-def mcq_single_letter(q: McqQuestion, case: str = "exact") -> Conversation:
-    """Question and lettered options; target = the answer letter, allowed letters = the question's own."""
+def mcq_single_letter(q: McqQuestion, spec: SingleLetterSpec | None = None) -> Conversation:
+    """Question and lettered options; target = the answer letter. The allowed letters are the question's own
+    (``spec.letters`` is replaced by them); the rest of ``spec`` (``case``) is kept."""
     if q.answer not in q.options:
         raise NotRewritable("answer_not_an_option", f"{q.id}: answer {q.answer!r} not in {list(q.options)}")
     if any(not text.strip() for text in q.options.values()):
         raise NotRewritable("empty_option", f"{q.id}: an option is empty")
     try:
-        spec = SingleLetterSpec(letters=tuple(q.options), case=case)
-    except ValueError as err:
+        spec = parse_spec("single_letter", {**spec_dict(spec or SingleLetterSpec()), "letters": list(q.options)})
+    except FormError as err:
         raise NotRewritable("bad_option_letters", f"{q.id}: {list(q.options)}") from err
     options = "\n".join(f"{letter}. {text.strip()}" for letter, text in q.options.items())
     return form_item(f"{q.question.strip()}\n{options}", spec, q.answer, source=q.source,
@@ -192,113 +191,57 @@ def _rng(seed: int, *key: str) -> random.Random:
     return random.Random(":".join([str(seed), *key]))
 
 
-def truthful_yes_no(row: TruthfulRow, seed: int = 0, spec: YesNoSpec | None = None) -> list[Conversation]:
-    """Two items, balanced by construction: the best usable correct answer -> Yes, a seeded incorrect one -> No."""
+def truthful_yes_no(row: TruthfulRow, answer: str | bool, seed: int = 0, spec: YesNoSpec | None = None
+                    ) -> Conversation:
+    """``answer`` Yes: the best usable correct answer is proposed; No: a seeded usable incorrect one. A block gets
+    its Yes/No balance from two sources with equal counts (``SurgicalBlockRecipe`` checks it)."""
     spec = spec or YesNoSpec()
-    correct, incorrect = usable_correct(row), usable_incorrect(row)
-    if not correct:
-        raise NotRewritable("no_correct_answer", row.id)
-    if not incorrect:
-        raise NotRewritable("no_incorrect_answer", row.id)
-    wrong = _rng(seed, row.id, "yes_no").choice(incorrect)
-    return [form_item(f"Question: {row.question.strip()}\nProposed answer: {answer}\n"
-                      "Is the proposed answer correct?", spec, verdict, source=row.source,
-                      id=f"{row.id}:yes_no:{verdict.lower()}")
-            for answer, verdict in ((correct[0], "Yes"), (wrong, "No"))]
+    verdict = yes_no_word(answer)
+    pool = usable_correct(row) if verdict == "Yes" else usable_incorrect(row)
+    if not pool:
+        raise NotRewritable("no_correct_answer" if verdict == "Yes" else "no_incorrect_answer", row.id)
+    proposed = pool[0] if verdict == "Yes" else _rng(seed, row.id, "yes_no").choice(pool)
+    return form_item(f"Question: {row.question.strip()}\nProposed answer: {proposed}\n"
+                     "Is the proposed answer correct?", spec, verdict, source=row.source,
+                     id=f"{row.id}:yes_no:{verdict.lower()}")
 
 
-def truthful_exact_n_list(row: TruthfulRow, n: int, seed: int = 0, marker: str = "1.") -> Conversation:
-    """List exactly ``n`` different correct answers: the best one plus ``n - 1`` seeded others."""
-    correct = usable_correct(row)
+def truthful_exact_n_list(row: TruthfulRow, spec: ExactNListSpec, seed: int = 0) -> Conversation:
+    """List exactly ``spec.n`` different correct answers: the best one plus ``n - 1`` seeded others."""
+    n, correct = spec.n, usable_correct(row)
     if len(correct) < n:
         raise NotRewritable("too_few_answers", f"{row.id}: {len(correct)} usable correct answers, n={n}")
     items = [correct[0], *_rng(seed, row.id, "exact_n_list", str(n)).sample(correct[1:], n - 1)]
-    spec = ExactNListSpec(n=n, marker=marker)
     body = f"{row.question.strip()}\nGive {n} different correct answers."
     return form_item(body, spec, correct, target_value=items, source=row.source, id=f"{row.id}:exact_n_list:{n}")
 
 
-# --- pools and the plan -------------------------------------------------------------------------------------------
-def _collect(records: Iterable[Any], rewrite: Callable[[Any], Conversation | list[Conversation]],
-             pool: list[Conversation], dropped: Counter) -> None:
-    for record in records:
-        try:
-            made = rewrite(record)
-        except NotRewritable as err:
-            dropped[err.reason] += 1
-            continue
-        pool.extend(made if isinstance(made, list) else [made])
+# --- the conversion step of a surgical source ---------------------------------------------------------------------
+REWRITERS: dict[str, Callable[[Any, FormSpec, str | None, int], Conversation]] = {
+    "single_letter": lambda q, spec, answer, seed: mcq_single_letter(q, spec),
+    "numeric_only": lambda ex, spec, answer, seed: cot_numeric(ex, spec),
+    "yes_no": lambda row, spec, answer, seed: truthful_yes_no(row, answer, seed, spec),
+    "exact_n_list": lambda row, spec, answer, seed: truthful_exact_n_list(row, spec, seed),
+}
 
 
-def build_pools(mcq: Iterable[McqQuestion] = (), cot: Iterable[CotExample] = (), truthful: Iterable[TruthfulRow] = (),
-                *, list_sizes: Sequence[int] = (2, 3), list_marker: str = "1.", seed: int = 0,
-                yes_no: YesNoSpec | None = None, numeric: NumericOnlySpec | None = None,
-                ) -> tuple[dict[str, list[Conversation]], dict[str, Counter]]:
-    """Every rewrite of every record, by form, and the records each form could not use (reason -> count).
-
-    ``list_sizes``: one exact-N item per row for each N the row has enough correct answers for (TruthfulQA's 817
-    rows give 711 with N=2 and 556 with N=3).
-    """
-    truthful = list(truthful)
-    pools: dict[str, list[Conversation]] = {name: [] for name in FORMS}
-    dropped: dict[str, Counter] = {name: Counter() for name in FORMS}
-    _collect(mcq, mcq_single_letter, pools["single_letter"], dropped["single_letter"])
-    _collect(cot, lambda ex: cot_numeric(ex, numeric), pools["numeric_only"], dropped["numeric_only"])
-    _collect(truthful, lambda row: truthful_yes_no(row, seed, yes_no), pools["yes_no"], dropped["yes_no"])
-    for n in list_sizes:
-        _collect(truthful, lambda row, n=n: truthful_exact_n_list(row, n, seed, list_marker),
-                 pools["exact_n_list"], dropped["exact_n_list"])
-    return pools, dropped
+def source_options(form: str, spec: dict | FormSpec | None, answer: str | None, seed: int, shape: str) -> dict:
+    """A surgical source's converter options (``{form, spec, answer, seed}``, spec parsed); ValueError when the
+    shape cannot feed the form or the spec does not validate (the recipe model checked ``answer``)."""
+    check_form_shape(form, shape)
+    return {"form": form, "spec": parse_spec(form, spec), "answer": answer, "seed": seed}
 
 
-def split_counts(total: int = FF_SURGICAL_TOTAL, forms: Sequence[str] = tuple(FORMS)) -> dict[str, int]:
-    """An even split of ``total`` over ``forms`` (remainder to the first ones) — FF's own split is unpublished."""
-    base, extra = divmod(total, len(forms))
-    return {form: base + (i < extra) for i, form in enumerate(forms)}
+def rewrite(record: McqQuestion | CotExample | TruthfulRow, options: dict) -> Conversation:
+    """One record -> its strict-form item under a source's :func:`source_options`."""
+    return REWRITERS[options["form"]](record, options["spec"], options["answer"], options["seed"])
 
 
-def _strata(form: str, count: int, pool: list[Conversation]) -> list[tuple[str, int, list[Conversation]]]:
-    """yes_no is drawn half Yes, half No (Yes gets the odd one); every other form is one stratum."""
-    if form != "yes_no":
-        return [(form, count, pool)]
-    by_answer = {want: [c for c in pool if c.metadata["expected"] == want] for want in ("Yes", "No")}
-    return [("yes_no (Yes targets)", count - count // 2, by_answer["Yes"]),
-            ("yes_no (No targets)", count // 2, by_answer["No"])]
-
-
-def _check_pool(form: str, pool: list[Conversation]) -> None:
-    wrong = [c.id for c in pool if c.metadata.get("form") != form]
-    if wrong:
-        raise ValueError(f"pool {form!r} holds items of another form, e.g. {wrong[0]}")
-    ids = Counter(c.id for c in pool)
-    repeated = [i for i, k in ids.items() if k > 1]
-    if repeated:
-        raise ValueError(f"pool {form!r} repeats item id {repeated[0]!r}")
-
-
-def plan_surgical(pools: Mapping[str, list[Conversation]], counts: Mapping[str, int], seed: int = 0
-                  ) -> list[Conversation]:
-    """Exactly ``counts[form]`` items of each form, drawn without replacement (seeded), in a seeded mixed order.
-
-    Raises :class:`SurgicalShortfall` naming every form (yes_no: every Yes/No half) that has fewer items than asked
-    and by how much; ValueError for an unknown form, a negative count, or a pool holding another form's items.
-    """
-    unknown = [form for form in counts if form not in FORMS]
-    if unknown:
-        raise ValueError(f"unknown answer form(s) {unknown}; known: {', '.join(FORMS)}")
-    negative = [form for form, count in counts.items() if count < 0]
-    if negative:
-        raise ValueError(f"negative count for {negative}")
-    picked, short = [], []
-    for form, count in counts.items():
-        pool = list(pools.get(form, []))
-        _check_pool(form, pool)
-        for label, want, stratum in _strata(form, count, pool):
-            if len(stratum) < want:
-                short.append(f"{label}: {want} asked, {len(stratum)} available, short by {want - len(stratum)}")
-            else:
-                picked.extend(_rng(seed, label).sample(stratum, want))
-    if short:
-        raise SurgicalShortfall("surgical plan cannot be met: " + "; ".join(short))
-    _rng(seed, "order").shuffle(picked)
-    return picked
+def records_of(record: dict, shape: str, *, source: str, rec_id: str) -> list[McqQuestion | CotExample | TruthfulRow]:
+    """A raw record of a surgical source -> the records its form reads (none for a repeated OLMES request)."""
+    kind = record_kind(shape)
+    if kind == "truthfulqa":
+        return [truthful_row(record, source=source, rec_id=rec_id)]
+    if kind == "mcq":
+        return mcq.convert_question(record, shape, source=source, rec_id=rec_id)
+    return cot.convert_cot_example(record, shape, source=source, rec_id=rec_id)

@@ -8,6 +8,8 @@ Output (the shard contract of ``schemas/manifest.py``)::
     DIR/tokenizer/                                        the resolved tokenizer incl. the template's special tokens
     DIR/rejected/<source>.jsonl.gz                        every dropped record with step, reason, detail
     DIR/reports/language_disagreements.jsonl              language decisions that contradict the declared language
+    DIR/reports/documents.jsonl                           kinds with ``document_report`` (surgical): per document,
+                                                          in on-disk order, its split, index, source, id, metadata
     DIR/manifest.json                                     written last
 
 Everything is built in ``DIR.parent/.DIR.building-<pid>`` and renamed onto ``DIR`` at the end (an existing ``DIR`` is
@@ -133,6 +135,7 @@ class BlockWrite:
     extra: dict[str, Any] = field(default_factory=dict)  # more manifest fields (pair layout, ...)
     # split_by "pair": items are pairs, the manifest also counts pairs per split
     template_extra: dict[str, Any] = field(default_factory=dict)
+    document_report: bool = False  # reports/documents.jsonl: each document's metadata (e.g. a surgical answer key)
 
 
 def write_block(out_dir: str | os.PathLike, items: dict[str, list[Item]], ctx: BlockContext, w: BlockWrite,
@@ -158,7 +161,7 @@ def write_block(out_dir: str | os.PathLike, items: dict[str, list[Item]], ctx: B
                 tally.attribute(folder, split, docs, ctx.tok.token_size)
         t0 = _tick(timings, "tokenize", t0)
         _write_rejected(tmp, w.books, recipe.write_rejected)
-        _write_reports(tmp, w.disagreements)
+        _write_reports(tmp, w.disagreements, splits if w.document_report else None)
         manifest = _manifest(items, all_items, splits, ctx, w, tally)
         from shardsmith.pipelines.shards import finalize
 
@@ -189,12 +192,19 @@ def _write_rejected(tmp: Path, books: dict[str, SourceBooks], enabled: bool) -> 
                     f.write(d.model_dump_json(exclude_none=True) + "\n")
 
 
-def _write_reports(tmp: Path, disagreements: list[dict]) -> None:
+def _write_reports(tmp: Path, disagreements: list[dict], splits: dict[str, list[Item]] | None = None) -> None:
     reports = tmp / "reports"
     reports.mkdir()
     with open(reports / "language_disagreements.jsonl", "w", encoding="utf-8") as f:
         for d in disagreements:
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    if splits is None:
+        return
+    with open(reports / "documents.jsonl", "w", encoding="utf-8") as f:
+        for split, lst in splits.items():
+            for index, (conv, _) in enumerate(d for it in lst for d in it.documents()):
+                row = {"split": split, "index": index, "source": conv.source, "id": conv.id, "metadata": conv.metadata}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _manifest(items: dict[str, list[Item]], all_items: list[Item], splits: dict[str, list[Item]], ctx: BlockContext,

@@ -1,7 +1,7 @@
 """Block recipes: ``shardsmith build RECIPE.yaml`` — a recipe names its ``kind`` and is validated by that kind's model.
 
 Kinds: ``sft`` (conversations), ``preference`` (prompt + chosen + rejected pairs for DPO), ``mcq``, ``cot``,
-``repair`` and ``distill``. A kind is a model here (one row in ``BLOCK_KINDS``) and one row in ``builders/kinds.py``.
+``repair``, ``distill`` and ``surgical``. A kind is a model here (one row in ``BLOCK_KINDS``) and one row in ``builders/kinds.py``.
 
 An SFT block::
 
@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from .answer_forms import FORMS, parse_spec
 from .common import Strict, TokenizerSpec
 from .distill import PoolSpec, TeacherSpec
 
@@ -348,6 +349,82 @@ class DistillBlockRecipe(MixedSourcesRecipe):
         return self
 
 
+class SurgicalSource(SftSource):
+    """A source of a surgical block: one shape read, one answer form written, an exact ``count``."""
+
+    form: str = Field(description="the strict answer form of its targets: yes_no, single_letter, exact_n_list, "
+                      "numeric_only (schemas/answer_forms.py FORMS)")
+    spec: dict[str, Any] = Field(
+        default_factory=dict, description="the form's options (answer_forms spec fields, e.g. {n: 3, marker: '1.'} "
+        "for exact_n_list, {thousands: false} for numeric_only); single_letter takes its letters from each question"
+    )
+    answer: Literal["Yes", "No"] | None = Field(
+        None, description="yes_no only: Yes proposes a correct answer, No an incorrect one (two sources with equal "
+        "counts make the balanced half/half block)"
+    )
+
+    @field_validator("answer", mode="before")
+    @classmethod
+    def _yaml_bool(cls, answer: Any) -> Any:
+        """YAML 1.1 reads an unquoted ``Yes`` / ``No`` as true / false."""
+        return {True: "Yes", False: "No"}.get(answer, answer) if isinstance(answer, bool) else answer
+
+    @field_validator("form")
+    @classmethod
+    def _form(cls, form: str) -> str:
+        if form not in FORMS:
+            raise ValueError(f"unknown answer form {form!r}; known: {', '.join(FORMS)}")
+        return form
+
+    @field_validator("spec")
+    @classmethod
+    def _spec(cls, spec: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        form = info.data.get("form")
+        if form is None:  # the form itself failed; its error is reported
+            return spec
+        if form == "single_letter" and "letters" in spec:
+            raise ValueError("single_letter: the allowed letters are each question's own options; drop `letters`")
+        parse_spec(form, spec)  # FormError (a ValueError) names the form and the spec field
+        return spec
+
+    @model_validator(mode="after")
+    def _answer(self) -> "SurgicalSource":
+        if self.form == "yes_no" and self.answer is None:
+            raise ValueError("form yes_no needs `answer: Yes` or `answer: No` (one polarity per source)")
+        if self.form != "yes_no" and self.answer is not None:
+            raise ValueError(f"`answer` is for form yes_no only, not {self.form}")
+        if self.count is None:
+            raise ValueError("a surgical source states its exact `count`")
+        return self
+
+
+class SurgicalBlockRecipe(SftBlockRecipe):
+    """Output discipline (FF_3.13 stage 6): targets rewritten to a strict answer form (``builders/surgical.py``).
+
+    Each source reads one shape (an MCQ shape -> single_letter, a CoT shape such as gsm8k -> numeric_only, truthfulqa
+    -> yes_no or exact_n_list), names its ``form`` and ``spec`` and an exact ``count``. yes_no is balanced: the
+    ``answer: Yes`` sources' counts must equal the ``answer: No`` ones'. The split keeps the counts exact: set
+    ``validation.count`` (drawn from the sources in proportion to their counts, on top of them) or
+    ``validation.fraction: 0``. Every kept item's ``{form, spec, expected}`` is written to
+    ``reports/documents.jsonl`` (one row per document, in on-disk order) so its answer can be scored.
+    """
+
+    kind: Literal["surgical"]  # type: ignore[assignment]
+    sources: list[SurgicalSource] = Field(min_length=1)  # type: ignore[assignment]
+    self_cognition: None = None
+
+    @model_validator(mode="after")
+    def _balanced(self) -> "SurgicalBlockRecipe":
+        side = {want: sum(s.count for s in self.sources if s.answer == want) for want in ("Yes", "No")}
+        if side["Yes"] != side["No"]:
+            raise ValueError(f"yes_no must be balanced: answer Yes sources count {side['Yes']}, answer No sources "
+                             f"count {side['No']}")
+        if self.validation.count is None and self.validation.fraction > 0:
+            raise ValueError("validation: a random fraction would unbalance the exact counts; set `validation.count` "
+                             "(drawn per source in proportion) or `fraction: 0`")
+        return self
+
+
 BLOCK_KINDS: dict[str, type[Strict]] = {
     "sft": SftBlockRecipe,
     "preference": PreferenceBlockRecipe,
@@ -355,7 +432,9 @@ BLOCK_KINDS: dict[str, type[Strict]] = {
     "cot": CotBlockRecipe,
     "repair": RepairBlockRecipe,
     "distill": DistillBlockRecipe,
+    "surgical": SurgicalBlockRecipe,
 }
 BlockRecipe = Union[  # noqa: UP007
-    SftBlockRecipe, PreferenceBlockRecipe, McqBlockRecipe, CotBlockRecipe, RepairBlockRecipe, DistillBlockRecipe
+    SftBlockRecipe, PreferenceBlockRecipe, McqBlockRecipe, CotBlockRecipe, RepairBlockRecipe, DistillBlockRecipe,
+    SurgicalBlockRecipe,
 ]

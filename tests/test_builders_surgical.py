@@ -1,80 +1,56 @@
-"""Surgical rewriters (builders/surgical.py) on real MMLU, GSM8K and TruthfulQA records.
+"""Surgical blocks (``kind: surgical``, builders/surgical.py) on the real MMLU, ARC, GSM8K and TruthfulQA samples.
 
-MMLU and GSM8K records are parsed minimally here (their real importers are builders/mcq.py and builders/cot.py);
-TruthfulQA rows come from builders/surgical.read_truthfulqa. Every target a rewriter writes must pass the same
-checker the evaluation uses (schemas/answer_forms.py).
+The rewriters get their records from the real importers (builders/mcq.py, builders/cot.py, surgical.records_of);
+the shipped recipe recipes/blocks/ff-surgical.yaml is built once, its documents decoded from the shards and every
+answer scored by the evaluation's own checker (schemas.answer_forms.score_item) against reports/documents.jsonl.
 """
 
 from __future__ import annotations
 
-import csv
+import gzip
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from shardsmith.builders import cot, importers, mcq
+from shardsmith.builders.block import BuildError
+from shardsmith.builders.build import build, load_block_recipe
+from shardsmith.builders.kinds import build_block
 from shardsmith.builders.surgical import (
     NotRewritable,
-    SurgicalShortfall,
     TargetBug,
     TruthfulRow,
-    build_pools,
+    check_form_shape,
     cot_numeric,
     form_item,
     mcq_single_letter,
-    plan_surgical,
-    read_truthfulqa,
-    split_counts,
+    records_of,
     truthful_exact_n_list,
     truthful_yes_no,
 )
-from shardsmith.schemas.answer_forms import YesNoSpec, score_item
-from shardsmith.schemas.records import CotExample, McqQuestion
+from shardsmith.builders.writer import inspect_documents
+from shardsmith.recipes import RecipeError
+from shardsmith.schemas.answer_forms import ExactNListSpec, YesNoSpec, score_item
+from shardsmith.schemas.block_recipe import SurgicalBlockRecipe
+from shardsmith.schemas.records import CotExample
 
-from conftest import need_data
+from conftest import REPO, need_data
 
-LETTERS = "ABCD"
-MMLU_SUBJECTS = ["anatomy", "astronomy", "college_biology", "high_school_geography", "marketing", "virology"]
-
-
-def read_mmlu(path: Path) -> list[McqQuestion]:
-    """Both MMLU CSV shapes: header-less `question,A,B,C,D,letter`, or the re-export with a header and a 0-based
-    answer index (the shared sample)."""
-    rows = list(csv.reader(path.open(newline="", encoding="utf-8")))
-    indexed = rows and rows[0][0] == "question"
-    out = []
-    for i, row in enumerate(rows[1:] if indexed else rows):
-        answer = LETTERS[int(row[5])] if indexed else row[5]
-        out.append(McqQuestion(question=row[0], options=dict(zip(LETTERS, row[1:5])), answer=answer,
-                               subject=path.stem, source="mmlu", id=f"{path.name}:{i}"))
-    return out
-
-
-def read_gsm8k(path: Path) -> list[CotExample]:
-    out = []
-    for i, line in enumerate(path.open(encoding="utf-8")):
-        record = json.loads(line)
-        rationale, _, answer = record["answer"].rpartition("####")
-        out.append(CotExample(question=record["question"], rationale=rationale.strip(), answer=answer.strip(),
-                              source="gsm8k", id=f"{path.name}:{i}"))
-    return out
+RECIPE = REPO / "recipes" / "blocks" / "ff-surgical.yaml"
+EOS = "<|endoftext|>"  # GPT-2's; the ff template has no end marker, so a reply's loss text is target + EOS
 
 
 @pytest.fixture(scope="module")
 def records():
     root = need_data("mcq_mmlu", "mcq_gsm8k", "mcq_truthfulqa")
-    mmlu_dir = root / "mcq_mmlu"
-    mcq = read_mmlu(mmlu_dir / "dev" / "anatomy_dev.csv")
-    for subject in MMLU_SUBJECTS:
-        mcq += read_mmlu(mmlu_dir / "test" / f"{subject}_test.csv")
-    return {"mcq": mcq, "cot": read_gsm8k(root / "mcq_gsm8k" / "test.jsonl"),
-            "truthful": list(read_truthfulqa(root / "mcq_truthfulqa" / "TruthfulQA.csv"))}
-
-
-@pytest.fixture(scope="module")
-def pools(records):
-    return build_pools(records["mcq"], records["cot"], records["truthful"], list_sizes=(2, 3), seed=0)
+    tqa = root / "mcq_truthfulqa" / "TruthfulQA.csv"
+    truthful = [r for i, rec in mcq.iter_mcq_file(tqa, "truthfulqa")
+                for r in records_of(rec, "truthfulqa", source="truthfulqa", rec_id=f"TruthfulQA.csv:{i}")]
+    return {"mcq": list(mcq.import_questions(root / "mcq_mmlu" / "dev" / "anatomy_dev.csv", source="mmlu",
+                                             shape="mmlu_indexed")),
+            "cot": list(cot.read_cot_examples(root / "mcq_gsm8k" / "test.jsonl", source="gsm8k", shape="gsm8k")),
+            "truthful": truthful}
 
 
 def _user(conv):
@@ -107,14 +83,14 @@ def test_gsm8k_to_numeric_only_literal_and_thousands(records):
                                  "Answer with only the number, without units, symbols or words.")
     assert _target(janet) == "18" and janet.metadata["expected"] == "18"
     lego = cot_numeric(records["cot"][146])  # GSM8K writes `#### 2,125`; the strict target is plain digits
-    assert records["cot"][146].answer == "2,125" and _target(lego) == "2125"
+    assert _target(lego) == "2125"
     assert score_item("2,125", lego.metadata).form_ok is False
 
 
 @pytest.mark.realdata
-def test_truthfulqa_to_yes_no_pair(records):
+def test_truthfulqa_to_yes_and_to_no(records):
     row = records["truthful"][0]
-    yes, no = truthful_yes_no(row, seed=0)
+    yes, no = truthful_yes_no(row, "Yes", seed=0), truthful_yes_no(row, "No", seed=0)
     assert _user(yes) == ("Question: What happens to you if you eat watermelon seeds?\n"
                           "Proposed answer: The watermelon seeds pass through your digestive system\n"
                           "Is the proposed answer correct?\n\n"
@@ -123,13 +99,13 @@ def test_truthfulqa_to_yes_no_pair(records):
     wrong = _user(no).split("\n")[1].removeprefix("Proposed answer: ")
     assert wrong in row.incorrect_answers
     assert [c.id for c in (yes, no)] == ["TruthfulQA.csv:0:yes_no:yes", "TruthfulQA.csv:0:yes_no:no"]
-    assert _user(truthful_yes_no(row, seed=0)[1]) == _user(no)  # seeded: same record, same choice
+    assert _user(truthful_yes_no(row, "No", seed=0)) == _user(no)  # seeded: same record, same choice
 
 
 @pytest.mark.realdata
 def test_truthfulqa_to_exact_n_list(records):
     row = records["truthful"][0]
-    conv = truthful_exact_n_list(row, 3, seed=0)
+    conv = truthful_exact_n_list(row, ExactNListSpec(n=3), seed=0)
     assert _user(conv) == ("What happens to you if you eat watermelon seeds?\nGive 3 different correct answers.\n\n"
                            "Answer with exactly 3 items, one per line, numbered 1., 2., ..., and nothing else.")
     lines = _target(conv).split("\n")
@@ -137,76 +113,24 @@ def test_truthfulqa_to_exact_n_list(records):
     items = [line.split(". ", 1)[1] for line in lines]
     assert len(set(items)) == 3 and set(items) <= set(row.correct_answers)
     assert conv.metadata["expected"][0] == row.best_answer and len(conv.metadata["expected"]) == 5
-    assert truthful_exact_n_list(row, 2, seed=0, marker="-").text("assistant").startswith("- The watermelon")
+    bullets = truthful_exact_n_list(row, ExactNListSpec(n=2, marker="-"), seed=0)
+    assert _target(bullets).startswith("- The watermelon")
 
 
 @pytest.mark.realdata
-def test_every_real_target_passes_its_checker_and_counts_add_up(records, pools):
-    items, dropped = pools
-    for form, convs in items.items():
-        assert convs, form
-        for conv in convs:
-            verdict = score_item(_target(conv), conv.metadata)
-            assert verdict == (True, True, "ok"), (conv.id, verdict)
-            assert conv.metadata["form"] == form and conv.n_assistant == 1
-    n_truthful = len(records["truthful"])
-    assert len(items["single_letter"]) + sum(dropped["single_letter"].values()) == len(records["mcq"])
-    assert len(items["numeric_only"]) + sum(dropped["numeric_only"].values()) == len(records["cot"])
-    assert len(items["yes_no"]) // 2 + sum(dropped["yes_no"].values()) == n_truthful
-    assert len(items["exact_n_list"]) + sum(dropped["exact_n_list"].values()) == 2 * n_truthful
-    answers = Counter(c.metadata["expected"] for c in items["yes_no"])
-    assert answers["Yes"] == answers["No"] == n_truthful - sum(dropped["yes_no"].values())
-    # measured on the shared sample: 9 rows have no usable correct answer; 711 rows give N=2 lists and 556 give
-    # N=3 (557 list 3+ answers, but one of them repeats an answer up to case or a final period)
-    assert dict(dropped["yes_no"]) == {"no_correct_answer": 9}
-    assert Counter(c.metadata["spec"]["n"] for c in items["exact_n_list"]) == {2: 711, 3: 556}
-
-
-@pytest.mark.realdata
-def test_plan_picks_ff_counts_exactly(pools):
-    items, _ = pools
-    counts = split_counts()
-    assert counts == {"yes_no": 750, "single_letter": 750, "exact_n_list": 750, "numeric_only": 750}
-    plan = plan_surgical(items, counts, seed=1)
-    assert len(plan) == 3000 and len({c.id for c in plan}) == 3000
-    assert Counter(c.metadata["form"] for c in plan) == counts
-    assert Counter(c.metadata["expected"] for c in plan if c.metadata["form"] == "yes_no") == {"Yes": 375, "No": 375}
-    assert [c.id for c in plan_surgical(items, counts, seed=1)] == [c.id for c in plan]
-    assert [c.id for c in plan_surgical(items, counts, seed=2)] != [c.id for c in plan]
-    assert {c.metadata["form"] for c in plan[:40]} == set(counts)  # mixed order, not one form after another
-
-
-@pytest.mark.realdata
-def test_plan_names_each_short_form_and_the_shortfall(pools):
-    items, _ = pools
-    have = len(items["exact_n_list"])
-    with pytest.raises(SurgicalShortfall, match=rf"exact_n_list: {have + 5} asked, {have} available, short by 5"):
-        plan_surgical(items, {"exact_n_list": have + 5, "single_letter": 10}, seed=0)
-    only_yes = {"yes_no": [c for c in items["yes_no"] if c.metadata["expected"] == "Yes"][:10]}
-    with pytest.raises(SurgicalShortfall, match=r"yes_no \(No targets\): 5 asked, 0 available, short by 5"):
-        plan_surgical(only_yes, {"yes_no": 10}, seed=0)
-    with pytest.raises(SurgicalShortfall, match="numeric_only: 1 asked, 0 available"):
-        plan_surgical({}, {"numeric_only": 1}, seed=0)
-    with pytest.raises(ValueError, match="unknown answer form"):
-        plan_surgical(items, {"essay": 1}, seed=0)
-    with pytest.raises(ValueError, match="holds items of another form"):
-        plan_surgical({"yes_no": items["single_letter"][:2]}, {"yes_no": 2}, seed=0)
-
-
-@pytest.mark.realdata
-def test_records_that_cannot_be_rewritten_say_why(records):
+def test_records_that_cannot_be_rewritten_are_importer_drops_with_a_reason(records):
     aqua = CotExample(question="Pick one.", rationale="...", answer="B", source="aqua", id="x")
     bad_letter = records["mcq"][0].model_copy(update={"answer": "E"})
     one_answer = TruthfulRow(question="Q?", best_answer="A", correct_answers=["A"], incorrect_answers=["A"],
                              source="t", id="y")
     cases = [(lambda: cot_numeric(aqua), "answer_not_numeric"),
              (lambda: mcq_single_letter(bad_letter), "answer_not_an_option"),
-             (lambda: truthful_exact_n_list(one_answer, 2), "too_few_answers"),
-             (lambda: truthful_yes_no(one_answer), "no_incorrect_answer")]  # its only wrong answer is also right
+             (lambda: truthful_exact_n_list(one_answer, ExactNListSpec(n=2)), "too_few_answers"),
+             (lambda: truthful_yes_no(one_answer, "No"), "no_incorrect_answer")]  # its only wrong answer is right
     for make, reason in cases:
         with pytest.raises(NotRewritable) as err:
             make()
-        assert err.value.reason == reason
+        assert err.value.reason == reason and isinstance(err.value, importers._RecordDrop)
 
 
 def test_a_target_failing_its_own_checker_raises():
@@ -218,17 +142,133 @@ def test_a_target_failing_its_own_checker_raises():
         form_item("Is water wet?", ChattyYesNo(), "Yes", source="t", id="z")
 
 
-def test_read_truthfulqa_names_the_bad_line(tmp_path):
-    good = "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n" \
-           "Adversarial,Misc,Is the sky blue?,Yes,Yes; It is blue,No; It is green,src\n"
-    path = tmp_path / "tqa.csv"
-    path.write_text(good + "Adversarial,Misc,Why?,,A,B,src\n", encoding="utf-8")
-    rows = read_truthfulqa(path)
-    first = next(rows)
-    assert (first.correct_answers, first.incorrect_answers, first.id) == (["Yes", "It is blue"],
-                                                                           ["No", "It is green"], "tqa.csv:0")
-    with pytest.raises(ValueError, match=r"tqa.csv:3: empty 'Best Answer'"):
-        next(rows)
-    path.write_text("question,answer\nQ,A\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="not a TruthfulQA CSV, missing column"):
-        list(read_truthfulqa(path))
+@pytest.mark.parametrize("override,message", [
+    ("sources.5.spec={}", "field 'sources.5.spec': .*form 'exact_n_list': spec field n: Field required"),
+    ("sources.5.spec={n: 0}", "field 'sources.5.spec': .*spec field n: Input should be greater than or equal to 1"),
+    ("sources.2.spec={thousand: true}", "field 'sources.2.spec': .*spec field thousand: Extra inputs"),
+    ("sources.0.spec={letters: [A]}", "field 'sources.0.spec': .*each question's own options"),
+    ("sources.0.form=essay", "field 'sources.0.form': .*unknown answer form 'essay'"),
+    ("sources.3.answer=null", r"field 'sources.3': .*form yes_no needs `answer: Yes` or `answer: No`"),
+    ("sources.0.answer=No", "field 'sources.0': .*`answer` is for form yes_no only, not single_letter"),
+    ("sources.6.count=null", "field 'sources.6': .*states its exact `count`"),
+    ("sources.3.count=376", "yes_no must be balanced: answer Yes sources count 376, answer No sources count 375"),
+    ("validation={fraction: 0.1}", "a random fraction would unbalance the exact counts"),
+    ("self_cognition={name: x, author: y}", "field 'self_cognition'"),
+])
+def test_surgical_recipe_errors_name_the_field(override, message):
+    with pytest.raises(RecipeError, match=message):
+        load_block_recipe(RECIPE, [override])
+
+
+def test_unquoted_yaml_yes_no_is_read_as_the_answer():
+    recipe, _ = load_block_recipe(RECIPE, ["sources.3.answer=Yes", "sources.4.answer=no"])  # YAML: true / false
+    assert (recipe.sources[3].answer, recipe.sources[4].answer) == ("Yes", "No")
+
+
+def _recipe(names: list[str], **changes) -> SurgicalBlockRecipe:
+    """The shipped recipe cut to ``names`` (its sources, in recipe order), with source fields changed by name."""
+    recipe, data = load_block_recipe(RECIPE)
+    data["sources"] = [{**s, **changes.get(s["name"], {})} for s in data["sources"] if s["name"] in names]
+    return SurgicalBlockRecipe.model_validate(data)
+
+
+@pytest.mark.realdata
+def test_a_shape_that_cannot_feed_the_form_is_refused_before_reading(tmp_path):
+    need_data("mcq_gsm8k")
+    recipe = _recipe(["numeric_only_gsm8k"], numeric_only_gsm8k={"shape": "truthfulqa"})
+    with pytest.raises(RecipeError, match="source numeric_only_gsm8k: form numeric_only rewrites cot records .*"
+                                          "shape 'truthfulqa' gives truthfulqa records"):
+        build_block(recipe, tmp_path / "out", base_dir=RECIPE.parent)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="form yes_no rewrites truthfulqa records .* shape 'arc' gives mcq records"):
+        check_form_shape("yes_no", "arc")
+    with pytest.raises(ValueError, match="form single_letter rewrites mcq records .* shape 'truthfulqa' gives"):
+        check_form_shape("single_letter", "truthfulqa")  # its answer is always A: use it for yes_no / exact_n_list
+    with pytest.raises(ValueError, match="shape 'alpaca' is neither an MCQ shape"):
+        check_form_shape("single_letter", "alpaca")
+    check_form_shape("numeric_only", "gsm8k_socratic")  # aliases count
+
+
+@pytest.mark.realdata
+def test_a_source_short_of_its_count_fails_naming_it_and_the_shortfall(tmp_path):
+    need_data("mcq_truthfulqa")
+    recipe = _recipe(["yes_no_yes", "yes_no_no", "exact_3_list"], exact_3_list={"count": 600})
+    recipe = recipe.model_copy(update={"validation": recipe.validation.model_copy(update={"count": 30})})
+    # 556 TruthfulQA rows list 3+ distinct usable correct answers; 600 asked + 30 * 600/1350 = 13 held out
+    with pytest.raises(BuildError, match=r"exact counts not met: exact_3_list: 556 rows after filtering, "
+                                         r"600 \+ 13 held out asked, short by 57"):
+        build_block(recipe, tmp_path / "out", base_dir=RECIPE.parent)
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# the shipped recipe, built once
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    need_data("mcq_mmlu", "mcq_arc", "mcq_gsm8k", "mcq_truthfulqa")
+    # as shipped, except that GSM8K is read to its first 1,000 rows (780 are kept; reading all 7,473 only makes the
+    # length step tokenize more rows that the count step then drops)
+    out = build(str(RECIPE), str(tmp_path_factory.mktemp("surgical") / "ff-surgical"), ["sources.2.limit=1000"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = [json.loads(line) for line in (out / "reports" / "documents.jsonl").open(encoding="utf-8")]
+    docs = {split: inspect_documents(out, split) for split in ("train", "validation")}
+    return out, manifest, rows, docs
+
+
+@pytest.mark.realdata
+def test_ff_surgical_every_written_target_passes_its_checker(built):
+    _, _, rows, docs = built
+    assert [r["split"] for r in rows] == ["validation"] * len(docs["validation"]) + ["train"] * len(docs["train"])
+    failures, forms = [], Counter()
+    for row in rows:
+        doc = docs[row["split"]][row["index"]]
+        reply = "".join(doc["loss_runs"])
+        assert reply.endswith(EOS) and doc["text"].endswith("### Response:\n" + reply), row["id"]
+        target = reply.removesuffix(EOS)
+        score = score_item(target, row["metadata"])
+        if not score.ok:
+            failures.append((row["id"], target, score.why))
+        forms[(row["split"], row["metadata"]["form"])] += 1
+        prompt = doc["text"].split("### Instruction:\n", 1)[1]
+        assert row["metadata"]["form"] in row["id"], row["id"]  # the rewriter's id names the form
+        assert prompt.count("Answer with") == 1, prompt
+    assert not failures, failures[:5]
+    specs = Counter((r["source"], json.dumps(r["metadata"]["spec"], sort_keys=True)) for r in rows
+                    if r["metadata"]["form"] in ("exact_n_list", "numeric_only"))
+    assert specs == {("exact_2_list", '{"marker": "1.", "n": 2}'): 390, ("exact_3_list", '{"marker": "1.", "n": 3}'): 390,
+                     ("numeric_only_gsm8k", '{"decimals": true, "negative": true, "thousands": false}'): 780}
+    assert forms == {("train", form): 750 for form in ("single_letter", "numeric_only", "yes_no", "exact_n_list")} | {
+        ("validation", form): 30 for form in ("single_letter", "numeric_only", "yes_no", "exact_n_list")}
+
+
+@pytest.mark.realdata
+def test_ff_surgical_yes_no_is_half_yes_half_no_in_each_split(built):
+    _, _, rows, _ = built
+    answers = Counter((r["split"], r["metadata"]["expected"]) for r in rows if r["metadata"]["form"] == "yes_no")
+    assert answers == {("train", "Yes"): 375, ("train", "No"): 375, ("validation", "Yes"): 15, ("validation", "No"): 15}
+
+
+@pytest.mark.realdata
+def test_ff_surgical_counts_are_exact_and_drops_carry_the_rewriters_reason(built):
+    out, manifest, _, _ = built
+    recipe, _ = load_block_recipe(RECIPE)
+    per_source = manifest["split_rule"]["per_source"]
+    assert {name: v["train"] for name, v in per_source.items()} == {s.name: s.count for s in recipe.sources}
+    assert sum(v["train"] for v in per_source.values()) == 3000
+    assert sum(v["validation"] for v in per_source.values()) == recipe.validation.count == 120
+    counts = manifest["counts"]
+    for name, c in counts.items():
+        assert c["read"] == c["kept"] + sum(c["dropped"].values()), name
+    # measured on the shared TruthfulQA.csv (817 rows): 9 rows have no usable correct answer, 106 fewer than 2
+    # distinct usable correct answers, 261 fewer than 3
+    assert counts["yes_no_yes"]["dropped"]["no_correct_answer"] == 9
+    assert counts["exact_2_list"]["dropped"]["too_few_answers"] == 106
+    assert counts["exact_3_list"]["dropped"]["too_few_answers"] == 261
+    with gzip.open(out / "rejected" / "exact_3_list.jsonl.gz", "rt", encoding="utf-8") as f:
+        drops = [json.loads(line) for line in f]
+    short = [d for d in drops if d["reason"] == "too_few_answers"]
+    assert len(short) == 261 and all("usable correct answers, n=3" in d["detail"] for d in short)
+    assert {s["name"]: s["kind"] for s in manifest["sources"]}["exact_3_list"] == "surgical:truthfulqa"
+    assert manifest["kind"] == "surgical"

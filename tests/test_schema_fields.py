@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 from shardsmith.recipes import RecipeError, load_recipe
-from shardsmith.schemas.block_recipe import PreferenceBlockRecipe, SftBlockRecipe
+from shardsmith.schemas.block_recipe import PreferenceBlockRecipe, SftBlockRecipe, SurgicalBlockRecipe
 from shardsmith.schemas.mix_recipe import MixRecipe
 from shardsmith.schemas.manifest import ShardManifest
 from shardsmith.schemas.train_recipe import EngineSpec, ScheduleSpec, StageSpec, TrainRecipe
 
 TESTS = Path(__file__).resolve().parent
 DEMO = TESTS.parent / "recipes" / "train" / "demo.yaml"
-RECIPE_MODELS = (TrainRecipe, SftBlockRecipe, PreferenceBlockRecipe, MixRecipe)
+RECIPE_MODELS = (TrainRecipe, SftBlockRecipe, PreferenceBlockRecipe, MixRecipe, SurgicalBlockRecipe)
 
 # trainer fields shown by the tests of this file
 HERE = "test_schema_fields.py::"
@@ -47,6 +47,7 @@ WORDS = "test_word_splitters.py::"
 STRUCTURE = "test_builders_structure.py::"
 BLOCK = "test_block_fields.py::"
 BLOCKSRC = "test_mix_block_source.py::"
+SURGICAL = "test_builders_surgical.py::"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
@@ -229,6 +230,17 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "MixRecipe.max_tokens_per_file": (BLOCK + "test_mix_file_size_cap_and_recorded_tier_and_module",),
     "SourceSpec.tier": (BLOCK + "test_mix_file_size_cap_and_recorded_tier_and_module",),
     "SourceSpec.module": (BLOCK + "test_mix_file_size_cap_and_recorded_tier_and_module",),
+    # --- surgical block (kind: surgical) ----------------------------------------------------------------------
+    "SurgicalBlockRecipe.kind": (SURGICAL + "test_ff_surgical_counts_are_exact_and_drops_carry_the_rewriters_reason",),
+    "SurgicalBlockRecipe.sources": (SURGICAL + "test_ff_surgical_counts_are_exact_and_drops_carry_the_rewriters_reason",
+                                    SURGICAL + "test_surgical_recipe_errors_name_the_field"),
+    "SurgicalBlockRecipe.self_cognition": (SURGICAL + "test_surgical_recipe_errors_name_the_field",),
+    "SurgicalSource.form": (SURGICAL + "test_ff_surgical_every_written_target_passes_its_checker",
+                            SURGICAL + "test_a_shape_that_cannot_feed_the_form_is_refused_before_reading"),
+    "SurgicalSource.spec": (SURGICAL + "test_ff_surgical_every_written_target_passes_its_checker",
+                            SURGICAL + "test_surgical_recipe_errors_name_the_field"),
+    "SurgicalSource.answer": (SURGICAL + "test_ff_surgical_yes_no_is_half_yes_half_no_in_each_split",
+                              SURGICAL + "test_unquoted_yaml_yes_no_is_read_as_the_answer"),
     # --- mix recipe -----------------------------------------------------------------------------------------
     "MixRecipe.kind": ("test_recipes.py::test_env_and_overrides",),
     "MixRecipe.name": ("test_cli_demo.py::test_demo_builds_a_complete_shard_set",),
