@@ -51,3 +51,15 @@ def assert_shipped_mix_built(recipe_path: Path, out: Path) -> None:
         if spec.filters != "none":
             counts = manifest.filters[spec.name]
             assert counts and counts[0].read > 0 and counts[-1].kept > 0, (spec.name, counts)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a shared 2-core box: one intra-op thread trains ~3x faster than two that wait on each other
+    (use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

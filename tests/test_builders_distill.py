@@ -22,6 +22,7 @@ from shardsmith.builders.templates import chat_prompt, render, resolve_template
 from shardsmith.schemas.distill import DistillSpec, FileTeacherSpec, HfTeacherSpec
 from shardsmith.schemas.records import Conversation, Drop, Message
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FF_SHARES = {"hellaswag": 37, "openhermes": 28, "mmlu": 14, "math": 12, "gsm8k": 7, "arc": 2, "truthfulqa": 1}
 FF = resolve_template("ff")
 
@@ -134,44 +135,9 @@ def test_file_teacher_refuses_a_malformed_line_naming_it(tmp_path, line, message
 # teacher `hf`: a tiny GPT-2 the project's trainer fine-tunes for a few steps on ff-template Q/A pairs
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core box: one intra-op thread trains 3x faster than two that wait on each other."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
-    from shardsmith.trainer.runner import train
-
-    root = tmp_path_factory.mktemp("distill_teacher")
-    tok = F.build_tokenizer(root / "tok")
-    pairs = [(chat_prompt(p.removeprefix("Q: ").removesuffix("\nA:"), FF), a) for p, a in F.qa_pairs(48, seed=5)]
-    sft = F.sft_set(root / "sft", tok, n_train=48, n_val=4, pairs=pairs)
-    (root / "teacher.yaml").write_text(f"""
-name: teacher
-seed: 3
-model: {{preset: tiny-gpt2}}
-engine: {{zero_stage: 0, precision: fp32}}
-stages:
-  - name: sft
-    objective: sft
-    init_from: scratch
-    data: {{sets: [{{path: {sft}}}], val_rows: 1}}
-    seq_len: 128
-    micro_batch_size: 8
-    max_steps: 16
-    optimizer: {{lr: 3.0e-3}}
-    save_every: null
-    eval_every: null
-""")
-    train(str(root / "teacher.yaml"), str(root / "run"))
-    return root / "run" / "sft" / "hf" / "final"
+    return F.tiny_ff_model(tmp_path_factory.mktemp("distill_teacher"))
 
 
 QUESTIONS = ["what does the cat sees?", "what does my sister opens?", "Give three tips for staying healthy.",
