@@ -30,6 +30,7 @@ from shardsmith.schemas.records import Conversation, Drop, Message
 STEP = "teacher"
 NO_OUTPUT = "no_teacher_output"
 EMPTY_OUTPUT = "empty_teacher_output"
+TOO_LONG = "too_long_for_teacher"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -352,12 +353,31 @@ class HfTeacher:
                 prompts[q.id] = prompt_text(q, self.template, self.spec.system)
             except RenderError as err:
                 unrendered[q.id] = teacher_drop(q, err.reason, str(err))
-        todo = [q for q in questions if q.id in prompts]
+        if prompts:
+            unrendered.update(self._too_long(questions, prompts))
+        todo = [q for q in questions if q.id in prompts and q.id not in unrendered]
         self.stats["questions"] += len(questions)
         self.stats["from_cache"] += len(questions) - len(todo) - len(unrendered)
         if todo:
             outputs.update(self._generate_into_cache(todo, prompts))
         return [unrendered.get(q.id) or answered(q, outputs[q.id], self.name) for q in questions]
+
+    def _too_long(self, questions: list[Conversation], prompts: dict[str, str]) -> dict[str, Drop]:
+        """Questions whose prompt + ``max_new_tokens`` do not fit the teacher's context (positions it has no
+        embedding for): ``too_long_for_teacher`` drops, never a crash or a silent truncation."""
+        tok, model, _ = self._load()
+        context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+        if context is None:
+            return {}
+        room = context - self.spec.max_new_tokens
+        drops = {}
+        for q in questions:
+            if q.id in prompts:
+                n = len(tok(prompts[q.id])["input_ids"])
+                if n > room:
+                    drops[q.id] = teacher_drop(q, TOO_LONG, f"prompt {n} + {self.spec.max_new_tokens} new tokens > "
+                                               f"the teacher's context {context}")
+        return drops
 
     def _generate_into_cache(self, todo: list[Conversation], prompts: dict[str, str]) -> dict[str, str]:
         from tqdm.auto import tqdm

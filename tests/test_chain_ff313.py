@@ -53,8 +53,14 @@ def test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes(tmp_p
     pool = {c["source"]: c["taken"] for c in man["distill"]["distill_pool"]["sources"]}
     assert pool == {"hellaswag": 15, "openhermes": 11, "mmlu": 5, "math": 5, "gsm8k": 3, "arc": 1, "truthfulqa": 0}
     assert man["distill"]["teacher"]["kind"] == "hf" and man["distill"]["teacher"]["generated"] > 0
-    for name, c in man["distill"]["counts"].items():  # every record read is kept, or dropped with a reason
+    counts = man["distill"]["counts"]
+    for c in counts.values():  # every record read is kept, or dropped with a reason
         assert c["read"] == c["kept"] + sum(c["dropped"].values())
+    reasons = {r for c in counts.values() for r in c["dropped"]}
+    # prompts longer than the tiny teacher's 128 positions and answers that are only EOS are counted, not fatal
+    assert {"not_in_pool", "too_long_for_teacher", "empty_teacher_output"} <= reasons
+    assert man["distill"]["teacher"]["generated"] == sum(c["kept"] for c in counts.values()) + sum(
+        c["dropped"].get("empty_teacher_output", 0) for c in counts.values())
     for d in inspect_documents(blocks["distill"]):  # the teacher's words are what carries loss
         assert d["text"].startswith("### System:\nYou are FF-LLM") and d["loss_runs"]
 
@@ -74,7 +80,7 @@ def test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes(tmp_p
     for var, stage in (("FF_DISTILL", "distill"), ("FF_SURGICAL", "surgical"), ("FF_REPAIR", "repair")):
         monkeypatch.setenv(var, str(blocks[stage]))
     out = tmp_path / "runs"
-    small = ["engine.zero_stage=0", "engine.precision=fp32", f"stages.distill.init_from={teacher}"]
+    small = ["engine.precision=fp32", f"stages.distill.init_from={teacher}"]
     for stage in ("distill", "surgical", "repair"):
         small += [f"stages.{stage}.seq_len=512", f"stages.{stage}.micro_batch_size=4", f"stages.{stage}.grad_accum=1",
                   f"stages.{stage}.save_every=2", f"stages.{stage}.eval_every=2", f"stages.{stage}.data.val_rows=2"]
@@ -84,5 +90,5 @@ def test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes(tmp_p
     info = {s: json.loads((out / s / "stage.json").read_text()) for s in ("distill", "surgical", "repair")}
     assert info["surgical"]["init_digest"] == info["distill"]["final_digest"]
     assert info["repair"]["init_digest"] == info["surgical"]["final_digest"]
-    assert info["repair"]["steps"] == 4  # the card's early stop (stop_at_step), here at 4
+    assert info["repair"]["steps_done"] == 4 < info["repair"]["total_steps"]  # early stop (the card: step 200)
     assert (out / "repair" / "hf" / "final" / "model.safetensors").is_file()
