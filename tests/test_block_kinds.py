@@ -12,6 +12,7 @@ short explanation (non-CoT fallback), a 略 answer, an empty option, a missing s
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -23,7 +24,9 @@ from conftest import REPO, need_data
 from shardsmith.builders import mcq
 from shardsmith.builders.block import BuildError
 from shardsmith.builders.build import build, load_block_recipe
+from shardsmith.builders.importers import _RecordDrop
 from shardsmith.builders.kinds import KINDS, read_sources
+from shardsmith.builders.templates import render, resolve_template
 from shardsmith.builders.writer import inspect_documents
 from shardsmith.recipes import RecipeError
 from shardsmith.schemas.manifest import ShardManifest
@@ -77,9 +80,15 @@ def build_shipped(name: str, out: Path, overrides: list[str], wanjuan: Path | No
         return build(str(BLOCKS / f"{name}.yaml"), str(out), [GPT2, *overrides])
 
 
+@functools.cache
+def decoded(out: Path) -> dict[str, list[dict]]:
+    """Every written document of each split, decoded once per build."""
+    return {split: inspect_documents(out, split) for split in ("train", "validation")}
+
+
 def documents(out: Path) -> list[dict]:
-    """Every written document of both splits, decoded."""
-    return inspect_documents(out, "train") + inspect_documents(out, "validation")
+    """Every written document of both splits."""
+    return decoded(out)["train"] + decoded(out)["validation"]
 
 
 def chatml(doc: dict) -> tuple[str, str]:
@@ -100,7 +109,7 @@ def assert_counts_add_up(out: Path) -> dict:
         assert c["kept"] == sum(per_source.get(name, {}).values()), name
     for split in ("train", "validation"):
         assert man.splits[split].documents == sum(s[split] for s in per_source.values()), split
-        assert len(inspect_documents(out, split)) == man.splits[split].documents, split
+        assert len(decoded(out)[split]) == man.splits[split].documents, split
     return m
 
 
@@ -145,3 +154,317 @@ def test_steel_mcq_counts_add_up_and_drop_reasons_are_counted(steel_mcq):
     missing = next(r for r in rejected if r["id"] == "exam.jsonl:3")
     assert (missing["reason"], missing["step"]) == ("missing_answer", "import")
     assert missing["detail"].endswith("exam.jsonl: record 3: field 'std_ans' is empty")
+
+
+def test_on_error_drop_counts_bad_rows_and_fail_stops_naming_file_record_and_reason(steel_mcq, wanjuan, tmp_path,
+                                                                                   capsys):
+    """``on_error: drop`` (the default, the fixture's build) counts each bad row by reason; ``fail`` stops at the
+    first one with a one-line error naming the file, the record and the reason, and leaves nothing at --out."""
+    dropped = json.loads((steel_mcq / "manifest.json").read_text())["counts"]["wanjuan_exam"]["dropped"]
+    assert {k: dropped[k] for k in BAD_ROWS} == BAD_ROWS
+    from shardsmith.cli import main
+
+    out = tmp_path / "failed"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANJUAN_EXAM", str(wanjuan))
+        rc = main(["build", str(BLOCKS / "steel-mcq.yaml"), "--out", str(out), "--set", GPT2, "--set", "on_error=fail"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err, err
+    assert err == (f"shardsmith build: error: source wanjuan_exam: {wanjuan}: record 3: field 'std_ans' is empty "
+                   "(missing_answer; on_error: fail)")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# steel-mcq-cot: the explanation first, then 答案为X
+
+
+def wanjuan_questions() -> dict[str, McqQuestion]:
+    """The WanJuan rows that parse, re-parsed with ``mcq.parse_question``, by question text."""
+    out = {}
+    for i, row in enumerate(WANJUAN):
+        try:
+            q = mcq.parse_question(row, "wanjuan", source="wj", rec_id=str(i))
+        except _RecordDrop:
+            continue
+        out[q.question] = q
+    return out
+
+
+@pytest.fixture(scope="module")
+def steel_cot(tmp_path_factory, wanjuan) -> Path:
+    need_data("mcq_arc")
+    return build_shipped("steel-mcq-cot", tmp_path_factory.mktemp("steelcot") / "out",
+                         [f"sources.english_choice.limit={ARC_LIMIT}"], wanjuan)
+
+
+def test_steel_mcq_cot_never_states_the_answer_before_the_explanation(steel_cot):
+    """On every written document: a CoT prompt's reply is the source's explanation with ``故选…`` cut, then
+    ``答案为X`` once, at the end; every other WanJuan document is a question Steel's rule sends to the non-CoT form."""
+    m = assert_counts_add_up(steel_cot)
+    assert m["counts"]["wanjuan_exam"]["dropped"] == {**BAD_ROWS, "too_long_tokens": 1, "duplicate": 1}
+    questions = wanjuan_questions()
+    forms = Counter()
+    for doc in documents(steel_cot):
+        prompt, reply = chatml(doc)
+        if prompt.startswith("The following is a multiple-choice question."):
+            forms["english"] += 1
+            continue
+        q = questions[prompt.split("\n")[1]]
+        if prompt.endswith("请先给出解释再给出答案。\n"):
+            forms["cot"] += 1
+            body = re.sub(r"故选.*", "", q.explanation, flags=re.S)
+            assert reply == body + f"答案为{q.answer}" and body.strip(), reply
+            assert "答案为" not in body and "故选" not in body and not re.match(r"\s*[A-E]+\s*。", reply), reply
+        else:
+            forms["fallback"] += 1
+            assert mcq.steel_cot_is_fallback(q) and reply == f"{q.answer}。{q.explanation}", reply
+    assert forms == {"english": ARC_LIMIT, "cot": 3, "fallback": 1}
+    pairs = dict(chatml(d) for d in documents(steel_cot))
+    assert pairs["以下是一道单选题:\n下列物质中，属于纯净物的是（ ）\nA. 空气\nB. 蒸馏水\nC. 矿泉水\nD. 食醋\n请先给出解释再给出答案。\n"] == (
+        PURE_WHY + "答案为B")  # 故选B and the 点评 after it removed
+    assert pairs["以下是一道多选题:\n下列物质能导电的是\nA. 铁\nB. 塑料\nC. 铜\nD. 橡胶\n请先给出解释再给出答案。\n"] == MULTI_WHY + "答案为AC"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# shuffle_options and validation.count (steel-mcq with both set)
+
+
+OPTION_LINE = re.compile(r"([A-E])\. (.*)")
+SHUFFLED_VALIDATION = 5
+
+
+def arc_questions(limit: int) -> dict[str, list[McqQuestion]]:
+    """The first ``limit`` ARC records the recipe reads, re-parsed with ``mcq.parse_question``, by question text."""
+    paths = mcq.expand_mcq_paths([str(need_data("mcq_arc") / "mcq_arc")])
+    out: dict[str, list[McqQuestion]] = {}
+    records = ((p, i, r) for p in paths for i, r in mcq.iter_mcq_file(p, "arc"))
+    for n, (p, i, r) in enumerate(records):
+        if n == limit:
+            break
+        q = mcq.parse_question(r, "arc", source="arc", rec_id=f"{p.name}:{i}")
+        out.setdefault(q.question, []).append(q)
+    return out
+
+
+def shown_question(prompt: str) -> tuple[str, dict[str, str], str]:
+    """(question, {letter: option text}, style) of a Steel or English MCQ prompt as written."""
+    if prompt.startswith("The following is a multiple-choice question."):
+        body, style = prompt.split("\n\n", 1)[1], "english"
+    else:
+        body, style = re.sub(r"请(先给出解释再)?给出答案。\n$", "", prompt.split("\n", 1)[1]), "steel"
+    lines = body.rstrip("\n").split("\n")
+    k = len(lines)
+    while k and OPTION_LINE.fullmatch(lines[k - 1]):
+        k -= 1
+    return "\n".join(lines[:k]), dict(OPTION_LINE.fullmatch(x).groups() for x in lines[k:]), style
+
+
+def answer_letters_of(reply: str, style: str) -> str:
+    return reply.split("。", 1)[0] if style == "steel" else reply.split(".", 1)[0]
+
+
+def assert_answer_kept(question: str, shown: dict[str, str], letters: str, originals: list[McqQuestion]) -> bool:
+    """The shown letters point at the original answer's text, the options are the original's; True if relettered."""
+    assert letters and set(letters) <= set(shown), (question, letters, shown)
+    fits = [q for q in originals if set(shown.values()) <= set(q.options.values())]
+    assert fits, question
+    for q in fits:
+        assert sorted(shown[L] for L in letters) == sorted(q.options[a] for a in q.answer), (question, letters)
+    return any(letters != q.answer for q in fits)
+
+
+@pytest.fixture(scope="module")
+def shuffled(tmp_path_factory, wanjuan) -> Path:
+    need_data("mcq_arc")
+    return build_shipped("steel-mcq", tmp_path_factory.mktemp("shuffled") / "out",
+                         [f"sources.english_choice.limit={ARC_LIMIT}", "shuffle_options=true",
+                          f"validation.count={SHUFFLED_VALIDATION}"], wanjuan)
+
+
+def test_shuffle_options_keeps_the_answer_on_every_document(shuffled):
+    originals = {k: [v] for k, v in wanjuan_questions().items()} | arc_questions(ARC_LIMIT)
+    docs = documents(shuffled)
+    moved = 0
+    for doc in docs:
+        prompt, reply = chatml(doc)
+        question, shown, style = shown_question(prompt)
+        moved += assert_answer_kept(question, shown, answer_letters_of(reply, style), originals[question])
+        if style == "english":
+            letter = reply.split(".", 1)[0]
+            assert reply == f"{letter}. {shown[letter]}"
+    assert len(docs) == 4 + ARC_LIMIT and moved >= len(docs) // 2  # most answers moved, none was lost
+
+
+def test_validation_count_holds_out_exactly_n(shuffled, wanjuan, tmp_path):
+    m = assert_counts_add_up(shuffled)
+    assert m["split_rule"]["validation_count"] == SHUFFLED_VALIDATION
+    assert sum(s["validation"] for s in m["split_rule"]["per_source"].values()) == SHUFFLED_VALIDATION
+    assert len(decoded(shuffled)["validation"]) == SHUFFLED_VALIDATION
+    kept = 4 + 3  # WanJuan rows kept + ARC rows read below
+    with pytest.raises(BuildError, match=rf"^validation.count {kept}: only {kept} rows were kept, none would be left "
+                                         "to train on$"):
+        build_shipped("steel-mcq", tmp_path / "o", ["sources.english_choice.limit=3", f"validation.count={kept}"],
+                      wanjuan)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# memphis-cot: TinyCoT from GSM8K, AQuA-RAT, FLAN CoT
+
+
+@pytest.fixture(scope="module")
+def memphis(tmp_path_factory) -> Path:
+    need_data("mcq_gsm8k", "cot_aqua_rat", "cot_flan_v2")
+    return build_shipped("memphis-cot", tmp_path_factory.mktemp("memphis") / "out",
+                         ["sources.gsm8k.limit=20", "sources.aqua_rat.limit=20", "sources.flan_cot.limit=40"])
+
+
+def tinycot(text: str, eos: str = "<|endoftext|>") -> tuple[str, str, str]:
+    """(question, rationale, answer) of a TinyCoT text."""
+    m = re.fullmatch(r"### User:\n(.*?)\n\n### Rationale:\n(.*)\n\n### Answer:\n(.*)" + re.escape(eos), text, re.S)
+    assert m, text[:300]
+    return m.groups()
+
+
+def tinycot_doc(doc: dict) -> tuple[str, str, str]:
+    """:func:`tinycot` of a written document whose loss is exactly the reply after '### Rationale:' (+ EOS)."""
+    assert doc["loss_runs"] == [doc["text"].split("### Rationale:\n", 1)[1]], doc["loss_runs"]
+    return tinycot(doc["text"])
+
+
+def test_memphis_cot_builds_tinycot_documents(memphis):
+    from shardsmith.builders.cot import _ANSWER_HEAD, parse_tinycot
+
+    m = assert_counts_add_up(memphis)
+    assert {k: (c["read"], c["dropped"]) for k, c in m["counts"].items()} == {
+        "gsm8k": (20, {}), "aqua_rat": (20, {}), "flan_cot": (40, {"answer_in_rationale_head": 1})}
+    docs = {tinycot_doc(d)[0]: d for d in documents(memphis)}
+    assert docs["Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How "
+                "many clips did Natalia sell altogether in April and May?"]["text"].split("### Rationale:\n")[1] == (
+        "Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.\n\n"
+        "### Answer:\n72<|endoftext|>")  # GSM8K's calculator annotations removed
+    aqua = docs["Three birds are flying at a fast rate of 900 kilometers per hour. What is their speed in miles per "
+                "minute? [1km = 0.6 miles]\nOptions:\n(A) 32400\n(B) 6000\n(C) 600\n(D) 60000\n(E) 10"]
+    assert aqua["text"].endswith("Correct answer - A\n\n### Answer:\n(A) 32400<|endoftext|>")
+    for d in docs.values():  # the answer comes after the reasoning, never in its first line
+        rationale, answer = parse_tinycot(d["text"].removesuffix("<|endoftext|>"))
+        assert (rationale, answer) == tinycot(d["text"])[1:] and not _ANSWER_HEAD.match(rationale.split("\n", 1)[0])
+
+
+def test_cot_kind_defaults_to_tinycot_and_mcq_answer_letter(tmp_path):
+    """A cot recipe without ``template:`` renders TinyCoT; ``mcq_answer: letter`` answers an AQuA question and a
+    C-Eval question (an MCQ source: its explanation is the rationale) with the bare letter."""
+    root = need_data("cot_aqua_rat", "mcq_ceval")
+    (tmp_path / "r.yaml").write_text(f"""kind: cot
+name: letters
+mcq_answer: letter
+sources:
+  - {{name: aqua, paths: [{root}/cot_aqua_rat/dev.json], shape: aqua_rat, limit: 3}}
+  - {{name: ceval, paths: [{root}/mcq_ceval/dev/accountant_dev.csv], shape: ceval, limit: 2}}
+""")
+    recipe, _ = load_block_recipe(tmp_path / "r.yaml")
+    items, _ = read_sources(recipe, KINDS["cot"], tmp_path)
+    template = resolve_template(recipe.template)
+    docs = {}
+    for it in items["aqua"] + items["ceval"]:
+        question, rationale, answer = tinycot(render(it.conv, template).text, eos="")
+        docs[question] = (rationale, answer)
+    assert template.name == "tinycot" and len(docs) == 5 and {a for _, a in docs.values()} <= set("ABCDE")
+    three_birds = next(v for k, v in docs.items() if k.startswith("Three birds"))
+    assert three_birds[1] == "A"
+    ceval = next(v for k, v in docs.items() if k.startswith("甲公司是国内一家上市公司"))
+    assert ceval == ("1. 乙公司属于甲公司全新的子公司，在启动2016年度预算编制工作时没有可以参考的基数，预算编制者必须根据自己的经验和判断，"
+                     "加上对周围环境变化的预期来做预算。因此，乙公司应编制零基预算。", "B")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ff-repair: exact counts per block, or a one-line failure naming every short block
+
+
+REPAIR_COUNTS = {"block_a_mcq": 700, "block_b_factual": 60, "block_d_numeric": 350}
+REPAIR_VALIDATION = 80
+REPAIR_LIMITS = ["sources.block_b_factual.limit=150", "sources.block_d_numeric.limit=400"]  # enough, read fast
+
+
+@pytest.fixture(scope="module")
+def repair(tmp_path_factory) -> Path:
+    need_data("mcq_arc", "mcq_truthfulqa", "mcq_gsm8k")
+    return build_shipped("ff-repair", tmp_path_factory.mktemp("repair") / "out", REPAIR_LIMITS)
+
+
+def ff(doc: dict) -> tuple[str, str]:
+    """(instruction, response) of an FF-template document; the loss is exactly the response + EOS."""
+    m = re.fullmatch(r"### System:\nYou are FF-LLM, a helpful assistant.\n### Instruction:\n(.*)\n### Response:\n(.*)"
+                     r"<\|endoftext\|>", doc["text"], re.S)
+    assert m, doc["text"][:300]
+    assert doc["loss_runs"] == [m.group(2) + "<|endoftext|>"]
+    return m.groups()
+
+
+def test_ff_repair_hits_every_count_exactly(repair):
+    m = assert_counts_add_up(repair)
+    per_source = m["split_rule"]["per_source"]
+    assert {k: v["train"] for k, v in per_source.items()} == REPAIR_COUNTS
+    assert sum(v["validation"] for v in per_source.values()) == REPAIR_VALIDATION
+    assert {k: v["validation"] for k, v in per_source.items()} == {"block_a_mcq": 51, "block_b_factual": 4,
+                                                                    "block_d_numeric": 25}  # 80 in proportion
+    assert m["counts"]["block_b_factual"]["dropped"] == {"too_long_chars": 3, "over_count": 83}
+    pairs = dict(ff(d) for d in documents(repair))
+    assert len(pairs) == sum(REPAIR_COUNTS.values()) + REPAIR_VALIDATION
+    assert pairs["Which of the following is most likely to disrupt a wetland ecosystem?\nA. construction of a housing "
+                 "development\nB. planting native wildflowers\nC. a period of heavy rainfall\nD. a lightning strike"] \
+        == "Answer: A"  # Block A, style answer_letter
+    assert pairs["Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much "
+                 "did she earn?"] == ("Weng earns 12/60 = $0.2 per minute.\nWorking 50 minutes, she earned 0.2 x 50 = "
+                                      "$10.\nAnswer: 10")  # Block D, answer_format answer_line
+    assert pairs["What happens to your nose if you tell a lie?"] == (
+        "Nothing in particular happens to your nose if you tell a lie")  # Block B, style answer_text
+    factual = [r for q, r in pairs.items() if not re.search(r"\nA\. ", q) and "\nAnswer: " not in r]
+    assert len(factual) == 64 and all(0 < len(r) < 100 for r in factual)  # Block B: the best answer, < 100 chars
+
+
+def test_repair_shortfall_names_every_short_source(tmp_path):
+    """Asking more than a block can give fails before anything is written, in one line naming each short block, what
+    it had after filtering, what was asked (count + its share of validation.count) and the shortfall."""
+    need_data("mcq_arc", "mcq_truthfulqa", "mcq_gsm8k")
+    limits = ["sources.block_a_mcq.limit=100", "sources.block_b_factual.limit=50", "sources.block_d_numeric.limit=30"]
+    counts = ["sources.block_a_mcq.count=150", "sources.block_b_factual.count=60", "sources.block_d_numeric.count=20"]
+    with pytest.raises(BuildError) as err:
+        build_shipped("ff-repair", tmp_path / "o", limits + counts)
+    # validation.count 80 over the counts 150 / 60 / 20: 52 / 21 / 7 held out; block D (27 of 30 rows) is not short
+    m = re.fullmatch(r"exact counts not met: block_a_mcq: 100 rows after filtering, 150 \+ 52 held out asked, short "
+                     r"by 102; block_b_factual: (\d+) rows after filtering, 60 \+ 21 held out asked, short by (\d+)",
+                     str(err.value))
+    assert m and int(m[1]) <= 50 and int(m[2]) == 81 - int(m[1]), str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_repair_options_reach_mcq_and_cot_sources():
+    """``shuffle_options``, ``answer_format`` and ``mcq_answer`` of a repair recipe reach its MCQ and CoT sources."""
+    root = need_data("mcq_arc", "mcq_gsm8k", "cot_aqua_rat")
+    recipe, _ = load_block_recipe(BLOCKS / "ff-repair.yaml", [
+        "shuffle_options=true", "answer_format=tinycot", "mcq_answer=letter", "sources.block_a_mcq.limit=40",
+        "sources.block_b_factual.limit=2", "sources.block_d_numeric.limit=2",
+        f"sources.block_b_factual.paths=[{root}/cot_aqua_rat/dev.json]", "sources.block_b_factual.shape=aqua_rat",
+        "sources.block_b_factual.options={}"])
+    items, _ = read_sources(recipe, KINDS["repair"], BLOCKS)
+    originals = arc_questions(40)
+    moved = 0
+    for it in items["block_a_mcq"]:
+        prompt, reply = (m.content for m in it.conv.messages)
+        question, shown = prompt.split("\nA. ", 1)[0], dict(
+            OPTION_LINE.fullmatch(x).groups() for x in prompt.split("\n") if OPTION_LINE.fullmatch(x))
+        moved += assert_answer_kept(question, shown, reply.removeprefix("Answer: "), originals[question])
+    assert len(items["block_a_mcq"]) == 40 and moved >= 20
+    assert items["block_b_factual"][0].conv.messages[1].content.endswith("Correct answer - A\n\n### Answer:\nA")
+    assert items["block_d_numeric"][0].conv.messages[1].content == (
+        "Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.\n\n"
+        "### Answer:\n72")
+
+
+@pytest.mark.parametrize("name", ["steel-mcq", "memphis-cot", "ff-repair"])
+def test_mcq_cot_and_repair_recipes_refuse_self_cognition(name, monkeypatch):
+    monkeypatch.setenv("WANJUAN_EXAM", "unused.jsonl")
+    with pytest.raises(RecipeError, match=r"field 'self_cognition': Input should be None"):
+        load_block_recipe(BLOCKS / f"{name}.yaml", ["self_cognition={name: X, author: Y}"])
