@@ -13,6 +13,7 @@ short explanation (non-CoT fallback), a 略 answer, an empty option, a missing s
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import re
 from collections import Counter
@@ -145,9 +146,7 @@ def test_steel_mcq_counts_add_up_and_drop_reasons_are_counted(steel_mcq):
     assert m["counts"]["wanjuan_exam"] == {"read": 10, "kept": 4, "dropped": {
         **BAD_ROWS, "too_long_tokens": 1, "duplicate": 1}}
     assert m["counts"]["english_choice"] == {"read": ARC_LIMIT, "kept": ARC_LIMIT, "dropped": {}}
-    assert [s["kind"] for s in m["sources"]] == ["mcq:wanjuan", "mcq:arc"]
-    import gzip
-
+    assert m["kind"] == "mcq" and [s["kind"] for s in m["sources"]] == ["mcq:wanjuan", "mcq:arc"]
     with gzip.open(steel_mcq / "rejected" / "wanjuan_exam.jsonl.gz", "rt", encoding="utf-8") as f:
         rejected = [json.loads(x) for x in f]
     assert Counter(r["reason"] for r in rejected) == Counter(m["counts"]["wanjuan_exam"]["dropped"])
@@ -156,8 +155,7 @@ def test_steel_mcq_counts_add_up_and_drop_reasons_are_counted(steel_mcq):
     assert missing["detail"].endswith("exam.jsonl: record 3: field 'std_ans' is empty")
 
 
-def test_on_error_drop_counts_bad_rows_and_fail_stops_naming_file_record_and_reason(steel_mcq, wanjuan, tmp_path,
-                                                                                   capsys):
+def test_on_error_drop_counts_bad_rows_and_fail_stops_naming_the_record(steel_mcq, wanjuan, tmp_path, capsys):
     """``on_error: drop`` (the default, the fixture's build) counts each bad row by reason; ``fail`` stops at the
     first one with a one-line error naming the file, the record and the reason, and leaves nothing at --out."""
     dropped = json.loads((steel_mcq / "manifest.json").read_text())["counts"]["wanjuan_exam"]["dropped"]
@@ -167,7 +165,8 @@ def test_on_error_drop_counts_bad_rows_and_fail_stops_naming_file_record_and_rea
     out = tmp_path / "failed"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WANJUAN_EXAM", str(wanjuan))
-        rc = main(["build", str(BLOCKS / "steel-mcq.yaml"), "--out", str(out), "--set", GPT2, "--set", "on_error=fail"])
+        rc = main(["build", str(BLOCKS / "steel-mcq.yaml"), "--out", str(out), "--set", GPT2,
+                   "--set", "on_error=fail"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err, err
     assert err == (f"shardsmith build: error: source wanjuan_exam: {wanjuan}: record 3: field 'std_ans' is empty "
@@ -354,7 +353,8 @@ def test_memphis_cot_builds_tinycot_documents(memphis):
 
 def test_cot_kind_defaults_to_tinycot_and_mcq_answer_letter(tmp_path):
     """A cot recipe without ``template:`` renders TinyCoT; ``mcq_answer: letter`` answers an AQuA question and a
-    C-Eval question (an MCQ source: its explanation is the rationale) with the bare letter."""
+    C-Eval question (an MCQ source: its explanation is the rationale) with the bare letter; ``answer_format:
+    answer_line`` ends the reply with ``Answer: X`` instead of the ``### Answer:`` block."""
     root = need_data("cot_aqua_rat", "mcq_ceval")
     (tmp_path / "r.yaml").write_text(f"""kind: cot
 name: letters
@@ -366,10 +366,13 @@ sources:
     recipe, _ = load_block_recipe(tmp_path / "r.yaml")
     items, _ = read_sources(recipe, KINDS["cot"], tmp_path)
     template = resolve_template(recipe.template)
+    line, _ = load_block_recipe(tmp_path / "r.yaml", ["answer_format=answer_line"])
+    line_items = read_sources(line, KINDS["cot"], tmp_path)[0]
     docs = {}
-    for it in items["aqua"] + items["ceval"]:
+    for it, as_line in zip(items["aqua"] + items["ceval"], line_items["aqua"] + line_items["ceval"], strict=True):
         question, rationale, answer = tinycot(render(it.conv, template).text, eos="")
         docs[question] = (rationale, answer)
+        assert as_line.conv.messages[1].content == f"{rationale}\nAnswer: {answer}"
     assert template.name == "tinycot" and len(docs) == 5 and {a for _, a in docs.values()} <= set("ABCDE")
     three_birds = next(v for k, v in docs.items() if k.startswith("Three birds"))
     assert three_birds[1] == "A"

@@ -20,14 +20,21 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 from shardsmith.recipes import RecipeError, load_recipe
-from shardsmith.schemas.block_recipe import PreferenceBlockRecipe, SftBlockRecipe
+from shardsmith.schemas.block_recipe import (
+    CotBlockRecipe,
+    McqBlockRecipe,
+    PreferenceBlockRecipe,
+    RepairBlockRecipe,
+    SftBlockRecipe,
+)
 from shardsmith.schemas.mix_recipe import MixRecipe
 from shardsmith.schemas.manifest import ShardManifest
 from shardsmith.schemas.train_recipe import EngineSpec, ScheduleSpec, StageSpec, TrainRecipe
 
 TESTS = Path(__file__).resolve().parent
 DEMO = TESTS.parent / "recipes" / "train" / "demo.yaml"
-RECIPE_MODELS = (TrainRecipe, SftBlockRecipe, PreferenceBlockRecipe, MixRecipe)
+RECIPE_MODELS = (TrainRecipe, SftBlockRecipe, PreferenceBlockRecipe, McqBlockRecipe, CotBlockRecipe, RepairBlockRecipe,
+                 MixRecipe)
 
 # trainer fields shown by the tests of this file
 HERE = "test_schema_fields.py::"
@@ -46,6 +53,15 @@ OUTPUTS = "test_mix_outputs.py::"
 WORDS = "test_word_splitters.py::"
 STRUCTURE = "test_builders_structure.py::"
 BLOCK = "test_block_fields.py::"
+KINDS = "test_block_kinds.py::"
+STEEL_MCQ = KINDS + "test_steel_mcq_builds_literal_wanjuan_and_arc_documents"
+STEEL_COT = KINDS + "test_steel_mcq_cot_never_states_the_answer_before_the_explanation"
+MEMPHIS = KINDS + "test_memphis_cot_builds_tinycot_documents"
+COT_OPTIONS = KINDS + "test_cot_kind_defaults_to_tinycot_and_mcq_answer_letter"
+FF_REPAIR = KINDS + "test_ff_repair_hits_every_count_exactly"
+REPAIR_SHORT = KINDS + "test_repair_shortfall_names_every_short_source"
+REPAIR_OPTIONS = KINDS + "test_repair_options_reach_mcq_and_cot_sources"
+NO_SELF_COGNITION = KINDS + "test_mcq_cot_and_repair_recipes_refuse_self_cognition"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
@@ -228,6 +244,24 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "MixRecipe.max_tokens_per_file": (BLOCK + "test_mix_file_size_cap_and_recorded_tier_and_module",),
     "SourceSpec.tier": (BLOCK + "test_mix_file_size_cap_and_recorded_tier_and_module",),
     "SourceSpec.module": (BLOCK + "test_mix_file_size_cap_and_recorded_tier_and_module",),
+    "SftBlockRecipe.on_error": (KINDS + "test_on_error_drop_counts_bad_rows_and_fail_stops_naming_the_record",),
+    "SftSource.count": (FF_REPAIR, REPAIR_SHORT),
+    "Validation.count": (KINDS + "test_validation_count_holds_out_exactly_n", FF_REPAIR),
+    "McqBlockRecipe.kind": (STEEL_MCQ,),
+    "McqBlockRecipe.style": (STEEL_MCQ, STEEL_COT),
+    "McqBlockRecipe.shuffle_options": (KINDS + "test_shuffle_options_keeps_the_answer_on_every_document",),
+    "McqBlockRecipe.self_cognition": (NO_SELF_COGNITION,),
+    "CotBlockRecipe.kind": (MEMPHIS,),
+    "CotBlockRecipe.template": (COT_OPTIONS,),
+    "CotBlockRecipe.answer_format": (MEMPHIS, COT_OPTIONS),
+    "CotBlockRecipe.mcq_answer": (MEMPHIS, COT_OPTIONS),
+    "CotBlockRecipe.self_cognition": (NO_SELF_COGNITION,),
+    "RepairBlockRecipe.kind": (FF_REPAIR,),
+    "RepairBlockRecipe.style": (FF_REPAIR,),
+    "RepairBlockRecipe.shuffle_options": (REPAIR_OPTIONS,),
+    "RepairBlockRecipe.answer_format": (FF_REPAIR, REPAIR_OPTIONS),
+    "RepairBlockRecipe.mcq_answer": (REPAIR_OPTIONS,),
+    "RepairBlockRecipe.self_cognition": (NO_SELF_COGNITION,),
     # --- mix recipe -----------------------------------------------------------------------------------------
     "MixRecipe.kind": ("test_recipes.py::test_env_and_overrides",),
     "MixRecipe.name": ("test_cli_demo.py::test_demo_builds_a_complete_shard_set",),
