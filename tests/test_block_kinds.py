@@ -165,6 +165,7 @@ def test_on_error_drop_counts_bad_rows_and_fail_stops_naming_the_record(steel_mc
     out = tmp_path / "failed"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WANJUAN_EXAM", str(wanjuan))
+        mp.setattr("shardsmith.cli._quiet_logs", lambda verbose: None)  # leave loguru's handlers to the session
         rc = main(["build", str(BLOCKS / "steel-mcq.yaml"), "--out", str(out), "--set", GPT2,
                    "--set", "on_error=fail"])
     err = capsys.readouterr().err.strip()
