@@ -427,10 +427,14 @@ class HfTeacher:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             local = dict(local_files_only=True) if self.spec.path else {}
-            tok = AutoTokenizer.from_pretrained(self.model_ref, **local)
-            tok.padding_side = "left"
             dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self._dtype_name()]
-            model = AutoModelForCausalLM.from_pretrained(self.model_ref, dtype=dtype, **local)
+            try:
+                tok = AutoTokenizer.from_pretrained(self.model_ref, **local)
+                model = AutoModelForCausalLM.from_pretrained(self.model_ref, dtype=dtype, **local)
+            except OSError as err:  # transformers' message does not say which model
+                where = "teacher.path" if self.spec.path else "teacher.hub_id"
+                raise TeacherError(f"{where} {self.model_ref}: cannot load the model ({err})") from None
+            tok.padding_side = "left"
             device = torch.device(self._device_name())
             model.to(device).eval()
             self._stop_ids = _stop_ids(tok, model, self.template)

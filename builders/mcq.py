@@ -407,10 +407,11 @@ def parse_question(record: dict, shape: str, *, source: str, rec_id: str) -> Mcq
 
 
 def shuffle_options(q: McqQuestion, seed: int) -> McqQuestion:
-    """The options in a seeded random order (``random.Random(f"{seed}:{q.id}")``, the same on every run), relettered
-    A, B, ... and the answer letter(s) remapped so the answer text is unchanged."""
+    """The options in a seeded random order, relettered A, B, ... and the answer letter(s) remapped so the answer
+    text is unchanged. Seeded by ``seed`` and the question's own text and options (not its id): the same on every
+    run, and a question repeated in the source is shuffled the same way each time, so dedup still sees one text."""
     old = list(q.options)
-    order = random.Random(f"{seed}:{q.id}").sample(old, len(old))
+    order = random.Random("\x00".join([str(seed), q.question, *q.options.values()])).sample(old, len(old))
     new_letter = {o: LETTERS[j] for j, o in enumerate(order)}
     options = {LETTERS[j]: q.options[o] for j, o in enumerate(order)}
     answer = "".join(sorted(new_letter[a] for a in q.answer))

@@ -268,3 +268,23 @@ def test_prompt_text_is_chat_prompt_and_renders_earlier_turns():
 def test_hf_teacher_refuses_a_folder_without_a_model(tmp_path):
     with pytest.raises(TeacherError, match="no config.json"):
         HfTeacher(hf_spec(tmp_path), FF, tmp_path / "c.jsonl")
+
+
+def test_teacher_name_system_dtype_device_and_hub_id_take_effect(teacher_dir, tmp_path, monkeypatch):
+    import torch
+
+    (tmp_path / "o.jsonl").write_text('{"id": "q-0", "output": "4"}\n')
+    named = make_teacher(FileTeacherSpec(kind="file", path="o.jsonl", name="big-7b"), base=tmp_path)
+    assert named.info["name"] == "big-7b" and named.answer(questions(["2+2?"]))[0].metadata == {"teacher": "big-7b"}
+    spec = hf_spec(teacher_dir, name="tiny", system="Be brief.", dtype="bf16", device="cpu")
+    hf = HfTeacher(spec, FF, tmp_path / "c.jsonl", progress=False)
+    tok, model, device = hf._load()
+    assert model.dtype == torch.bfloat16 and device.type == "cpu"
+    assert prompt_text(questions(["2+2?"])[0], FF, spec.system) == chat_prompt("2+2?", FF, system="Be brief.")
+    assert hf.info["name"] == "tiny" and (hf.info["dtype"], hf.info["device"], hf.info["system"]) == (
+        "bf16", "cpu", "Be brief.")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub id is fetched only when named; offline it fails by its name
+    hub = HfTeacher(HfTeacherSpec(kind="hf", hub_id="no-org/no-model"), FF, tmp_path / "h.jsonl", progress=False)
+    assert hub.info["hub_id"] == "no-org/no-model"
+    with pytest.raises(TeacherError, match="teacher.hub_id no-org/no-model: cannot load"):
+        hub._load()

@@ -20,14 +20,23 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 from shardsmith.recipes import RecipeError, load_recipe
-from shardsmith.schemas.block_recipe import PreferenceBlockRecipe, SftBlockRecipe, SurgicalBlockRecipe
+from shardsmith.schemas.block_recipe import (
+    CotBlockRecipe,
+    DistillBlockRecipe,
+    McqBlockRecipe,
+    PreferenceBlockRecipe,
+    RepairBlockRecipe,
+    SftBlockRecipe,
+    SurgicalBlockRecipe,
+)
 from shardsmith.schemas.mix_recipe import MixRecipe
 from shardsmith.schemas.manifest import ShardManifest
 from shardsmith.schemas.train_recipe import EngineSpec, ScheduleSpec, StageSpec, TrainRecipe
 
 TESTS = Path(__file__).resolve().parent
 DEMO = TESTS.parent / "recipes" / "train" / "demo.yaml"
-RECIPE_MODELS = (TrainRecipe, SftBlockRecipe, PreferenceBlockRecipe, MixRecipe, SurgicalBlockRecipe)
+RECIPE_MODELS = (TrainRecipe, SftBlockRecipe, PreferenceBlockRecipe, McqBlockRecipe, CotBlockRecipe, RepairBlockRecipe,
+                 DistillBlockRecipe, SurgicalBlockRecipe, MixRecipe)
 
 # trainer fields shown by the tests of this file
 HERE = "test_schema_fields.py::"
@@ -48,6 +57,18 @@ STRUCTURE = "test_builders_structure.py::"
 BLOCK = "test_block_fields.py::"
 BLOCKSRC = "test_mix_block_source.py::"
 SURGICAL = "test_builders_surgical.py::"
+KINDS = "test_block_kinds.py::"
+DISTILL = "test_builders_distill.py::"
+TEACHER_FIELDS = DISTILL + "test_teacher_name_system_dtype_device_and_hub_id_take_effect"
+FF313_CHAIN = "test_chain_ff313.py::test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes"
+STEEL_MCQ = KINDS + "test_steel_mcq_builds_literal_wanjuan_and_arc_documents"
+STEEL_COT = KINDS + "test_steel_mcq_cot_never_states_the_answer_before_the_explanation"
+MEMPHIS = KINDS + "test_memphis_cot_builds_tinycot_documents"
+COT_OPTIONS = KINDS + "test_cot_kind_defaults_to_tinycot_and_mcq_answer_letter"
+FF_REPAIR = KINDS + "test_ff_repair_hits_every_count_exactly"
+REPAIR_SHORT = KINDS + "test_repair_shortfall_names_every_short_source"
+REPAIR_OPTIONS = KINDS + "test_repair_options_reach_mcq_and_cot_sources"
+NO_SELF_COGNITION = KINDS + "test_mcq_cot_and_repair_recipes_refuse_self_cognition"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
@@ -241,6 +262,48 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
                             SURGICAL + "test_surgical_recipe_errors_name_the_field"),
     "SurgicalSource.answer": (SURGICAL + "test_ff_surgical_yes_no_is_half_yes_half_no_in_each_split",
                               SURGICAL + "test_unquoted_yaml_yes_no_is_read_as_the_answer"),
+    "SftBlockRecipe.on_error": (KINDS + "test_on_error_drop_counts_bad_rows_and_fail_stops_naming_the_record",),
+    "SftSource.count": (FF_REPAIR, REPAIR_SHORT),
+    "Validation.count": (KINDS + "test_validation_count_holds_out_exactly_n", FF_REPAIR),
+    "McqBlockRecipe.kind": (STEEL_MCQ,),
+    "McqBlockRecipe.style": (STEEL_MCQ, STEEL_COT),
+    "McqBlockRecipe.shuffle_options": (KINDS + "test_shuffle_options_keeps_the_answer_on_every_document",),
+    "McqBlockRecipe.self_cognition": (NO_SELF_COGNITION,),
+    "CotBlockRecipe.kind": (MEMPHIS,),
+    "CotBlockRecipe.template": (COT_OPTIONS,),
+    "CotBlockRecipe.answer_format": (MEMPHIS, COT_OPTIONS),
+    "CotBlockRecipe.mcq_answer": (MEMPHIS, COT_OPTIONS),
+    "CotBlockRecipe.self_cognition": (NO_SELF_COGNITION,),
+    "RepairBlockRecipe.kind": (FF_REPAIR,),
+    # --- distill block (kind: distill) ------------------------------------------------------------------------
+    "DistillBlockRecipe.kind": (FF313_CHAIN,),
+    "DistillBlockRecipe.pool": (FF313_CHAIN,),
+    "DistillBlockRecipe.teacher": (FF313_CHAIN, DISTILL + "test_distill_spec_parses_a_teacher_by_kind"),
+    "PoolSpec.total": (FF313_CHAIN, DISTILL + "test_share_counts_round_by_largest_remainder_to_the_exact_total"),
+    "PoolSpec.shares": (FF313_CHAIN, DISTILL + "test_plan_pool_draws_exact_counts_of_questions_without_answers"),
+    "PoolSpec.seed": (DISTILL + "test_plan_pool_draws_exact_counts_of_questions_without_answers",),
+    "PoolSpec.on_short": (DISTILL + "test_plan_pool_names_a_short_source_or_takes_all_it_has",),
+    "FileTeacherSpec.kind": (DISTILL + "test_file_teacher_answers_by_id_and_counts_its_drops",),
+    "FileTeacherSpec.path": (DISTILL + "test_file_teacher_answers_by_id_and_counts_its_drops",),
+    "FileTeacherSpec.name": (TEACHER_FIELDS,),
+    "HfTeacherSpec.kind": (DISTILL + "test_hf_greedy_is_deterministic_and_equals_plain_generate",),
+    "HfTeacherSpec.path": (DISTILL + "test_hf_teacher_refuses_a_folder_without_a_model",),
+    "HfTeacherSpec.hub_id": (TEACHER_FIELDS, DISTILL + "test_distill_spec_parses_a_teacher_by_kind"),
+    "HfTeacherSpec.name": (TEACHER_FIELDS,),
+    "HfTeacherSpec.system": (TEACHER_FIELDS,),
+    "HfTeacherSpec.do_sample": (DISTILL + "test_hf_sampling_is_reproducible_from_its_seed",),
+    "HfTeacherSpec.temperature": (DISTILL + "test_hf_sampling_is_reproducible_from_its_seed",),
+    "HfTeacherSpec.top_p": (DISTILL + "test_hf_sampling_is_reproducible_from_its_seed",),
+    "HfTeacherSpec.seed": (DISTILL + "test_hf_sampling_is_reproducible_from_its_seed",),
+    "HfTeacherSpec.max_new_tokens": (DISTILL + "test_hf_cache_resume_generates_only_missing_ids", FF313_CHAIN),
+    "HfTeacherSpec.batch_size": (DISTILL + "test_hf_cache_resume_generates_only_missing_ids",),
+    "HfTeacherSpec.dtype": (TEACHER_FIELDS,),
+    "HfTeacherSpec.device": (TEACHER_FIELDS,),
+    "MixedSourcesRecipe.style": (FF_REPAIR,),
+    "MixedSourcesRecipe.shuffle_options": (REPAIR_OPTIONS,),
+    "MixedSourcesRecipe.answer_format": (FF_REPAIR, REPAIR_OPTIONS),
+    "MixedSourcesRecipe.mcq_answer": (REPAIR_OPTIONS,),
+    "MixedSourcesRecipe.self_cognition": (NO_SELF_COGNITION,),
     # --- mix recipe -----------------------------------------------------------------------------------------
     "MixRecipe.kind": ("test_recipes.py::test_env_and_overrides",),
     "MixRecipe.name": ("test_cli_demo.py::test_demo_builds_a_complete_shard_set",),
