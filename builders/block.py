@@ -245,7 +245,8 @@ def read_source(src: SftSource, base: Path, books: SourceBooks, family: Family, 
     """Import a source's records (at most ``limit``); import drops go to the books, the rest become items.
 
     ``options``: the importer options (default: the source's own). ``fail_on_drop`` (``on_error: fail``): the first
-    record the importer cannot use stops the build with its file, record and reason instead of being counted.
+    record of bad input (an import drop) stops the build with its file, record and reason instead of being counted;
+    a format's own rules (``FormatRule``, step ``format``) stay counted drops.
     """
     out: list[Item] = []
     kw = {"source": src.name, "shape": src.shape, "options": src.options if options is None else options,
@@ -257,7 +258,7 @@ def read_source(src: SftSource, base: Path, books: SourceBooks, family: Family, 
                 break
             books.read += 1
             if isinstance(record, Drop):
-                if fail_on_drop:
+                if fail_on_drop and record.step == "import":
                     raise BuildError(f"source {src.name}: {record.detail} ({record.reason}; on_error: fail)")
                 books.import_drop(record)
                 continue

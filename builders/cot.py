@@ -41,7 +41,7 @@ from typing import Any
 
 from shardsmith.schemas.records import Conversation, CotExample, Drop, McqQuestion, Message
 
-from .importers import ShapeSet, _RecordDrop, import_records, iter_raw
+from .importers import FormatRule, ShapeSet, _RecordDrop, import_records, iter_raw
 
 COT_SHAPES = ("gsm8k", "aqua_rat", "flan_cot")
 COT_ALIASES = {"aqua": "aqua_rat", "flan": "flan_cot", "gsm8k_socratic": "gsm8k"}
@@ -93,7 +93,7 @@ def _require(question: str, rationale: str, answer: str) -> None:
 def _check_rationale_head(rationale: str) -> None:
     head = rationale.lstrip().split("\n", 1)[0]
     if _ANSWER_HEAD.match(head):
-        raise _RecordDrop("answer_in_rationale_head", f"the rationale opens with the answer: {head[:60]!r}")
+        raise FormatRule("answer_in_rationale_head", f"the rationale opens with the answer: {head[:60]!r}")
 
 
 def _mcq_answer(letter: str, options: dict[str, str], style: str) -> str:

@@ -557,17 +557,22 @@ class PoolStep(BlockStep):
 
 
 class TeacherStep(BlockStep):
-    """The teacher answers each pooled question; no output or an empty one is a counted drop."""
+    """The teacher answers each pooled question; no output or an empty one is a counted drop, or with
+    ``on_error: fail`` stops the build naming the question (a prompt too long for the teacher stays a drop)."""
 
     name, timing = "teacher", "teacher"
 
-    def __init__(self, teacher: Teacher):
+    def __init__(self, teacher: Teacher, fail_on_silence: bool = False):
         self.teacher = teacher
+        self.fail_on_silence = fail_on_silence
 
     def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
         verdicts: list[Verdict] = []
         for it, out in zip(items, self.teacher.answer([it.conv for it in items]), strict=True):
             if isinstance(out, Drop):
+                if self.fail_on_silence and out.reason in (NO_OUTPUT, EMPTY_OUTPUT):
+                    raise BuildError(f"source {books.name}: question '{out.id}': {out.detail} ({out.reason}; "
+                                     "on_error: fail)")
                 verdicts.append((out.reason, out.detail))
             else:
                 it.conv = out

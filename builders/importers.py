@@ -66,9 +66,20 @@ class ImportShapeError(ValueError):
 
 
 class _RecordDrop(Exception):
+    """A record the importer cannot use: bad input (``step`` import). ``on_error: fail`` stops on these."""
+
+    step = "import"
+
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)
         self.reason, self.detail = reason, detail
+
+
+class FormatRule(_RecordDrop):
+    """A well-formed record the output format leaves out by its own rule (Steel's 略 and A-D only, a CoT rationale
+    that opens with the answer, a surgical form with too few answers): always a counted drop, ``step`` format."""
+
+    step = "format"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -455,7 +466,7 @@ def import_records(
         try:
             yield from shapes.convert(rec, fixed, source=source, rec_id=rid, options=options, label_field=label_field)
         except _RecordDrop as d:
-            yield Drop(source=source, id=rid, reason=d.reason, step="import", detail=f"{where}: record {i}: {d.detail}",
+            yield Drop(source=source, id=rid, reason=d.reason, step=d.step, detail=f"{where}: record {i}: {d.detail}",
                        record=_jsonable(rec))
         except (TypeError, ValueError) as err:
             raise ImportShapeError(f"{where}: record {i}: {err}; fields found: {_keys(rec)}") from None

@@ -132,8 +132,8 @@ def _distill_steps(recipe, ctx: BlockContext, out: Path) -> list[BlockStep]:
     from .distill import PoolStep, TeacherStep, make_teacher
 
     cache = out.parent / f"{out.name}.teacher-cache.jsonl"
-    return [PoolStep(recipe.pool), TeacherStep(make_teacher(recipe.teacher, template=ctx.template, cache=cache,
-                                                            base=ctx.base))]
+    teacher = make_teacher(recipe.teacher, template=ctx.template, cache=cache, base=ctx.base)
+    return [PoolStep(recipe.pool), TeacherStep(teacher, fail_on_silence=recipe.on_error == "fail")]
 
 
 # ----------------------------------------------------------------------------------------------------------------

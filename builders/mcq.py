@@ -51,7 +51,7 @@ from typing import Any
 from shardsmith.schemas.records import Conversation, Drop, McqQuestion, Message
 
 from . import importers
-from .importers import ImportShapeError, ShapeSet, _RecordDrop
+from .importers import FormatRule, ImportShapeError, ShapeSet, _RecordDrop
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MCQ_SHAPES = ("mmlu", "mmlu_indexed", "cmmlu", "ceval", "arc", "hellaswag", "hellaswag_olmes", "truthfulqa", "wanjuan")
@@ -66,7 +66,7 @@ MCQ_REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
     "hellaswag": (("ctx", "endings", "label"),),
     "hellaswag_olmes": (("doc", "request_type"),),
     "truthfulqa": (("Question", "Best Answer", "Incorrect Answers"),),
-    "wanjuan": (("q_main", "std_ans"),),
+    "wanjuan": (("q_main",),),  # a row without std_ans is a counted missing_answer drop, not a shape error
 }
 MCQ_SUFFIXES = (".csv", ".arrow", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 # metadata beside the data: datasets.save_to_disk's state.json / dataset_info.json, an OLMES task's config.json
@@ -94,7 +94,7 @@ def detect_mcq_shape(record: Any) -> str | None:
     k = set(record)
     if {"doc", "request_type"} <= k:
         return "hellaswag_olmes"
-    if {"q_main", "std_ans"} <= k:
+    if "q_main" in k:
         return "wanjuan"
     if {"Question", "Best Answer"} <= k:
         return "truthfulqa"
@@ -424,20 +424,25 @@ def shuffle_options(q: McqQuestion, seed: int) -> McqQuestion:
 
 @dataclass(frozen=True)
 class McqStyle:
-    """``render(q) -> (prompt, answer)``; raises ``_RecordDrop`` when the question cannot take this style."""
+    """``render(q) -> (prompt, answer)``; raises ``_RecordDrop`` when the question cannot take this style.
+
+    ``explains``: the answer carries the dataset's explanation, whose text names option letters ("故选B"): such a
+    style refuses ``shuffle_options`` (the letters would point at the old order)."""
 
     name: str
     render: Callable[[McqQuestion], tuple[str, str]]
     doc: str
+    explains: bool = False
 
 
 STYLES: dict[str, McqStyle] = {}
 
 
-def register_style(name: str, render_fn: Callable[[McqQuestion], tuple[str, str]], doc: str) -> McqStyle:
+def register_style(name: str, render_fn: Callable[[McqQuestion], tuple[str, str]], doc: str,
+                   explains: bool = False) -> McqStyle:
     if name in STYLES:
         raise ValueError(f"MCQ style '{name}' is already registered")
-    STYLES[name] = McqStyle(name, render_fn, doc)
+    STYLES[name] = McqStyle(name, render_fn, doc, explains)
     return STYLES[name]
 
 
@@ -450,7 +455,7 @@ def render(q: McqQuestion, style: str) -> tuple[str, str]:
 
 def _single_answer(q: McqQuestion) -> str:
     if len(q.answer) != 1:
-        raise _RecordDrop("multiple_answers", f"answer '{q.answer}': this style needs exactly one answer letter")
+        raise FormatRule("multiple_answers", f"answer '{q.answer}': this style needs exactly one answer letter")
     return q.answer
 
 
@@ -459,13 +464,13 @@ def _steel_choices(q: McqQuestion) -> str:
     shown = [L for L in "ABCD" if q.options.get(L, "") != ""]
     hidden = [a for a in q.answer if a not in shown]
     if hidden:
-        raise _RecordDrop("answer_not_in_options", f"answer '{q.answer}': the Steel formats show options A-D only")
+        raise FormatRule("answer_not_in_options", f"answer '{q.answer}': the Steel formats show options A-D only")
     return q.question + "\n" + "".join(f"{L}. {q.options[L]}\n" for L in shown)
 
 
 def _steel_checked(prompt: str, answer: str) -> tuple[str, str]:
     if STEEL_OMITTED in answer:  # Steel drops every output containing 略 (also 策略, 忽略 ...)
-        raise _RecordDrop("omitted_answer", f"the output contains '{STEEL_OMITTED}'")
+        raise FormatRule("omitted_answer", f"the output contains '{STEEL_OMITTED}'")
     return prompt, answer
 
 
@@ -534,7 +539,7 @@ def _letter_explanation(q: McqQuestion) -> tuple[str, str]:
     """The letter, then the explanation: prompt as ``answer_letter``, output ``Answer: B\\n{explanation}``;
     questions without an explanation are dropped (``missing_explanation``)."""
     if not (q.explanation or "").strip():
-        raise _RecordDrop("missing_explanation", "this style needs an explanation")
+        raise FormatRule("missing_explanation", "this style needs an explanation")
     return _plain_prompt(q), f"Answer: {_single_answer(q)}\n{q.explanation}"
 
 
@@ -552,12 +557,15 @@ def _answer_text(q: McqQuestion) -> tuple[str, str]:
     return q.question, q.options[_single_answer(q)]
 
 
-register_style("steel", _steel, "Steel-LLM WanJuan non-CoT: 以下是一道单选题 … 请给出答案。 -> {X}。{explanation}")
-register_style("steel_cot", _steel_cot, "Steel-LLM WanJuan CoT: explanation without 故选…, then 答案为{X}")
+register_style("steel", _steel, "Steel-LLM WanJuan non-CoT: 以下是一道单选题 … 请给出答案。 -> {X}。{explanation}",
+               explains=True)
+register_style("steel_cot", _steel_cot, "Steel-LLM WanJuan CoT: explanation without 故选…, then 答案为{X}",
+               explains=True)
 register_style("cmmlu_answer", _cmmlu_answer, "Steel's CMMLU chat prompt -> the letter")
 register_style("english", _english, "Steel-LLM English MCQ: The following is a multiple-choice question… -> {L}. {x}")
 register_style("answer_letter", _answer_letter, "question + lettered options -> Answer: {L}")
-register_style("letter_explanation", _letter_explanation, "question + lettered options -> Answer: {L}\\n{explanation}")
+register_style("letter_explanation", _letter_explanation, "question + lettered options -> Answer: {L}\\n{explanation}",
+               explains=True)
 register_style("sentence_completion", _sentence_completion, "fgpt HellaSwag: Complete the following sentence: …")
 register_style("answer_text", _answer_text, "the question alone -> the correct option's text (factual answers)")
 
@@ -581,6 +589,9 @@ def check_mcq_options(options: dict | None) -> dict:
         raise ValueError(f"options.style: {out['style']!r} is not an MCQ style (known: {', '.join(STYLES)})")
     if not isinstance(out["shuffle_options"], bool):
         raise ValueError(f"options.shuffle_options: {out['shuffle_options']!r} is not true/false")
+    if out["shuffle_options"] and STYLES[out["style"]].explains:
+        raise ValueError(f"options.shuffle_options: style {out['style']!r} writes the dataset's explanation, whose "
+                         "letters would point at the old option order")
     if not isinstance(out["seed"], int) or isinstance(out["seed"], bool):
         raise ValueError(f"options.seed: {out['seed']!r} is not an integer")
     return out

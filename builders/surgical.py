@@ -52,7 +52,7 @@ from shardsmith.schemas.answer_forms import (
 from shardsmith.schemas.records import Conversation, CotExample, McqQuestion, Message
 
 from . import cot, mcq
-from .importers import _RecordDrop
+from .importers import FormatRule
 
 NO_COMMENT = frozenset({"i have no comment", "no comment"})
 """TruthfulQA's non-answer: 'correct' under its scoring, but not an answer to list or to call correct."""
@@ -72,7 +72,7 @@ class TruthfulRow(BaseModel):
     id: str
 
 
-class NotRewritable(_RecordDrop):
+class NotRewritable(FormatRule):
     """A record this form cannot use; ``reason`` is the short key the block counts the drop under."""
 
 

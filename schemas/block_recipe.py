@@ -238,6 +238,11 @@ class SftBlockRecipe(Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"source names must be unique: {', '.join(dup)}")
+        counted = [s.name for s in self.sources if s.count is not None]
+        exact_split = self.validation.count is not None and len(counted) == len(names)
+        if counted and not exact_split and (self.validation.fraction > 0 or self.validation.count is not None):
+            raise ValueError(f"`count` on {', '.join(counted)} promises exact training rows: hold out with "
+                             "`validation.count` and a `count` on every source, or set `validation.fraction: 0`")
         return self
 
 
@@ -419,9 +424,6 @@ class SurgicalBlockRecipe(SftBlockRecipe):
         if side["Yes"] != side["No"]:
             raise ValueError(f"yes_no must be balanced: answer Yes sources count {side['Yes']}, answer No sources "
                              f"count {side['No']}")
-        if self.validation.count is None and self.validation.fraction > 0:
-            raise ValueError("validation: a random fraction would unbalance the exact counts; set `validation.count` "
-                             "(drawn per source in proportion) or `fraction: 0`")
         return self
 
 

@@ -175,6 +175,25 @@ def test_on_error_drop_counts_bad_rows_and_fail_stops_naming_the_record(steel_mc
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_on_error_fail_stops_on_bad_input_only_a_format_rule_stays_a_counted_drop(tmp_path):
+    """Steel drops outputs holding 略 by its own rule: under ``on_error: fail`` that row is still a counted drop
+    (step ``format``), while a row with no ``std_ans`` key at all is bad input (step ``import``)."""
+    need_data("mcq_arc")
+    good = [r for r in WANJUAN if r["std_ans"] and r["q_main"] != "下列说法正确的是"]  # valid input + the 略 row
+    path = tmp_path / "exam.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in good), encoding="utf-8")
+    out = build_shipped("steel-mcq", tmp_path / "fail", ["on_error=fail", "sources.english_choice.limit=4"], path)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["counts"]["wanjuan_exam"]["dropped"]["omitted_answer"] == 1
+    rejected = [json.loads(x) for x in gzip.open(out / "rejected" / "wanjuan_exam.jsonl.gz", "rt")]
+    assert {(r["reason"], r["step"]) for r in rejected} >= {("omitted_answer", "format")}
+    no_key = {k: v for k, v in WANJUAN[1].items() if k != "std_ans"}  # the key is absent, not empty
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [no_key, *good]), encoding="utf-8")
+    out = build_shipped("steel-mcq", tmp_path / "drop", ["sources.english_choice.limit=4"], path)
+    dropped = json.loads((out / "manifest.json").read_text())["counts"]["wanjuan_exam"]["dropped"]
+    assert dropped["missing_answer"] == 1 and dropped["omitted_answer"] == 1
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # steel-mcq-cot: the explanation first, then 答案为X
 
@@ -278,7 +297,8 @@ def assert_answer_kept(question: str, shown: dict[str, str], letters: str, origi
 def shuffled(tmp_path_factory, wanjuan) -> Path:
     need_data("mcq_arc")
     return build_shipped("steel-mcq", tmp_path_factory.mktemp("shuffled") / "out",
-                         [f"sources.english_choice.limit={ARC_LIMIT}", "shuffle_options=true",
+                         [f"sources.english_choice.limit={ARC_LIMIT}",
+                          "sources.english_choice.options={style: english, shuffle_options: true}",
                           f"validation.count={SHUFFLED_VALIDATION}"], wanjuan)
 
 
@@ -294,6 +314,9 @@ def test_shuffle_options_keeps_the_answer_on_every_document(shuffled):
             letter = reply.split(".", 1)[0]
             assert reply == f"{letter}. {shown[letter]}"
     assert len(docs) == 4 + ARC_LIMIT and moved >= len(docs) // 2  # most answers moved, none was lost
+    # Steel's styles write WanJuan's explanation ("故选B"): shuffling there would leave its letters stale
+    with pytest.raises(RecipeError, match="shuffle_options: style 'steel' writes the dataset's explanation"):
+        build_shipped("steel-mcq", shuffled.parent / "refused", ["shuffle_options=true"], wanjuan)
 
 
 def test_validation_count_holds_out_exactly_n(shuffled, wanjuan, tmp_path):

@@ -152,7 +152,7 @@ def test_a_target_failing_its_own_checker_raises():
     ("sources.0.answer=No", "field 'sources.0': .*`answer` is for form yes_no only, not single_letter"),
     ("sources.6.count=null", "field 'sources.6': .*states its exact `count`"),
     ("sources.3.count=376", "yes_no must be balanced: answer Yes sources count 376, answer No sources count 375"),
-    ("validation={fraction: 0.1}", "a random fraction would unbalance the exact counts"),
+    ("validation={fraction: 0.1}", "promises exact training rows: hold out with `validation.count`"),
     ("self_cognition={name: x, author: y}", "field 'self_cognition'"),
 ])
 def test_surgical_recipe_errors_name_the_field(override, message):
