@@ -10,6 +10,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: each worker's torch (and the trainer subprocesses it starts)
+    # gets one intra-op thread, instead of every process spinning one thread per core against the others.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def data_root() -> Path:
     return Path(os.environ.get("SHARDSMITH_DATA") or (REPO.parent / "shared" / "data")).resolve()
