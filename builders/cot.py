@@ -41,7 +41,7 @@ from typing import Any
 
 from shardsmith.schemas.records import Conversation, CotExample, Drop, McqQuestion, Message
 
-from .importers import FormatRule, ShapeSet, _RecordDrop, import_records, iter_raw
+from .importers import FormatRule, ShapeSet, _RecordDrop, import_records, iter_raw, iter_text_lines
 
 COT_SHAPES = ("gsm8k", "aqua_rat", "flan_cot")
 COT_ALIASES = {"aqua": "aqua_rat", "flan": "flan_cot", "gsm8k_socratic": "gsm8k"}
@@ -308,14 +308,9 @@ def iter_tsv(path: Path, fields: tuple[str, ...] = TSV_FIELDS) -> Iterator[tuple
     FLAN's files quote nothing (a field may start with ``"``), so lines are split on tabs, not parsed as CSV.
     """
     with open(path, "rb") as fh:
-        for i, raw in enumerate(fh):
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError as err:
-                yield i, _RecordDrop("invalid_utf8", f"line {i + 1}: not UTF-8 at byte {err.start} of the line")
+        for i, text in iter_text_lines(fh):
+            if isinstance(text, _RecordDrop):
+                yield i, text
                 continue
             cells = text.split("\t")
             if len(cells) != len(fields):

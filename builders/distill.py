@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from shardsmith.builders.block import BlockStep, BuildError, Item, SourceBooks, Verdict, largest_remainder
 from shardsmith.builders.templates import RenderError, chat_prompt, render
+from shardsmith.pipelines.tokenizers import sha256_file
 from shardsmith.schemas.block_recipe import TemplateDef
 from shardsmith.schemas.distill import FileTeacherSpec, HfTeacherSpec, PoolSpec
 from shardsmith.schemas.records import Conversation, Drop, Message
@@ -164,14 +165,6 @@ def _resolve(path: str, base: str | os.PathLike | None) -> Path:
     return p if p.is_absolute() or base is None else Path(base) / p
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # --------------------------------------------------------------------------------------------------------------
 # teacher `file`: outputs generated elsewhere
 
@@ -241,7 +234,7 @@ class FileTeacher:
                 models[str(row["model"])] = models.get(str(row["model"]), 0) + 1
             if row.get("settings") is not None and row["settings"] not in settings:
                 settings.append(row["settings"])
-        return {"kind": self.kind, "name": self.name, "path": str(self.path), "sha256": _file_sha256(self.path),
+        return {"kind": self.kind, "name": self.name, "path": str(self.path), "sha256": sha256_file(self.path),
                 "rows": len(self.rows), "models": models, "settings": settings}
 
 

@@ -357,18 +357,27 @@ def iter_raw(path: Path) -> Iterator[tuple[int, Any]]:
                 return
         except (json.JSONDecodeError, UnicodeDecodeError):
             pass  # JSON lines
-    for i, line in enumerate(io.BytesIO(raw)):
-        if not line.strip():
-            continue
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as err:
-            yield i, _RecordDrop("invalid_utf8", f"line {i + 1}: not UTF-8 at byte {err.start} of the line")
+    for i, text in iter_text_lines(io.BytesIO(raw)):
+        if isinstance(text, _RecordDrop):
+            yield i, text
             continue
         try:
             yield i, json.loads(text)
         except json.JSONDecodeError as err:
             yield i, _RecordDrop("invalid_json", f"line {i + 1}: {err.msg} (column {err.colno})")
+
+
+def iter_text_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, str | _RecordDrop]]:
+    """(line index, decoded line without its end) for each non-blank line; a line that is not UTF-8 becomes an
+    ``invalid_utf8`` ``_RecordDrop`` naming the line (one bad line never stops a file)."""
+    for i, raw in enumerate(lines):
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
+            continue
+        try:
+            yield i, line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            yield i, _RecordDrop("invalid_utf8", f"line {i + 1}: not UTF-8 at byte {err.start} of the line")
 
 
 def iter_hf(dataset: str, config: str | None, split: str) -> Iterator[tuple[int, Any]]:

