@@ -15,7 +15,6 @@ mid-run) and ``SHARDSMITH_TRAIN_DEBUG_DIR`` (each rank writes the rows it read a
 
 from __future__ import annotations
 
-import datetime as _dt
 import gc
 import json
 import os
@@ -28,10 +27,6 @@ from shardsmith.schemas.train_recipe import IMPLEMENTED_OBJECTIVES, StageSpec, T
 
 class StageError(ValueError):
     """A stage cannot run (bad input); a ValueError so the CLI prints it as one line."""
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _log(rank: int, msg: str) -> None:
@@ -132,159 +127,163 @@ def plot_metrics(metrics: Path, png: Path, title: str) -> None:
     os.replace(tmp, png)
 
 
-def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
-
-    from shardsmith.trainer import engine as E
+def _open_data(stage: StageSpec, seed: int, rank: int, world: int):
+    """The stage's shard sets, opened first so that a bad set fails before a model is built."""
     from shardsmith.trainer.data import StageData
-    from shardsmith.trainer.export import export_hf, weights_digest
-    from shardsmith.trainer.models import build_config, load_model, new_model
-    from shardsmith.trainer.schedules import lr_at
 
-    stage: StageSpec = recipe.stages[index]
-    rank, world, _ = E.init_distributed()
-    sdir = out / stage.name
-    ckpt_dir, hf_dir, metrics = sdir / "ckpt", sdir / "hf", sdir / "metrics.jsonl"
-    info_path = sdir / "stage.json"
-    seed = stage.seed if stage.seed is not None else recipe.seed
-    spec = stage.engine or recipe.engine
-
-    if not resume and (E.latest_tag(ckpt_dir) or metrics.is_file() or (hf_dir / "final").exists()):
-        raise StageError(f"{sdir} already holds a run; pass --resume to continue it, or use another --out")
-    E.barrier()
-    if rank == 0:
-        sdir.mkdir(parents=True, exist_ok=True)
-
-    # data first: bad shard sets fail before a model is built
-    weights = [d.weight for d in stage.data.sets]
-    data = StageData(
-        [d.path for d in stage.data.sets], weights, seq_len=stage.seq_len, seed=seed, sampling=stage.sampling,
-        packing=stage.packing, document_masking=stage.document_masking, micro=stage.micro_batch_size,
-        accum=stage.grad_accum, rank=rank, world=world, val_split=stage.data.validation_split,
-        val_rows=stage.data.val_rows, objective=stage.objective,
+    return StageData(
+        [d.path for d in stage.data.sets], [d.weight for d in stage.data.sets], seq_len=stage.seq_len, seed=seed,
+        sampling=stage.sampling, packing=stage.packing, document_masking=stage.document_masking,
+        micro=stage.micro_batch_size, accum=stage.grad_accum, rank=rank, world=world,
+        val_split=stage.data.validation_split, val_rows=stage.data.val_rows, objective=stage.objective,
     )
-    shard0 = Path(stage.data.sets[0].path)
-    manifest: ShardManifest = data.manifest
 
+
+def _build_model(recipe: TrainRecipe, index: int, out: Path, manifest: ShardManifest, shard0: Path):
+    """(model, parent): a new model for ``init_from: scratch``, else the parent's HF folder; checks the context."""
+    from shardsmith.trainer.models import build_config, load_model, new_model
+
+    stage = recipe.stages[index]
     kind, folder = init_source(recipe, index, out)
     if kind == "scratch":
         m = recipe.model
         config = build_config(m.preset, m.path, m.config, manifest, m.pad_vocab_to_multiple_of,
                               m.attn_implementation)
-        model = new_model(config, seed)
-        parent = f"scratch:{m.preset or m.path}"
+        model, parent = new_model(config, stage.seed if stage.seed is not None else recipe.seed), \
+            f"scratch:{m.preset or m.path}"
     else:
-        model = load_model(folder, shard0, manifest, recipe.model.attn_implementation)
-        parent = str(folder)
+        model, parent = load_model(folder, shard0, manifest, recipe.model.attn_implementation), str(folder)
     pos_limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     if pos_limit and stage.seq_len > pos_limit:
         raise StageError(f"stages.{stage.name}.seq_len {stage.seq_len} exceeds the model's context {pos_limit}")
-    init_digest = weights_digest(model.state_dict())
-    loaded_digest = getattr(model, "_shardsmith_loaded_digest", init_digest)  # = the parent's weights, pre-resize
-    resized = loaded_digest != init_digest
+    return model, parent
 
-    total = stage.max_steps or data.steps_for_epochs(stage.epochs)
-    stop = min(stage.stop_at_step or total, total)
-    eng = E.Engine(model, stage, spec, seed)
-    precision = eng.precision
-    export_dtype = stage.export_dtype if stage.export_dtype != "auto" else ("bf16" if precision == "bf16" else
-                                                                             "fp16" if precision == "fp16" else "fp32")
-    start, tokens_seen = 0, 0
+
+def _resume_point(eng, sdir: Path, resume: bool, rank: int, world: int) -> tuple[int, int]:
+    """(start step, tokens seen): from the latest checkpoint on ``--resume`` (metrics cut back to it), else (0, 0)."""
+    from shardsmith.trainer import engine as E
+
+    ckpt_dir, metrics = sdir / "ckpt", sdir / "metrics.jsonl"
     if resume and E.latest_tag(ckpt_dir):
         client = eng.load(ckpt_dir)
         start, tokens_seen = int(client.get("step", 0)), int(client.get("tokens_seen", 0))
         if client.get("world") not in (None, world):
             raise StageError(f"{ckpt_dir}: saved with {client.get('world')} processes, resumed with {world}")
-        _log(rank, f"{stage.name}: resumed from {ckpt_dir}/{E.latest_tag(ckpt_dir)} at step {start}")
+        _log(rank, f"{sdir.name}: resumed from {ckpt_dir}/{E.latest_tag(ckpt_dir)} at step {start}")
         if rank == 0:
             _truncate_metrics(metrics, start)
-    elif rank == 0 and metrics.exists():
+        return start, tokens_seen
+    if rank == 0 and metrics.exists():
         metrics.unlink()
+    return 0, 0
 
-    info = {
-        "stage": stage.name, "status": "running", "objective": stage.objective, "parent": parent,
-        "init_digest": init_digest, "loaded_digest": loaded_digest, "embeddings_resized": resized,
-        "vocab_rows": model.get_input_embeddings().num_embeddings, "total_steps": total, "stop_at_step": stop, "world_size": world,
-        "precision": precision, "zero_stage": spec.zero_stage, "rows_per_epoch": data.rows_per_epoch(),
-        "global_batch_rows": data.G, "seq_len": stage.seq_len, "started_at": _now(),
-        "deepspeed_config": eng.config, "data": [d.model_dump() for d in stage.data.sets],
-        "truncated_documents": getattr(data.sampler, "truncated", 0),
-        "pairs_too_long": getattr(data.sampler, "too_long", None),
-    }
+
+def _export_dtype(stage: StageSpec, precision: str) -> str:
+    if stage.export_dtype != "auto":
+        return stage.export_dtype
+    return "bf16" if precision == "bf16" else "fp16" if precision == "fp16" else "fp32"
+
+
+def default_hooks(stage: StageSpec, lr_at_start: float) -> list:
+    """The hooks every stage runs, in order (see ``trainer/hooks.py``), then the test hooks the environment asks for."""
+    from shardsmith.trainer import hooks as H
+
+    trace, delay = H.env_test_hooks()
+    return [
+        *trace,
+        H.TrainMetrics(stage.log_every),
+        H.Validation(stage.eval_every, lr_at_start),
+        H.MetricsWriter(stage.log_every),
+        H.Checkpoints(stage.save_every, stage.keep_checkpoints),
+        H.StageRecord(plot_metrics),
+        *delay,
+    ]
+
+
+def train_loop(run, hooks: list, lr_for) -> None:
+    """Train steps ``run.start .. run.stop-1``; hooks do everything else. ``dt`` is the time to draw and train a step."""
+    from shardsmith.trainer.hooks import StepEnd
+
+    for h in hooks:
+        h.on_start(run)
+    for step in range(run.start, run.stop):
+        t0 = time.perf_counter()
+        batches = run.data.step_batches(step)
+        for h in hooks:
+            h.before_step(run, step, batches)
+        lr = lr_for(step)
+        stats = run.eng.train_step(batches, step, lr, run.rank, run.world)
+        run.tokens_seen += stats["tokens"]
+        end = StepEnd(done=step + 1, lr=lr, stats=stats, dt=time.perf_counter() - t0)
+        for h in hooks:
+            h.after_step(run, end)
+    for h in hooks:
+        h.on_end(run)
+
+
+def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
+    """Train stage ``index`` of ``recipe`` into ``out/<stage>/`` (see the module docstring); returns ``stage.json``."""
+    from shardsmith.trainer import engine as E
+    from shardsmith.trainer.export import export_hf, weights_digest
+    from shardsmith.trainer.hooks import StageRun, atomic_json, now_iso
+    from shardsmith.trainer.schedules import lr_at
+
+    stage: StageSpec = recipe.stages[index]
+    rank, world, _ = E.init_distributed()
+    sdir = out / stage.name
+    seed = stage.seed if stage.seed is not None else recipe.seed
+    spec = stage.engine or recipe.engine
+    if not resume and (E.latest_tag(sdir / "ckpt") or (sdir / "metrics.jsonl").is_file()
+                       or (sdir / "hf" / "final").exists()):
+        raise StageError(f"{sdir} already holds a run; pass --resume to continue it, or use another --out")
+    E.barrier()
     if rank == 0:
-        _atomic_json(info_path, info)
-    _log(rank, f"{stage.name}: {stage.objective}, {total} steps (stop at {stop}), world {world}, "
-               f"global batch {data.G} x {stage.seq_len}, {precision}, ZeRO-{spec.zero_stage}, from {parent}")
+        sdir.mkdir(parents=True, exist_ok=True)
 
-    if getattr(data.sampler, "too_long", 0):
-        _log(rank, f"{stage.name}: {data.sampler.too_long} pairs skipped: their prompt fills seq_len {stage.seq_len}")
-    debug = os.environ.get("SHARDSMITH_TRAIN_DEBUG_DIR")
-    delay = float(os.environ.get("SHARDSMITH_TRAIN_STEP_DELAY", "0") or 0)
-    dbg_rows = open(Path(debug) / f"{stage.name}.rank{rank}.jsonl", "a") if debug else None
-
-    def log_row(row: dict) -> None:
-        if rank == 0:
-            with open(metrics, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+    data = _open_data(stage, seed, rank, world)
+    shard0, manifest = Path(stage.data.sets[0].path), data.manifest
+    model, parent = _build_model(recipe, index, out, manifest, shard0)
+    init_digest = weights_digest(model.state_dict())
+    loaded_digest = getattr(model, "_shardsmith_loaded_digest", init_digest)  # = the parent's weights, pre-resize
+    total = stage.max_steps or data.steps_for_epochs(stage.epochs)
+    stop = min(stage.stop_at_step or total, total)
+    eng = E.Engine(model, stage, spec, seed)
+    export_dtype = _export_dtype(stage, eng.precision)
+    start, tokens_seen = _resume_point(eng, sdir, resume, rank, world)
 
     def export(tag: str) -> str | None:
         sd = eng.state_dict_for_export()
         digest = None
         if rank == 0:
-            digest = export_hf(eng.model, sd, hf_dir / tag, shard0 / manifest.tokenizer.path, export_dtype,
+            digest = export_hf(eng.model, sd, sdir / "hf" / tag, shard0 / manifest.tokenizer.path, export_dtype,
                                manifest.tokenizer.eos_id)
         E.barrier()
         return digest
 
-    val_batches = data.validation_batches()
-    if start == 0 and val_batches:
-        log_row({"step": 0, **eng.evaluate_stats(val_batches), "tokens_seen": 0,
-                 "lr": lr_at(0, total, stage.optimizer.lr, stage.schedule)})
-    t_last = time.perf_counter()
-    for step in range(start, stop):
-        batches = data.step_batches(step)
-        if dbg_rows:
-            dbg_rows.write(json.dumps({"step": step, "keys": [b.keys for b in batches]}) + "\n")
-        lr = lr_at(step, total, stage.optimizer.lr, stage.schedule)
-        stats = eng.train_step(batches, step, lr, rank, world)
-        done = step + 1
-        tokens_seen += stats["tokens"]
-        now = time.perf_counter()
-        dt, t_last = now - t_last, now
-        row = None
-        if done % stage.log_every == 0 or done == stop:
-            row = {"step": done, "loss": stats["loss"], "lr": lr, "grad_norm": stats["grad_norm"],
-                   "tokens_per_s": stats["tokens"] / dt if dt > 0 else None, "tokens_seen": tokens_seen,
-                   "loss_tokens": stats["loss_tokens"], "step_time_s": dt,
-                   **{k: v for k, v in stats.items() if k.startswith("dpo_") or k == "pairs"}}
-        if stage.eval_every and (done % stage.eval_every == 0 or done == stop) and val_batches:
-            row = row or {"step": done, "tokens_seen": tokens_seen, "lr": lr}
-            row.update(eng.evaluate_stats(val_batches))
-        if row:
-            log_row(row)
-            if rank == 0 and (done % max(stage.log_every * 10, 1) == 0 or done == stop):
-                _log(rank, f"{stage.name} step {done}/{stop} loss {stats['loss']:.4f}"
-                           + (f" acc {stats['dpo_accuracy']:.3f} margin {stats['dpo_margin']:.3f}"
-                              if "dpo_accuracy" in stats else "")
-                           + (f" val {row['val_loss']:.4f}" if row.get("val_loss") is not None else ""))
-        if stage.save_every and done % stage.save_every == 0 and done < stop:
-            eng.save(ckpt_dir, done, {"step": done, "tokens_seen": tokens_seen, "world": world},
-                     stage.keep_checkpoints)
-            export(f"step-{done}")
-        if delay:
-            time.sleep(delay)
-        t_last = time.perf_counter() if delay else t_last
-
-    final_digest = export("final")
-    if stage.save_every and stop % stage.save_every == 0:
-        export(f"step-{stop}")
-    if debug:
-        dbg_rows.close()
-        Path(debug, f"{stage.name}.rank{rank}.digest").write_text(weights_digest(eng.model.state_dict()))
+    info = {
+        "stage": stage.name, "status": "running", "objective": stage.objective, "parent": parent,
+        "init_digest": init_digest, "loaded_digest": loaded_digest, "embeddings_resized": loaded_digest != init_digest,
+        "vocab_rows": model.get_input_embeddings().num_embeddings, "total_steps": total, "stop_at_step": stop,
+        "world_size": world, "precision": eng.precision, "zero_stage": spec.zero_stage,
+        "rows_per_epoch": data.rows_per_epoch(), "global_batch_rows": data.G, "seq_len": stage.seq_len,
+        "started_at": now_iso(), "deepspeed_config": eng.config, "data": [d.model_dump() for d in stage.data.sets],
+        "truncated_documents": getattr(data.sampler, "truncated", 0),
+        "pairs_too_long": getattr(data.sampler, "too_long", None),
+    }
+    run = StageRun(name=stage.name, title=f"{recipe.name} / {stage.name}", rank=rank, world=world, eng=eng, data=data,
+                   sdir=sdir, total=total, stop=stop, start=start, tokens_seen=tokens_seen, info=info, export=export,
+                   log=lambda msg: _log(rank, msg))
     if rank == 0:
-        plot_metrics(metrics, sdir / "loss.png", f"{recipe.name} / {stage.name}")
-        info.update(status="done", finished_at=_now(), final_digest=final_digest, steps_done=stop,
-                    tokens_seen=tokens_seen)
-        _atomic_json(info_path, info)
+        atomic_json(sdir / "stage.json", info)
+    _log(rank, f"{stage.name}: {stage.objective}, {total} steps (stop at {stop}), world {world}, "
+               f"global batch {data.G} x {stage.seq_len}, {eng.precision}, ZeRO-{spec.zero_stage}, from {parent}")
+    if getattr(data.sampler, "too_long", 0):
+        _log(rank, f"{stage.name}: {data.sampler.too_long} pairs skipped: their prompt fills seq_len {stage.seq_len}")
+
+    def lr_for(step: int) -> float:
+        return lr_at(step, total, stage.optimizer.lr, stage.schedule)
+
+    train_loop(run, default_hooks(stage, lr_for(0)), lr_for)
     E.barrier()
     return info
 
@@ -296,12 +295,6 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _atomic_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def stage_done(out: Path, name: str) -> bool:
