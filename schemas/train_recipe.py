@@ -136,6 +136,18 @@ class DPOSpec(Strict):
         return self
 
 
+class MergeSpec(Strict):
+    """After training, blend the stage's final weights (the base, t=0) with another checkpoint (t=1), mergekit's
+    convention; the blend (``hf/merged``) is what ``previous`` / ``stage:NAME`` hand to later stages. FF_3.13: SLERP
+    t=0.10 toward its parent; Memphis-CoT's moving average: t=0.99 toward the previous round's weights."""
+
+    toward: str = Field(
+        "parent", description="parent (the weights the stage started from) | stage:NAME[/step-N] | a local HF folder"
+    )
+    t: float = Field(ge=0, le=1, description="weight of `toward` in the blend")
+    method: Literal["slerp", "linear"] = "slerp"
+
+
 class StageSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     objective: Objective = "clm"
@@ -165,6 +177,7 @@ class StageSpec(Strict):
     gradient_checkpointing: bool = False
     export_dtype: Literal["auto", "bf16", "fp32", "fp16"] = "auto"
     dpo: DPOSpec | None = None
+    merge: MergeSpec | None = None
 
     @model_validator(mode="after")
     def _length(self) -> StageSpec:
@@ -236,6 +249,14 @@ class TrainRecipe(Strict):
                 ref = src[len("stage:"):].split("/")[0]
                 if ref not in names[:i]:
                     raise ValueError(f"stages.{s.name}.init_from: '{ref}' is not an earlier stage")
+            if s.merge is None:
+                continue
+            toward = s.merge.toward
+            if toward == "parent" and (src == "scratch" or (i == 0 and not src)):
+                raise ValueError(f"stages.{s.name}.merge.toward: 'parent' needs a stage that starts from a checkpoint "
+                                 "(this one starts from scratch)")
+            if toward.startswith("stage:") and toward[len("stage:"):].split("/")[0] not in names[:i]:
+                raise ValueError(f"stages.{s.name}.merge.toward: '{toward}' is not an earlier stage")
         return self
 
     def stage(self, name: str) -> StageSpec:

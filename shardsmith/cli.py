@@ -83,6 +83,22 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_merge(args) -> int:
+    from shardsmith.trainer.merge import MergeError, merge_folders, moving_average
+
+    if (args.t is None) == (args.decay is None):
+        raise MergeError("give --t (two checkpoints) or --decay (a moving average over two or more), not both")
+    if args.t is not None:
+        if len(args.models) != 2:
+            raise MergeError(f"--t merges exactly two checkpoints; {len(args.models)} given (use --decay for more)")
+        record = merge_folders(args.models[0], args.models[1], args.t, args.out, args.method)
+    else:
+        record = moving_average(args.models, args.decay, args.out, args.method)
+    print(f"merged ({record['method']}, t={record['t']}) into {args.out}: digest {record['digest'][:16]}…, "
+          f"{len(record['colinear_tensors'])} colinear tensors interpolated linearly")
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from shardsmith.pipelines.inspect import inspect_shards
 
@@ -158,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--template", help="wrap each prompt as one user turn of this chat template (t1b, chatml, ...)")
     p.set_defaults(func=cmd_generate, verbose=False)
+
+    p = sub.add_parser("merge", help="SLERP / linear merge of HF checkpoints (A at t=0, B at t=1), or a moving average")
+    p.add_argument("models", nargs="+", help="HF model folders: A B with --t, or the rounds in order with --decay")
+    p.add_argument("--t", type=float, default=None, help="weight of B (mergekit convention)")
+    p.add_argument("--decay", type=float, default=None,
+                   help="moving average: avg = merge(avg, next, t = 1 - decay) over the folders in order")
+    p.add_argument("--method", choices=["slerp", "linear"], default="slerp")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_merge, verbose=False)
 
     p = sub.add_parser("inspect", help="print a shard set's manifest, decode sample documents, chart the mix")
     p.add_argument("dir")

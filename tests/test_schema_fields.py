@@ -148,6 +148,11 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "DPOSpec.logp": (DPO_RUN,),
     "DPOSpec.sft_weight": (DPO_RUN,),
     "DPOSpec.reference": (DPO_RUN,),
+    "StageSpec.merge": ("test_merge.py::test_a_stage_merge_step_hands_the_blend_to_the_next_stage",),
+    "MergeSpec.toward": ("test_merge.py::test_a_stage_merge_step_hands_the_blend_to_the_next_stage",
+                         "test_merge.py::test_a_merge_toward_nothing_is_refused_when_the_recipe_is_read"),
+    "MergeSpec.t": ("test_merge.py::test_a_stage_merge_step_hands_the_blend_to_the_next_stage",),
+    "MergeSpec.method": ("test_merge.py::test_linear_merge_and_moving_average",),
     # --- block recipes (from the builders' tests) ------------------------------------------------------------
     "SftBlockRecipe.kind": ("test_builders_recipes.py::test_shipped_recipes_validate",),
     "SftBlockRecipe.name": ("test_builders_recipes.py::test_demo_recipe_builds",),

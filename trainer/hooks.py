@@ -161,6 +161,24 @@ class Checkpoints(StageHook):
             run.export(f"step-{run.stop}")
 
 
+class MergeStep(StageHook):
+    """After the final export: ``hf/merged`` = merge(``hf/final`` at t=0, ``partner`` at t=1) by the stage's
+    ``merge`` spec; ``stage.json`` records the merge and names ``merged`` as the stage's handoff."""
+
+    def __init__(self, spec, partner: Path):
+        self.spec, self.partner = spec, partner
+
+    def on_end(self, run: StageRun) -> None:
+        if run.rank != 0:
+            return
+        from shardsmith.trainer.merge import merge_folders
+
+        record = merge_folders(run.sdir / "hf" / "final", self.partner, self.spec.t, run.sdir / "hf" / "merged",
+                               self.spec.method, log=run.log)
+        run.info.update(handoff="merged", merge=record)
+        run.log(f"{run.name}: hf/merged = {self.spec.method} t={self.spec.t} toward {self.partner}")
+
+
 class StageRecord(StageHook):
     """At the end: the loss plot and ``stage.json`` marked ``done`` with the final digest (the stage wrote it as
     ``running`` before its first step). Written atomically, so a reader never sees half a file."""

@@ -34,6 +34,35 @@ def _log(rank: int, msg: str) -> None:
         print(f"[shardsmith.train] {msg}", flush=True)
 
 
+def stage_output(out: Path, name: str, pick: str | None = None) -> Path:
+    """The HF folder a stage hands on: ``hf/<pick>`` when named, else its handoff from ``stage.json``
+    (``hf/merged`` after a merge step, ``hf/final`` otherwise)."""
+    if pick:
+        return out / name / "hf" / pick
+    info = out / name / "stage.json"
+    handoff = json.loads(info.read_text()).get("handoff", "final") if info.is_file() else "final"
+    return out / name / "hf" / handoff
+
+
+def merge_partner(recipe: TrainRecipe, index: int, out: Path, parent: Path | None) -> Path | None:
+    """The folder a stage's ``merge.toward`` names (None without a merge step); raises when it does not exist."""
+    spec = recipe.stages[index].merge
+    if spec is None:
+        return None
+    toward = spec.toward
+    if toward == "parent":
+        folder = parent
+    elif toward.startswith("stage:"):
+        name, _, pick = toward[len("stage:"):].partition("/")
+        folder = stage_output(out, name, pick or None)
+    else:
+        folder = Path(toward)
+    if folder is None or not (folder / "config.json").is_file():
+        raise StageError(f"stages.{recipe.stages[index].name}.merge.toward: '{toward}' is not an HF model folder"
+                         + (f" ({folder})" if folder else ""))
+    return folder
+
+
 def init_source(recipe: TrainRecipe, index: int, out: Path) -> tuple[str, Path | None]:
     """('scratch', None) or ('hf', folder) for stage ``index``; raises when the source does not exist."""
     stage = recipe.stages[index]
@@ -43,7 +72,7 @@ def init_source(recipe: TrainRecipe, index: int, out: Path) -> tuple[str, Path |
         return "scratch", None
     if src == "previous":
         prev = recipe.stages[index - 1].name
-        folder = out / prev / "hf" / "final"
+        folder = stage_output(out, prev)
         if not (folder / "config.json").is_file():
             raise StageError(
                 f"{where}: 'previous' means {folder}, which does not exist (has stage '{prev}' finished? "
@@ -53,7 +82,7 @@ def init_source(recipe: TrainRecipe, index: int, out: Path) -> tuple[str, Path |
     if src.startswith("stage:"):
         ref = src[len("stage:"):]
         name, _, pick = ref.partition("/")
-        folder = out / name / "hf" / (pick or "final")
+        folder = stage_output(out, name, pick or None)
         if not (folder / "config.json").is_file():
             raise StageError(f"{where}: '{src}' means {folder}, which does not exist")
         return "hf", folder
@@ -86,6 +115,9 @@ def preflight(recipe: TrainRecipe, names: list[str], out: Path | None = None) ->
             ref = recipe.stages[i - 1].name if not src.startswith("stage:") else src[6:].split("/")[0]
             if ref not in names:  # produced by an earlier run, not by this one: must exist now
                 init_source(recipe, i, out)
+        toward = s.merge.toward if s.merge else "parent"
+        if toward != "parent" and not toward.startswith("stage:") and not (Path(toward) / "config.json").is_file():
+            raise StageError(f"stages.{s.name}.merge.toward: '{toward}' is not an HF model folder (no config.json there)")
         if src and src not in ("scratch", "previous") and not src.startswith("stage:"):
             if not (Path(src) / "config.json").is_file():
                 raise StageError(f"stages.{s.name}.init_from: '{src}' is not an HF model folder (no config.json there)")
@@ -140,7 +172,8 @@ def _open_data(stage: StageSpec, seed: int, rank: int, world: int):
 
 
 def _build_model(recipe: TrainRecipe, index: int, out: Path, manifest: ShardManifest, shard0: Path):
-    """(model, parent): a new model for ``init_from: scratch``, else the parent's HF folder; checks the context."""
+    """(model, parent, parent folder or None): a new model for ``init_from: scratch``, else the parent's HF folder;
+    checks the context."""
     from shardsmith.trainer.models import build_config, load_model, new_model
 
     stage = recipe.stages[index]
@@ -156,7 +189,7 @@ def _build_model(recipe: TrainRecipe, index: int, out: Path, manifest: ShardMani
     pos_limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     if pos_limit and stage.seq_len > pos_limit:
         raise StageError(f"stages.{stage.name}.seq_len {stage.seq_len} exceeds the model's context {pos_limit}")
-    return model, parent
+    return model, parent, folder
 
 
 def _resume_point(eng, sdir: Path, resume: bool, rank: int, world: int) -> tuple[int, int]:
@@ -184,7 +217,7 @@ def _export_dtype(stage: StageSpec, precision: str) -> str:
     return "bf16" if precision == "bf16" else "fp16" if precision == "fp16" else "fp32"
 
 
-def default_hooks(stage: StageSpec, lr_at_start: float) -> list:
+def default_hooks(stage: StageSpec, lr_at_start: float, merge_partner: Path | None = None) -> list:
     """The hooks every stage runs, in order (see ``trainer/hooks.py``), then the test hooks the environment asks for."""
     from shardsmith.trainer import hooks as H
 
@@ -195,6 +228,7 @@ def default_hooks(stage: StageSpec, lr_at_start: float) -> list:
         H.Validation(stage.eval_every, lr_at_start),
         H.MetricsWriter(stage.log_every),
         H.Checkpoints(stage.save_every, stage.keep_checkpoints),
+        *([H.MergeStep(stage.merge, merge_partner)] if stage.merge else []),
         H.StageRecord(plot_metrics),
         *delay,
     ]
@@ -242,7 +276,8 @@ def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
 
     data = _open_data(stage, seed, rank, world)
     shard0, manifest = Path(stage.data.sets[0].path), data.manifest
-    model, parent = _build_model(recipe, index, out, manifest, shard0)
+    model, parent, parent_folder = _build_model(recipe, index, out, manifest, shard0)
+    partner = merge_partner(recipe, index, out, parent_folder)
     init_digest = weights_digest(model.state_dict())
     loaded_digest = getattr(model, "_shardsmith_loaded_digest", init_digest)  # = the parent's weights, pre-resize
     total = stage.max_steps or data.steps_for_epochs(stage.epochs)
@@ -283,7 +318,7 @@ def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
     def lr_for(step: int) -> float:
         return lr_at(step, total, stage.optimizer.lr, stage.schedule)
 
-    train_loop(run, default_hooks(stage, lr_for(0)), lr_for)
+    train_loop(run, default_hooks(stage, lr_for(0), partner), lr_for)
     E.barrier()
     return info
 
@@ -299,4 +334,4 @@ def release_memory() -> None:
 
 def stage_done(out: Path, name: str) -> bool:
     p = out / name / "stage.json"
-    return p.is_file() and json.loads(p.read_text()).get("status") == "done" and (out / name / "hf" / "final").is_dir()
+    return p.is_file() and json.loads(p.read_text()).get("status") == "done" and stage_output(out, name).is_dir()
