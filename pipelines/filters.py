@@ -51,6 +51,7 @@ from .lid import make_language_filter
 from .normalize import NormalizeFormatter
 from .repetition import FastGopherRepetitionFilter
 from .rejected import RejectedJsonlWriter, RejectedRecordAdapter, rejected_writer
+from .source_kinds import SOURCE_KINDS
 from .spam import SpamFilter
 from .word_splitters import WORD_SPLITTERS, FineWeb2024GopherQualityFilter, FineWeb2024WordTokenizer
 from .word_tokenizer import ZH_CODES, SharedWordTokenizer, word_tokenizer_key
@@ -206,7 +207,7 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
 }
 
 # --------------------------------------------------------------------------------------------------------------------
-# Named chains: one registry row per chain; `filters: default` picks the row whose `kinds` hold the source's kind
+# Named chains: one registry row per chain; `filters: default` picks the chain the source kind's row names
 # --------------------------------------------------------------------------------------------------------------------
 
 # Curated, edited text (encyclopedias): an article is often one long line or a few, with lists, tables and
@@ -235,15 +236,18 @@ class NamedChain:
 
     ``steps`` maps a language key (``en``, ``zh``; every Chinese code is ``zh``) to the chain's steps, each a step
     name or ``{"step": name, **params}`` (the recipe's own forms).  ``kinds``: the source kinds that get this chain
-    for ``filters: default``.  ``word_splitter``: per language key, how the chain's word-level steps split words
+    for ``filters: default`` (each kind's row in ``source_kinds.py`` names it).  ``word_splitter``: per language key, how the chain's word-level steps split words
     (``datatrove`` where unset); a source's ``filters: {chain: ..., word_splitter: ...}`` overrides it.
     """
 
     name: str
     purpose: str
     steps: dict[str, tuple[str | dict, ...]]
-    kinds: tuple[str, ...] = ()
     word_splitter: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind, row in SOURCE_KINDS.items() if row.default_chain == self.name)
 
 
 NAMED_CHAINS: dict[str, NamedChain] = {
@@ -253,8 +257,6 @@ NAMED_CHAINS: dict[str, NamedChain] = {
             "web",
             "crawled pages: the FineWeb recipe (en), FineWeb-2 cmn_Hani (zh)",
             DEFAULT_CHAINS,
-            kinds=("fineweb", "c4", "dolma", "dclm", "skypile", "wanjuan", "zhihu", "wudao", "warc", "generic",
-                   "hf_hub"),
             # FineWeb was filtered with NLTK's word split; datatrove 0.10.1's spaCy split drops 22 of 150
             # FineWeb-Edu documents that FineWeb kept (scripts/compare_word_splitters.py)
             word_splitter={"en": "fineweb2024"},
@@ -263,31 +265,27 @@ NAMED_CHAINS: dict[str, NamedChain] = {
             "encyclopedia",
             "curated reference articles (Wikipedia, Baidu Baike)",
             ENCYCLOPEDIA_CHAINS,
-            kinds=("wikipedia", "wikipedia_lines", "wikipedia_zh", "baidu_baike"),
             word_splitter={"en": "fineweb2024"},
         ),
         NamedChain(
             "news",
             "edited news articles",
             NEWS_CHAINS,
-            kinds=("news_folder", "news_jsonl"),
             word_splitter={"en": "fineweb2024"},
         ),
     )
 }  # fmt: skip
 
 
-# Kinds whose text was filtered before it reached the mix: `filters: default` is `none` (a built block's
-# conversations passed the block's own filters; the web chains' line rules are written for scraped pages).
-UNFILTERED_KINDS = ("block",)
+# Kinds whose text was filtered before it reached the mix: `filters: default` is `none` (source_kinds.py).
+UNFILTERED_KINDS = tuple(kind for kind, row in SOURCE_KINDS.items() if row.default_chain == "none")
 
 
 def default_chain_name(kind: str) -> str:
-    """The named chain ``filters: default`` resolves to for a source kind (``web`` for any kind no row lists;
-    ``none`` for :data:`UNFILTERED_KINDS`)."""
-    if kind in UNFILTERED_KINDS:
-        return "none"
-    return next((c.name for c in NAMED_CHAINS.values() if kind in c.kinds), "web")
+    """The named chain ``filters: default`` resolves to for a source kind: its row's ``default_chain``
+    (``source_kinds.py``; ``web`` for a kind without a row)."""
+    row = SOURCE_KINDS.get(kind)
+    return row.default_chain if row is not None else "web"
 
 
 def _language_key(source: SourceSpec) -> str:

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .common import Strict, TokenizerSpec, repeated
 
+# One row per kind in pipelines/source_kinds.py (SOURCE_KINDS, same order; tests/test_sources.py checks)
 SourceKind = Literal[
     "fineweb",  # FineWeb / FineWeb-Edu: parquet (text,id,url,dump,language_score,score,int_score) or csv/jsonl exports
     "c4",  # C4 json(.gz): text,url,timestamp|date
