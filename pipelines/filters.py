@@ -34,12 +34,13 @@ from __future__ import annotations
 import inspect
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters import (
     C4QualityFilter,
+    LanguageFilter,
     FineWebQualityFilter,
     GopherQualityFilter,
     URLFilter,
@@ -236,7 +237,7 @@ class NamedChain:
 
     ``steps`` maps a language key (``en``, ``zh``; every Chinese code is ``zh``) to the chain's steps, each a step
     name or ``{"step": name, **params}`` (the recipe's own forms).  ``kinds``: the source kinds that get this chain
-    for ``filters: default`` (each kind's row in ``source_kinds.py`` names it).  ``word_splitter``: per language key, how the chain's word-level steps split words
+    for ``filters: default``.  ``word_splitter``: per language key, how the chain's word-level steps split words
     (``datatrove`` where unset); a source's ``filters: {chain: ..., word_splitter: ...}`` overrides it.
     """
 
@@ -319,20 +320,9 @@ def filter_chain_info(source: SourceSpec) -> dict[str, str | None]:
     return {"filter_chain": name, "word_splitter": splitter}
 
 
-_WORD_CLASSES = {
-    "gopher_repetition": FastGopherRepetitionFilter,  # datatrove's filter, faster n-gram counts (repetition.py)
-    "gopher_quality": GopherQualityFilter,
-    "c4_quality": C4QualityFilter,
-    "fineweb_quality": FineWebQualityFilter,
-}
-_SIMPLE_CLASSES = {
-    "cjk_ratio": CJKRatioFilter,
-    "min_chars": MinCharsFilter,
-    "length": MinCharsFilter,
-    "symbol_ratio": SymbolRatioFilter,
-    "spam_phrases": SpamPhraseFilter,
-    "spam": SpamFilter,
-}
+# --------------------------------------------------------------------------------------------------------------------
+# Step registry: one row per recipe `FilterStep` name
+# --------------------------------------------------------------------------------------------------------------------
 
 
 def _init_params(cls: type, exclude: tuple[str, ...] = ("exclusion_writer", "language")) -> set[str]:
@@ -344,20 +334,113 @@ def _init_params(cls: type, exclude: tuple[str, ...] = ("exclusion_writer", "lan
     }
 
 
-_URL_PARAMS = _init_params(URLFilter) | {"require_url"}
-ALLOWED_PARAMS: dict[str, set[str]] = {
-    "language": {"languages", "threshold", "language_threshold", "model_path", "backend"},
-    "url": _URL_PARAMS,
-    "opencc_t2s": {"config"},
-    "normalize": _init_params(NormalizeFormatter),
-    **{step: _init_params(cls) | {"word_tokenizer", "word_splitter"} for step, cls in _WORD_CLASSES.items()},
-    **{step: _init_params(cls) for step, cls in _SIMPLE_CLASSES.items() if step != "length"},
-    "length": {"min_chars", "max_chars"},
-}
-
-
 def _tuples(pairs) -> tuple[tuple[int, float], ...]:
     return tuple((int(n), float(f)) for n, f in pairs)
+
+
+def make_formatter(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
+    """A step that rewrites text and never drops (``normalize``, ``opencc_t2s``): the class with the params."""
+    return row.cls(**p)
+
+
+def make_dropping(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
+    """A filter whose drops go to the chain's rejected-document writer."""
+    return row.cls(exclusion_writer=chain.writer(row.name), **p)
+
+
+def make_word_level(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
+    """A datatrove word-level filter on the chain's shared word tokenizer (``word_tokenizer``: its language,
+    default the source's; ``word_splitter``: the step's own choice over the chain's)."""
+    cls = row.cls
+    tok_lang = p.pop("word_tokenizer", None) or chain.source.language
+    splitter = p.pop("word_splitter", None) or chain.word_splitter or "datatrove"
+    for key in ("top_n_grams", "dup_n_grams"):
+        if key in p and p[key] is not None:
+            p[key] = _tuples(p[key])
+    if "stop_words" in p and p["stop_words"] is not None:
+        p["stop_words"] = list(p["stop_words"])
+    if "stop_chars" in p and p["stop_chars"] is not None:
+        p["stop_chars"] = tuple(p["stop_chars"])
+    cls = row.splitter_classes.get(splitter, cls)
+    return cls(exclusion_writer=chain.writer(row.name), language=chain.tokenizer(tok_lang, splitter), **p)
+
+
+def make_language(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
+    """fastText language ID (``lid.py``); ``language_threshold`` is datatrove's name for ``threshold``; the
+    rejected writer records the languages and threshold."""
+    if "language_threshold" in p:  # datatrove's name for it
+        p["threshold"] = p.pop("language_threshold")
+    languages = p.get("languages") or [chain.source.language]
+    if isinstance(languages, str):
+        languages = [languages]
+    threshold = float(p["threshold"])
+    lang_filter = make_language_filter(
+        languages,
+        threshold,
+        model_path=p.get("model_path"),
+        backend=p.get("backend"),
+        exclusion_writer=None,
+    )
+    lang_filter.exclusion_writer = chain.writer(row.name, languages=list(lang_filter.languages), threshold=threshold)
+    return lang_filter
+
+
+def make_length(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
+    """A character-length window for any language (``min_chars`` and/or ``max_chars``)."""
+    if p.get("min_chars") is None and p.get("max_chars") is None:
+        raise ValueError("needs `min_chars` and/or `max_chars`")
+    p.setdefault("min_chars", 0)
+    return row.cls(exclusion_writer=chain.writer(row.name), **p)
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One filter step: ``name`` (the recipe's ``FilterStep``), ``cls`` (the step class), ``make(chain, row,
+    params)`` (how the chain builds it; ``chain`` gives ``source``, ``word_splitter``, ``writer(step, **adapter)``
+    and ``tokenizer(language, splitter)``).  The recipe params allowed are ``cls``'s constructor arguments (or
+    ``params_from``'s; ``exclusion_writer`` and ``language`` are the chain's) plus ``extra_params``, or exactly
+    ``fixed_params`` when the recipe's names are not a constructor's.  ``splitter_classes``: a word splitter whose
+    word counting needs another class (``word_splitters.py``)."""
+
+    name: str
+    cls: type
+    make: Callable[..., PipelineStep] = make_dropping
+    extra_params: frozenset[str] = frozenset()
+    params_from: type | None = None
+    fixed_params: frozenset[str] | None = None
+    splitter_classes: dict[str, type] = field(default_factory=dict)
+
+    @property
+    def params(self) -> set[str]:
+        if self.fixed_params is not None:
+            return set(self.fixed_params)
+        return _init_params(self.params_from or self.cls) | set(self.extra_params)
+
+
+_WORD_PARAMS = frozenset({"word_tokenizer", "word_splitter"})
+FILTER_STEPS: dict[str, StepRow] = {
+    row.name: row
+    for row in (
+        StepRow("language", LanguageFilter, make_language,
+                fixed_params=frozenset({"languages", "threshold", "language_threshold", "model_path", "backend"})),
+        StepRow("url", OptionalURLFilter, params_from=URLFilter, extra_params=frozenset({"require_url"})),
+        # datatrove's filter, faster n-gram counts (repetition.py)
+        StepRow("gopher_repetition", FastGopherRepetitionFilter, make_word_level, extra_params=_WORD_PARAMS),
+        StepRow("gopher_quality", GopherQualityFilter, make_word_level, extra_params=_WORD_PARAMS,
+                splitter_classes={"fineweb2024": FineWeb2024GopherQualityFilter}),  # FineWeb's word counting
+        StepRow("c4_quality", C4QualityFilter, make_word_level, extra_params=_WORD_PARAMS),
+        StepRow("fineweb_quality", FineWebQualityFilter, make_word_level, extra_params=_WORD_PARAMS),
+        StepRow("opencc_t2s", OpenCCT2S, make_formatter),
+        StepRow("cjk_ratio", CJKRatioFilter),
+        StepRow("min_chars", MinCharsFilter),
+        StepRow("symbol_ratio", SymbolRatioFilter),
+        StepRow("spam_phrases", SpamPhraseFilter),
+        StepRow("spam", SpamFilter),
+        StepRow("normalize", NormalizeFormatter, make_formatter),
+        StepRow("length", MinCharsFilter, make_length, fixed_params=frozenset({"min_chars", "max_chars"})),
+    )
+}  # fmt: skip
+ALLOWED_PARAMS: dict[str, set[str]] = {name: row.params for name, row in FILTER_STEPS.items()}
 
 
 class _Builder:
@@ -410,57 +493,9 @@ class _Builder:
         step = spec.step
         p = self.params(spec)
         try:
-            return self._make(step, p)
+            return FILTER_STEPS[step].make(self, FILTER_STEPS[step], p)
         except (TypeError, ValueError, FileNotFoundError) as e:
             raise ValueError(f"{self.where(step)}: {e}") from e
-
-    def _make(self, step: str, p: dict[str, Any]) -> PipelineStep:
-        if step == "language":
-            if "language_threshold" in p:  # datatrove's name for it
-                p["threshold"] = p.pop("language_threshold")
-            languages = p.get("languages") or [self.source.language]
-            if isinstance(languages, str):
-                languages = [languages]
-            threshold = float(p["threshold"])
-            lang_filter = make_language_filter(
-                languages,
-                threshold,
-                model_path=p.get("model_path"),
-                backend=p.get("backend"),
-                exclusion_writer=None,
-            )
-            lang_filter.exclusion_writer = self.writer(
-                step, languages=list(lang_filter.languages), threshold=threshold
-            )
-            return lang_filter
-        if step == "url":
-            return OptionalURLFilter(exclusion_writer=self.writer(step), **p)
-        if step == "opencc_t2s":
-            return OpenCCT2S(**p)
-        if step == "normalize":
-            return NormalizeFormatter(**p)
-        if step in _WORD_CLASSES:
-            cls = _WORD_CLASSES[step]
-            tok_lang = p.pop("word_tokenizer", None) or self.source.language
-            splitter = p.pop("word_splitter", None) or self.word_splitter or "datatrove"
-            for key in ("top_n_grams", "dup_n_grams"):
-                if key in p and p[key] is not None:
-                    p[key] = _tuples(p[key])
-            if "stop_words" in p and p["stop_words"] is not None:
-                p["stop_words"] = list(p["stop_words"])
-            if "stop_chars" in p and p["stop_chars"] is not None:
-                p["stop_chars"] = tuple(p["stop_chars"])
-            if step == "gopher_quality" and splitter == "fineweb2024":
-                cls = FineWeb2024GopherQualityFilter  # FineWeb's word counting (word_splitters.py)
-            return cls(exclusion_writer=self.writer(step), language=self.tokenizer(tok_lang, splitter), **p)
-        if step == "length":
-            if p.get("min_chars") is None and p.get("max_chars") is None:
-                raise ValueError("needs `min_chars` and/or `max_chars`")
-            p.setdefault("min_chars", 0)
-            return MinCharsFilter(exclusion_writer=self.writer(step), **p)
-        if step in _SIMPLE_CLASSES:
-            return _SIMPLE_CLASSES[step](exclusion_writer=self.writer(step), **p)
-        raise ValueError(f"unknown filter step {step!r}")  # pragma: no cover - FilterStep is a Literal
 
 
 def _specs(source: SourceSpec) -> list[FilterSpec]:

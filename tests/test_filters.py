@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import typing
 
 import pytest
 from datatrove.data import Document
@@ -661,3 +662,11 @@ def test_fast_gopher_repetition_equals_datatrove(en_docs, zh_docs):
         assert top_duplicate_chars(get_n_grams(words, n)) == find_top_duplicate(get_n_grams(words, n))
         assert repeated_chars(joined_n_grams(words, n, ""), n) == find_all_duplicate(words, n) > 0
     assert joined_n_grams(words[:3], 5, "") == [] and repeated_chars([], 5) == 0
+
+
+def test_schema_filter_steps_are_the_registry_rows():
+    """Adding a step is one row in the step registry plus its name in the schema's `FilterStep` Literal."""
+    from shardsmith.pipelines.filters import ALLOWED_PARAMS, FILTER_STEPS
+    from shardsmith.schemas.mix_recipe import FilterStep
+
+    assert sorted(typing.get_args(FilterStep)) == sorted(FILTER_STEPS) == sorted(ALLOWED_PARAMS)
