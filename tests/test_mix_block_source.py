@@ -20,7 +20,7 @@ from shardsmith.builders.build import build
 from shardsmith.builders.demo import CHAT, EN, ZH, write_demo_sample
 from shardsmith.builders.templates import BUILTIN, render
 from shardsmith.pipelines.block_source import block_input_files
-from shardsmith.pipelines.filters import build_filter_steps
+from shardsmith.pipelines.filter_chains import build_filter_steps
 from shardsmith.pipelines.shards import split_files
 from shardsmith.pipelines.sources import SourceError, iter_documents
 from shardsmith.recipes import RecipeError, load_recipe

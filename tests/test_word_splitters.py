@@ -19,7 +19,7 @@ from datatrove.pipeline.filters import GopherQualityFilter
 from nltk.tokenize import NLTKWordTokenizer
 from pydantic import ValidationError
 
-from shardsmith.pipelines.filters import (
+from shardsmith.pipelines.filter_chains import (
     NAMED_CHAINS,
     UNFILTERED_KINDS,
     build_filter_steps,

@@ -19,7 +19,8 @@ Both start with ``normalize`` (ftfy: HTML entities, mojibake, NFC; ``normalize.p
   Chinese); no C4 filter (FineWeb-2 dropped it for non-English).
 
 ``filters: none`` -> ``[]``.  An explicit list takes each step's defaults for the source's language, overridden by
-``params``; an unknown step param raises ``ValueError`` naming the source, the step and the param.  Params are the
+``params``; an unknown step param raises ``ValueError`` naming the source, the step and the param.  The steps, their
+classes and params are the registry in ``filter_steps.py``; the ``url`` step is ``url_filter.py``.  Params are the
 datatrove/zh_filters constructor arguments, plus: ``language``: ``languages``, ``threshold`` (or
 ``language_threshold``), ``model_path``, ``backend``; ``url``: ``require_url`` (default False: documents without a
 url pass); word-level steps: ``word_tokenizer`` (a language code for the word splitter, default the source's).
@@ -31,96 +32,31 @@ instead of once per filter.  Dropped documents go through ``rejected.py``'s writ
 
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.filters import (
-    C4QualityFilter,
-    LanguageFilter,
-    FineWebQualityFilter,
-    GopherQualityFilter,
-    URLFilter,
-)
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 
 from ..schemas.mix_recipe import FilterChain, FilterSpec, SourceSpec
-from .lid import make_language_filter
-from .normalize import NormalizeFormatter
-from .repetition import FastGopherRepetitionFilter
-from .rejected import RejectedJsonlWriter, RejectedRecordAdapter, rejected_writer
+from .filter_steps import ALLOWED_PARAMS, FILTER_STEPS
+from .rejected import RejectedRecordAdapter, rejected_writer
 from .source_kinds import SOURCE_KINDS
-from .spam import SpamFilter
-from .word_splitters import WORD_SPLITTERS, FineWeb2024GopherQualityFilter, FineWeb2024WordTokenizer
+from .word_splitters import WORD_SPLITTERS, FineWeb2024WordTokenizer
 from .word_tokenizer import ZH_CODES, SharedWordTokenizer, word_tokenizer_key
-from .zh_filters import CJKRatioFilter, MinCharsFilter, OpenCCT2S, SpamPhraseFilter, SymbolRatioFilter
 
 __all__ = [
     "DEFAULT_CHAINS",
     "NAMED_CHAINS",
     "NamedChain",
-    "filter_chain_info",
-    "RejectedJsonlWriter",
-    "RejectedRecordAdapter",
-    "SharedWordTokenizer",
     "build_filter_steps",
-    "word_tokenizer_key",
+    "default_chain_name",
+    "filter_chain_info",
 ]
 
 # --------------------------------------------------------------------------------------------------------------------
-# URL filter that tolerates sources without urls
-# --------------------------------------------------------------------------------------------------------------------
-
-
-class OptionalURLFilter(URLFilter):
-    """datatrove ``URLFilter`` (UT1 block lists shipped with datatrove) for sources that may lack urls.
-
-    Documents without ``metadata["url"]`` pass (counted as stat ``no_url``) unless ``require_url``; datatrove's
-    own filter asserts.  The public-suffix list is tldextract's bundled snapshot: no network fetch.
-    """
-
-    def __init__(self, require_url: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        from tldextract import TLDExtract
-
-        self.require_url = require_url
-        self.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-    # The UT1 lists take ~5 s to load and datatrove loads them again in every task's copy of the step; one
-    # process keeps one read-only copy per configuration instead.
-    _loaded: dict[tuple, tuple] = {}
-    _LISTS = ("block_listed_domains", "block_listed_url", "banned_words", "banned_subwords", "soft_banned_words")
-
-    def download_data(self):
-        if self._downloaded or not self.use_integrated_lists:
-            return
-        key = tuple(frozenset(getattr(self, name)) for name in self._LISTS)
-        cached = OptionalURLFilter._loaded.get(key)
-        if cached is None:
-            super().download_data()
-            OptionalURLFilter._loaded[key] = tuple(getattr(self, n) for n in self._LISTS) + (
-                self.banned_subwords_automaton,
-            )
-            return
-        *lists, self.banned_subwords_automaton = cached
-        for name, value in zip(self._LISTS, lists):
-            setattr(self, name, value)
-        self._downloaded = True
-
-    def filter(self, document: Document) -> bool | tuple[bool, str]:
-        if not document.metadata.get("url"):
-            if self.require_url:
-                return False, "no_url"
-            self.stat_update("no_url")
-            return True
-        return super().filter(document)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Step factories and defaults
+# Per-language step defaults
 # --------------------------------------------------------------------------------------------------------------------
 
 # huggingface/fineweb-2 configs/cmn_Hani.yml at d331bee ("updated configs with paper version", 2025-06-16)
@@ -319,128 +255,6 @@ def filter_chain_info(source: SourceSpec) -> dict[str, str | None]:
         splitter = "datatrove"
     return {"filter_chain": name, "word_splitter": splitter}
 
-
-# --------------------------------------------------------------------------------------------------------------------
-# Step registry: one row per recipe `FilterStep` name
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _init_params(cls: type, exclude: tuple[str, ...] = ("exclusion_writer", "language")) -> set[str]:
-    sig = inspect.signature(cls.__init__)
-    return {
-        n
-        for n, p in sig.parameters.items()
-        if n != "self" and n not in exclude and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-    }
-
-
-def _tuples(pairs) -> tuple[tuple[int, float], ...]:
-    return tuple((int(n), float(f)) for n, f in pairs)
-
-
-def make_formatter(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
-    """A step that rewrites text and never drops (``normalize``, ``opencc_t2s``): the class with the params."""
-    return row.cls(**p)
-
-
-def make_dropping(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
-    """A filter whose drops go to the chain's rejected-document writer."""
-    return row.cls(exclusion_writer=chain.writer(row.name), **p)
-
-
-def make_word_level(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
-    """A datatrove word-level filter on the chain's shared word tokenizer (``word_tokenizer``: its language,
-    default the source's; ``word_splitter``: the step's own choice over the chain's)."""
-    cls = row.cls
-    tok_lang = p.pop("word_tokenizer", None) or chain.source.language
-    splitter = p.pop("word_splitter", None) or chain.word_splitter or "datatrove"
-    for key in ("top_n_grams", "dup_n_grams"):
-        if key in p and p[key] is not None:
-            p[key] = _tuples(p[key])
-    if "stop_words" in p and p["stop_words"] is not None:
-        p["stop_words"] = list(p["stop_words"])
-    if "stop_chars" in p and p["stop_chars"] is not None:
-        p["stop_chars"] = tuple(p["stop_chars"])
-    cls = row.splitter_classes.get(splitter, cls)
-    return cls(exclusion_writer=chain.writer(row.name), language=chain.tokenizer(tok_lang, splitter), **p)
-
-
-def make_language(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
-    """fastText language ID (``lid.py``); ``language_threshold`` is datatrove's name for ``threshold``; the
-    rejected writer records the languages and threshold."""
-    if "language_threshold" in p:  # datatrove's name for it
-        p["threshold"] = p.pop("language_threshold")
-    languages = p.get("languages") or [chain.source.language]
-    if isinstance(languages, str):
-        languages = [languages]
-    threshold = float(p["threshold"])
-    lang_filter = make_language_filter(
-        languages,
-        threshold,
-        model_path=p.get("model_path"),
-        backend=p.get("backend"),
-        exclusion_writer=None,
-    )
-    lang_filter.exclusion_writer = chain.writer(row.name, languages=list(lang_filter.languages), threshold=threshold)
-    return lang_filter
-
-
-def make_length(chain, row: "StepRow", p: dict[str, Any]) -> PipelineStep:
-    """A character-length window for any language (``min_chars`` and/or ``max_chars``)."""
-    if p.get("min_chars") is None and p.get("max_chars") is None:
-        raise ValueError("needs `min_chars` and/or `max_chars`")
-    p.setdefault("min_chars", 0)
-    return row.cls(exclusion_writer=chain.writer(row.name), **p)
-
-
-@dataclass(frozen=True)
-class StepRow:
-    """One filter step: ``name`` (the recipe's ``FilterStep``), ``cls`` (the step class), ``make(chain, row,
-    params)`` (how the chain builds it; ``chain`` gives ``source``, ``word_splitter``, ``writer(step, **adapter)``
-    and ``tokenizer(language, splitter)``).  The recipe params allowed are ``cls``'s constructor arguments (or
-    ``params_from``'s; ``exclusion_writer`` and ``language`` are the chain's) plus ``extra_params``, or exactly
-    ``fixed_params`` when the recipe's names are not a constructor's.  ``splitter_classes``: a word splitter whose
-    word counting needs another class (``word_splitters.py``)."""
-
-    name: str
-    cls: type
-    make: Callable[..., PipelineStep] = make_dropping
-    extra_params: frozenset[str] = frozenset()
-    params_from: type | None = None
-    fixed_params: frozenset[str] | None = None
-    splitter_classes: dict[str, type] = field(default_factory=dict)
-
-    @property
-    def params(self) -> set[str]:
-        if self.fixed_params is not None:
-            return set(self.fixed_params)
-        return _init_params(self.params_from or self.cls) | set(self.extra_params)
-
-
-_WORD_PARAMS = frozenset({"word_tokenizer", "word_splitter"})
-FILTER_STEPS: dict[str, StepRow] = {
-    row.name: row
-    for row in (
-        StepRow("language", LanguageFilter, make_language,
-                fixed_params=frozenset({"languages", "threshold", "language_threshold", "model_path", "backend"})),
-        StepRow("url", OptionalURLFilter, params_from=URLFilter, extra_params=frozenset({"require_url"})),
-        # datatrove's filter, faster n-gram counts (repetition.py)
-        StepRow("gopher_repetition", FastGopherRepetitionFilter, make_word_level, extra_params=_WORD_PARAMS),
-        StepRow("gopher_quality", GopherQualityFilter, make_word_level, extra_params=_WORD_PARAMS,
-                splitter_classes={"fineweb2024": FineWeb2024GopherQualityFilter}),  # FineWeb's word counting
-        StepRow("c4_quality", C4QualityFilter, make_word_level, extra_params=_WORD_PARAMS),
-        StepRow("fineweb_quality", FineWebQualityFilter, make_word_level, extra_params=_WORD_PARAMS),
-        StepRow("opencc_t2s", OpenCCT2S, make_formatter),
-        StepRow("cjk_ratio", CJKRatioFilter),
-        StepRow("min_chars", MinCharsFilter),
-        StepRow("symbol_ratio", SymbolRatioFilter),
-        StepRow("spam_phrases", SpamPhraseFilter),
-        StepRow("spam", SpamFilter),
-        StepRow("normalize", NormalizeFormatter, make_formatter),
-        StepRow("length", MinCharsFilter, make_length, fixed_params=frozenset({"min_chars", "max_chars"})),
-    )
-}  # fmt: skip
-ALLOWED_PARAMS: dict[str, set[str]] = {name: row.params for name, row in FILTER_STEPS.items()}
 
 
 class _Builder:
