@@ -5,8 +5,10 @@
 
 Defaults (``filters: default``) per ``source.language``:
 
-Both start with ``normalize`` (ftfy: HTML entities, mojibake, NFC; ``normalize.py``) and carry ``url`` and ``spam``
-(categorised lexicon + link farms; ``spam.py``) after language ID.
+Both start with ``normalize`` (ftfy: HTML entities, mojibake, NFC; ``normalize.py``), carry ``url`` and ``spam``
+(categorised lexicon + link farms; ``spam.py``) after language ID and end, like every named chain, with ``pii``
+(FineWeb's last step: e-mail and public IPv4/IPv6 addresses replaced, counted; ``pii.py``; a source's
+``filters: {chain: ..., pii: false}`` leaves it out).
 
 * **en**: the FineWeb recipe (huggingface/datatrove:examples/fineweb.py): language en > 0.65, url, spam,
   gopher_repetition, gopher_quality, c4_quality (``filter_no_terminal_punct=False``), fineweb_quality; datatrove's
@@ -127,6 +129,7 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
         "gopher_quality",
         "c4_quality",
         "fineweb_quality",
+        "pii",
     ),
     "zh": (
         "normalize",
@@ -140,6 +143,7 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
         "gopher_repetition",
         "gopher_quality",
         "fineweb_quality",
+        "pii",
     ),
 }
 
@@ -154,16 +158,16 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
 # for Chinese.
 ENCYCLOPEDIA_CHAINS: dict[str, tuple[str | dict, ...]] = {
     "en": ("normalize", {"step": "language", "threshold": 0.5}, {"step": "length", "min_chars": 200},
-           "gopher_repetition"),
+           "gopher_repetition", "pii"),
     "zh": ("normalize", "opencc_t2s", "language", {"step": "min_chars", "min_chars": 100}, "spam",
-           "gopher_repetition"),
+           "gopher_repetition", "pii"),
 }
 # Edited news articles: prose in paragraphs, so Gopher's document-level quality rules still fit; the line rules of
 # C4/FineWeb, written for scraped page furniture, drop short datelines and headlines.
 NEWS_CHAINS: dict[str, tuple[str | dict, ...]] = {
-    "en": ("normalize", "language", "url", "spam", "gopher_repetition", "gopher_quality"),
+    "en": ("normalize", "language", "url", "spam", "gopher_repetition", "gopher_quality", "pii"),
     "zh": ("normalize", "opencc_t2s", "language", "url", "cjk_ratio", {"step": "min_chars", "min_chars": 100},
-           "spam", "gopher_repetition"),
+           "spam", "gopher_repetition", "pii"),
 }  # fmt: skip
 
 
@@ -229,32 +233,30 @@ def _language_key(source: SourceSpec) -> str:
     return "zh" if source.language.lower() in ZH_CODES else source.language
 
 
-def _chain_choice(source: SourceSpec) -> tuple[str, str | None]:
-    """(chain name, word-splitter override) for ``source.filters``; ``custom`` for an explicit step list."""
+def _chain_choice(source: SourceSpec) -> tuple[str, FilterChain | None]:
+    """(chain name, the chain's options) for ``source.filters``; ``custom`` and no options for a step list."""
     filters = source.filters
-    if isinstance(filters, FilterChain):
-        name, override = filters.chain, filters.word_splitter
-    elif isinstance(filters, str):
-        name, override = filters, None
+    if isinstance(filters, str):
+        filters = FilterChain(chain=filters)
     elif isinstance(filters, dict):  # a SourceSpec built with model_construct
-        chain = FilterChain.model_validate(filters)
-        name, override = chain.chain, chain.word_splitter
-    else:
+        filters = FilterChain.model_validate(filters)
+    elif not isinstance(filters, FilterChain):
         return "custom", None
-    return (default_chain_name(source.kind) if name == "default" else name), override
+    return (default_chain_name(source.kind) if filters.chain == "default" else filters.chain), filters
 
 
-def filter_chain_info(source: SourceSpec) -> dict[str, str | None]:
-    """What the manifest records per source: ``filter_chain`` (web | encyclopedia | news | none | custom) and
-    ``word_splitter`` (the chain's choice for its word-level steps; a step's own ``word_splitter`` param wins)."""
-    name, override = _chain_choice(source)
+def filter_chain_info(source: SourceSpec) -> dict[str, str | bool | None]:
+    """What the manifest records per source: ``filter_chain`` (web | encyclopedia | news | none | custom),
+    ``word_splitter`` (the chain's choice for its word-level steps; a step's own ``word_splitter`` param wins) and
+    ``pii`` (whether the chain replaced e-mail and IP addresses: its ``pii`` step ran)."""
+    name, options = _chain_choice(source)
     splitter = None
     if name in NAMED_CHAINS:
-        splitter = override or NAMED_CHAINS[name].word_splitter.get(_language_key(source), "datatrove")
+        splitter = options.word_splitter or NAMED_CHAINS[name].word_splitter.get(_language_key(source), "datatrove")
     elif name == "custom":
         splitter = "datatrove"
-    return {"filter_chain": name, "word_splitter": splitter}
-
+    pii = name != "none" and any(spec.step == "pii" for spec in _specs(source))
+    return {"filter_chain": name, "word_splitter": splitter, "pii": pii}
 
 
 class _Builder:
@@ -313,7 +315,9 @@ class _Builder:
 
 
 def _specs(source: SourceSpec) -> list[FilterSpec]:
-    name, _ = _chain_choice(source)
+    """The source's steps: its named chain's for its language (without ``pii`` when the chain's options say
+    ``pii: false``), or its own list."""
+    name, options = _chain_choice(source)
     if name == "none":
         return []
     if name in NAMED_CHAINS:
@@ -324,7 +328,8 @@ def _specs(source: SourceSpec) -> list[FilterSpec]:
                 f"source {source.name!r}: no default filter chain for language {source.language!r} "
                 f"(chain {name!r} exists for {', '.join(chain.steps)}); list `filters` explicitly or use `none`"
             )
-        return [FilterSpec.model_validate(s) for s in chain.steps[lang]]
+        specs = [FilterSpec.model_validate(s) for s in chain.steps[lang]]
+        return [s for s in specs if options.pii or s.step != "pii"]
     out = []
     for f in source.filters:
         if isinstance(f, FilterSpec):

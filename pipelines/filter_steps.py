@@ -25,6 +25,7 @@ from datatrove.pipeline.filters import (
 
 from .lid import make_language_filter
 from .normalize import NormalizeFormatter
+from .pii import PIIStep
 from .repetition import FastGopherRepetitionFilter
 from .spam import SpamFilter
 from .url_filter import OptionalURLFilter
@@ -148,6 +149,7 @@ FILTER_STEPS: dict[str, StepRow] = {
         StepRow("spam", SpamFilter),
         StepRow("normalize", NormalizeFormatter, make_formatter),
         StepRow("length", MinCharsFilter, make_length, fixed_params=frozenset({"min_chars", "max_chars"})),
+        StepRow("pii", PIIStep, make_formatter),
     )
 }  # fmt: skip
 ALLOWED_PARAMS: dict[str, set[str]] = {name: row.params for name, row in FILTER_STEPS.items()}

@@ -30,7 +30,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from shardsmith.pipelines import shards
-from shardsmith.pipelines.stats import rank_stats, step_counts
+from shardsmith.pipelines.stats import rank_stats, step_changes, step_counts
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount, TextFile
 from shardsmith.schemas.mix_recipe import MixRecipe, SourceSpec
@@ -168,7 +168,9 @@ class MixBuild:
             if name == "read":
                 read = kept = int(st["stats"].get("documents", read))
                 dropped, reasons = 0, {}
-            counts.append(StepCount(step=name, read=read, kept=kept, dropped=dropped, reasons=reasons))
+            counts.append(
+                StepCount(step=name, read=read, kept=kept, dropped=dropped, reasons=reasons, **step_changes(st))
+            )
         self.filter_counts[src.name] = counts
         self.kept[src.name] = counts[-1].kept
 

@@ -46,6 +46,7 @@ FilterStep = Literal[
     "spam",  # categorised spam lexicon + link farms (reasons spam_adult, spam_gambling, ...)
     "normalize",  # formatter: ftfy (HTML entities, mojibake, NFC)
     "length",  # min/max characters for any language
+    "pii",  # formatter: e-mail and public IPv4/IPv6 addresses replaced (datatrove PIIFormatter + IPv6), counted
 ]
 
 
@@ -87,13 +88,15 @@ class FilterChain(Strict):
     """A named chain with options: ``filters: {chain: web, word_splitter: datatrove}``.
 
     ``chain``: ``default`` (resolved from the source's ``kind``), ``web``, ``encyclopedia``, ``news`` or ``none``
-    (``pipelines/filter_chains.py``: ``NAMED_CHAINS``).  ``word_splitter``: how the chain's word-level steps split words;
-    unset, the chain's own choice (English ``web``: ``fineweb2024``, FineWeb's own decisions; ``datatrove``:
-    decision-for-decision parity with datatrove 0.10.1).
+    (``pipelines/filter_chains.py``: ``NAMED_CHAINS``).  ``word_splitter``: how the chain's word-level steps split
+    words; unset, the chain's own choice (English ``web``: ``fineweb2024``, FineWeb's own decisions; ``datatrove``:
+    decision-for-decision parity with datatrove 0.10.1).  ``pii``: false leaves out the chain's ``pii`` step.
     """
 
     chain: ChainName = "default"
     word_splitter: WordSplitter | None = None
+    pii: bool = Field(True, description="false: leave out the chain's last step, `pii` (e-mail/IP replacement); "
+                      "the manifest records the choice per source")
 
 
 class SourceSpec(Strict):
