@@ -6,9 +6,9 @@ check, its replacement addresses used in turn) plus IPv6, which datatrove does n
 replaced only when it is globally routable (``is_global``, like datatrove's IPv4 rule) and written with at least
 two groups (``d::`` in ``std::`` is no address).
 
-Stats (summed into the manifest's ``filters`` per source, ``StepCount.changed`` / ``replacements``): ``changed``,
-the documents whose text the step altered; ``replaced_email``, ``replaced_ipv4``, ``replaced_ipv6``, the addresses
-replaced.  A formatter: it never drops a document.
+Stats (summed into the manifest's ``filters`` per source, ``StepCount.changed`` / ``replacements``; zeros
+included): ``changed``, the documents whose text the step altered; ``replaced_email``, ``replaced_ipv4``,
+``replaced_ipv6``, the addresses replaced.  A formatter: it never drops a document.
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ class PIIStep(PIIFormatter):
         fixed = super().format(text)
         if self.remove_ipv6:
             fixed = self.ipv6_replacer.replace(fixed)
-        for kind, n in self._found.items():
-            self.stat_update(REPLACED_PREFIX + kind, value=n)
-        if fixed != text:
-            self.stat_update("changed")
+        # every kind and `changed` on every document, zeros included: the manifest then lists all of them
+        for kind in PII_KINDS:
+            self.stat_update(REPLACED_PREFIX + kind, value=self._found[kind])
+        self.stat_update("changed", value=int(fixed != text))
         return fixed

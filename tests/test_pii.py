@@ -118,7 +118,8 @@ def test_mix_manifest_counts_replacements_and_records_opt_out(real_docs, tmp_pat
     assert pii.replacements == {**expected, "ipv6": N_DOCS // 3}
     changed = sum(PIIFormatter().format(t) != t for t in texts)
     assert pii.changed == changed
-    assert m.filters["chain"][-1].step == "pii" and m.filters["chain"][-1].changed > 0
+    chain = m.filters["chain"][-1]
+    assert chain.step == "pii" and chain.changed > 0 and set(chain.replacements) == {"email", "ipv4", "ipv6"}
     assert "pii" not in [s.step for s in m.filters["opt_out"]]
     info = {s.name: s for s in m.sources}
     assert info["only_pii"].pii and info["chain"].pii and info["opt_out"].pii is False
