@@ -315,8 +315,9 @@ def test_zh_chain_uses_fineweb2_cmn_hani_settings():
 
 def test_en_chain_is_the_fineweb_recipe():
     steps = dict(build_filter_steps(src(language="en"), None))
-    fineweb = ["language", "url", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
-    assert [s for s in steps if s not in ("normalize", "spam")] == fineweb  # FineWeb's steps, in FineWeb's order
+    # FineWeb's steps, in FineWeb's order (its MinHash dedup runs between the quality filters and PII)
+    fineweb = ["language", "url", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality", "pii"]
+    assert [s for s in steps if s not in ("normalize", "spam")] == fineweb
     assert list(steps)[:2] == ["normalize", "language"] and list(steps).index("spam") == 3  # ftfy first, spam after url
     assert steps["language"].languages == ["en"] and steps["language"].language_threshold == 0.65
     assert steps["c4_quality"].filter_no_terminal_punct is False
@@ -535,8 +536,9 @@ def _bare_en_chain():
 def test_cached_en_chain_matches_bare_datatrove(en_docs):
     texts = en_docs["c4"][:150] + [d["text"] for d in en_docs["dclm"][:150]]
     parity = src(name="c4", filters={"chain": "web", "word_splitter": "datatrove"})  # datatrove 0.10.1's decisions
-    # no urls in these docs; normalize and spam are shardsmith's own steps (tests/test_spam_filters.py)
-    ours = [(n, s) for n, s in build_filter_steps(parity, None) if n not in ("url", "normalize", "spam")]
+    # no urls in these docs; normalize and spam are shardsmith's own steps (tests/test_spam_filters.py), pii drops
+    # nothing (tests/test_pii.py)
+    ours = [(n, s) for n, s in build_filter_steps(parity, None) if n not in ("url", "normalize", "spam", "pii")]
     expected = decide(_bare_en_chain(), texts)
     assert decide(ours, texts) == expected
     assert len({v[0] for v in expected}) >= 4  # the comparison covers drops at several steps, and keeps
