@@ -45,7 +45,7 @@ install: $(STAMP)
 demo: install
 	$(SHARDSMITH) demo --out $(OUT)
 	$(SHARDSMITH) inspect $(OUT)/mix --samples 2
-	$(PY) -m shardsmith.builders.demo $(OUT)/sft_src
+	$(PY) -m shardsmith.demo.sft_sample $(OUT)/sft_src
 	SFT_DEMO_DATA=$(abspath $(OUT))/sft_src $(SHARDSMITH) build recipes/blocks/demo.yaml --out $(OUT)/sft \
 		--set tokenizer.name=$(abspath $(OUT))/mix/tokenizer
 	SFT_DEMO_DATA=$(abspath $(OUT))/sft_src $(SHARDSMITH) build recipes/blocks/demo-pref.yaml --out $(OUT)/pref \

@@ -30,7 +30,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from shardsmith.pipelines import shards
-from shardsmith.pipelines.stats import rank_stats, step_counts
+from shardsmith.pipelines.stats import rank_stats, step_changes, step_counts
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount, TextFile
 from shardsmith.schemas.mix_recipe import MixRecipe, SourceSpec
@@ -149,7 +149,7 @@ class MixBuild:
     # ------------------------------------------------------------------ A: filter
     def filter_source(self, src: SourceSpec) -> None:
         from datatrove.pipeline.writers import JsonlWriter
-        from shardsmith.pipelines.filters import build_filter_steps
+        from shardsmith.pipelines.filter_chains import build_filter_steps
         from shardsmith.pipelines.sources import build_extractor, build_reader
 
         steps: list[tuple[str, object]] = [("read", build_reader(src, work_dir=str(self.work)))]
@@ -168,7 +168,9 @@ class MixBuild:
             if name == "read":
                 read = kept = int(st["stats"].get("documents", read))
                 dropped, reasons = 0, {}
-            counts.append(StepCount(step=name, read=read, kept=kept, dropped=dropped, reasons=reasons))
+            counts.append(
+                StepCount(step=name, read=read, kept=kept, dropped=dropped, reasons=reasons, **step_changes(st))
+            )
         self.filter_counts[src.name] = counts
         self.kept[src.name] = counts[-1].kept
 
@@ -399,7 +401,7 @@ class MixBuild:
     def recorded_fields(self, src: SourceSpec) -> dict:
         """What the manifest says of every source, built or not: its recipe entry and the chain that filtered it."""
         from shardsmith.pipelines.block_source import block_record
-        from shardsmith.pipelines.filters import filter_chain_info
+        from shardsmith.pipelines.filter_chains import filter_chain_info
 
         block = block_record(src, self.work) if src.kind == "block" else {}
         return dict(

@@ -1,7 +1,7 @@
 """Sources: one ``SourceSpec`` -> a datatrove reader step yielding ``Document(text, id, metadata)``.
 
-``build_reader(source, limit=None)`` picks the reader for ``source.kind`` (see ``SourceKind`` in
-``schemas/mix_recipe.py``) and an adapter that maps the kind's records to documents:
+``build_reader(source, limit=None)`` picks the reader for ``source.kind`` and an adapter that maps the kind's
+records to documents (one row per kind in ``source_kinds.py``; adapters in ``record_adapters.py``):
 
 - ``metadata["source"]`` is the source name and ``metadata["kind"]`` its kind; a record's own ``source``/``kind``
   fields are kept as ``record_source``/``record_kind``. Every other useful field is kept (url, dump,
@@ -25,30 +25,22 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import Any, Callable
+from typing import Any
 
-import orjson
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseReader
 
 from shardsmith.schemas.mix_recipe import SourceSpec
-from .block_source import adapt_block, block_input_files, build_block_reader
 from .readers import (
     CheckedTrafilatura,
-    RecordError,
     SourceError,
     SourceFileNotFoundError,
-    SourceHFReader,
-    SourceWarcReader,
     StrictCsvReader,
     StrictJsonReader,
     StrictParquetReader,
-    TextFileReader,
-    TextLinesReader,
     check_trafilatura,
-    missing_field,
-    rename_reserved,
 )
+from .source_kinds import JSON, SOURCE_KINDS, SourceKindRow
 
 __all__ = [
     "SourceError",
@@ -65,33 +57,7 @@ __all__ = [
 # -- file discovery ------------------------------------------------------------------------------------------------
 
 _COMPRESSIONS = (".gz", ".zst", ".zstd", ".bz2", ".xz", ".lzma")
-_JSON = (".jsonl", ".json", ".ndjson")
-_PARQUET = (".parquet",)
-_CSV = (".csv",)
-_TXT = (".txt",)
-_WARC = (".warc", ".arc", ".wet")
-
-# suffixes picked up when a path is a folder (explicit files and globs are taken whatever their suffix)
-_FOLDER_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "fineweb": _PARQUET + _CSV + _JSON,
-    "c4": _JSON,
-    "dolma": _JSON,
-    "dclm": _JSON,
-    "wikipedia": _JSON,
-    "wikipedia_lines": _TXT,
-    "wikipedia_zh": _JSON,
-    "news_folder": _TXT,
-    "news_jsonl": _JSON,
-    "skypile": _JSON,
-    "wanjuan": _JSON,
-    "baidu_baike": _JSON,
-    "zhihu": _PARQUET + _JSON,
-    "wudao": _JSON,
-    "warc": _WARC,
-    "generic": _PARQUET + _CSV + _JSON,
-    "block": (".ds",),
-}
-_FORMATS_BY_SUFFIX = {**{s: "json" for s in _JSON}, ".parquet": "parquet", ".csv": "csv"}
+_FORMATS_BY_SUFFIX = {**{s: "json" for s in JSON}, ".parquet": "parquet", ".csv": "csv"}
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -169,13 +135,12 @@ def list_input_files(source: SourceSpec) -> list[str]:
     ``SourceFileNotFoundError`` (a ``FileNotFoundError`` and a ``SourceError``) naming the pattern when it matches
     nothing, and naming the file when one cannot be opened. ``hf_hub`` sources have no files: ``[]``.
     """
-    if source.kind == "hf_hub":
-        return []
-    if source.kind == "block":
-        return block_input_files(source)
-    suffixes = _FOLDER_SUFFIXES.get(source.kind)
-    if suffixes is None:
+    row = SOURCE_KINDS.get(source.kind)
+    if row is None:
         raise SourceError(f"source '{source.name}': unknown kind '{source.kind}'")
+    if row.own_reader is not None:
+        return row.own_files(source) if row.own_files else []
+    suffixes = row.suffixes
     files: set[str] = set()
     for pattern in source.paths:
         path = _expand_path(source, pattern)
@@ -209,7 +174,8 @@ def list_input_files(source: SourceSpec) -> list[str]:
 
 def count_input_files(source: SourceSpec) -> int:
     """Number of input files (the unit datatrove splits between tasks). ``hf_hub`` counts as 1 (one stream)."""
-    if source.kind == "hf_hub":
+    row = SOURCE_KINDS.get(source.kind)
+    if row is not None and row.own_reader is not None and row.own_files is None:
         return 1
     return len(list_input_files(source))
 
@@ -233,198 +199,6 @@ def file_format(source: SourceSpec, path: str) -> str:
     raise SourceError(f"source '{source.name}': cannot tell the format of {path} from its name; {fix}")
 
 
-# -- record adapters (datatrove adapter signature: (reader, data, path, id_in_file) -> {text, id, metadata}) --------
-
-
-def _text(data: dict, field: str) -> str:
-    if field not in data:
-        raise missing_field(data, field)
-    value = data[field]
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise RecordError(f"field '{field}' is {type(value).__name__}, expected a string")
-    return value
-
-
-def _opt_str(data: dict, field: str) -> str:
-    value = data.get(field)
-    return value if isinstance(value, str) else ("" if value is None else str(value))
-
-
-def _rest(data: dict, *used: str) -> dict:
-    """The record's other fields as metadata; a nested ``metadata`` object (dict or JSON string) is merged in."""
-    out: dict[str, Any] = {}
-    nested = data.get("metadata")
-    if isinstance(nested, str):
-        try:
-            nested = orjson.loads(nested)
-        except orjson.JSONDecodeError:
-            pass
-    if isinstance(nested, dict):
-        out.update(rename_reserved(nested))
-    elif nested is not None:
-        out["metadata"] = nested
-    out.update(rename_reserved({k: v for k, v in data.items() if k not in used and k != "metadata"}))
-    return out
-
-
-def _join(title: str, body: str) -> str:
-    """title + blank line + body, without repeating a title the body already starts with."""
-    title, body = title.strip(), body.strip()
-    if not title:
-        return body
-    if not body:
-        return title
-    if body.startswith(title):
-        return body
-    return f"{title}\n\n{body}"
-
-
-def _own_id(data: dict, field: str) -> str | None:
-    value = data.get(field)
-    return None if value is None or value == "" else str(value)
-
-
-def _as_number(value: Any, kind: type) -> Any:
-    if isinstance(value, str):
-        try:
-            return kind(float(value)) if kind is int else kind(value)
-        except ValueError:
-            return value
-    return value
-
-
-_FINEWEB_NUMBERS = {"language_score": float, "score": float, "int_score": int, "token_count": int}
-
-
-def adapt_fineweb(self, data: dict, path: str, idx: int) -> dict:
-    text = _text(data, "text")
-    metadata = _rest(data, "text", "id")
-    for key, kind in _FINEWEB_NUMBERS.items():  # csv exports carry numbers as strings
-        if key in metadata:
-            metadata[key] = _as_number(metadata[key], kind)
-    return {"text": text, "id": _own_id(data, "id"), "metadata": metadata}
-
-
-def adapt_text_record(self, data: dict, path: str, idx: int) -> dict:
-    """c4, dolma, dclm, wikipedia, skypile: ``text`` + optional ``id`` + everything else as metadata."""
-    return {"text": _text(data, "text"), "id": _own_id(data, "id"), "metadata": _rest(data, "text", "id")}
-
-
-def adapt_wikipedia_lines(self, data: dict, path: str, idx: int) -> dict:
-    return {"text": data["text"], "id": None, "metadata": {}}
-
-
-def adapt_wikipedia_zh(self, data: dict, path: str, idx: int) -> dict:
-    return {"text": _text(data, "completion"), "id": _own_id(data, "id"), "metadata": _rest(data, "completion", "id")}
-
-
-def adapt_news_file(self, data: dict, path: str, idx: int) -> dict:
-    """Headline line, then the body: text = headline + blank line + body; category = the parent folder's name."""
-    content = data["content"].replace("\r\n", "\n").replace("\r", "\n")
-    headline, _, body = content.strip().partition("\n")
-    headline, body = headline.strip(), body.strip()
-    text = f"{headline}\n\n{body}" if body else headline
-    category = os.path.basename(os.path.dirname(data["path"]))
-    return {"text": text, "id": None, "metadata": {"title": headline, "category": category}}
-
-
-def adapt_news_jsonl(self, data: dict, path: str, idx: int) -> dict:
-    body = _text(data, "text")
-    title = _opt_str(data, "title")
-    text = _join(title, body) if title else body
-    return {"text": text, "id": _own_id(data, "id"), "metadata": _rest(data, "text", "id")}
-
-
-def adapt_wanjuan(self, data: dict, path: str, idx: int) -> dict:
-    return {"text": _text(data, "content"), "id": _own_id(data, "id"), "metadata": _rest(data, "content", "id")}
-
-
-def adapt_baidu_baike(self, data: dict, path: str, idx: int) -> dict:
-    """title, summary, then each section's title and content, separated by blank lines."""
-    if not any(k in data for k in ("title", "summary", "sections")):
-        raise RecordError(f"none of the fields 'title', 'summary', 'sections' (fields found: {sorted(data)})")
-    parts = [_opt_str(data, "title").strip(), _opt_str(data, "summary").strip()]
-    sections = data.get("sections") or []
-    if not isinstance(sections, list):
-        raise RecordError(f"field 'sections' is {type(sections).__name__}, expected a list of {{title, content}}")
-    for section in sections:
-        if isinstance(section, dict):
-            heading, content = _opt_str(section, "title").strip(), _opt_str(section, "content").strip()
-        else:
-            heading, content = "", _opt_str({"c": section}, "c").strip()
-        if content:
-            parts.append(f"{heading}\n{content}" if heading else content)
-    text = "\n\n".join(p for p in parts if p)
-    return {"text": text, "id": _own_id(data, "id"), "metadata": _rest(data, "title", "summary", "sections", "id") | {
-        "title": _opt_str(data, "title")}}
-
-
-def adapt_zhihu(self, data: dict, path: str, idx: int) -> dict:
-    """Question (INSTRUCTION) + blank line + answer (RESPONSE); METADATA's JSON (url, ids, upvotes...) kept."""
-    question, answer = _text(data, "INSTRUCTION").strip(), _text(data, "RESPONSE").strip()
-    text = f"{question}\n\n{answer}" if question and answer else question or answer
-    metadata: dict[str, Any] = {"title": question}
-    raw = data.get("METADATA")
-    if isinstance(raw, str):
-        try:
-            raw = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raw = {"zhihu_metadata": raw}
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            if key.endswith("_id") and isinstance(value, float) and value.is_integer():
-                value = int(value)  # the dataset stores ids as floats
-            metadata[key] = value
-    if "SOURCE" in data:
-        metadata["record_source"] = data["SOURCE"]
-    metadata.update(_rest(data, "INSTRUCTION", "RESPONSE", "SOURCE", "METADATA"))
-    answer_id = metadata.get("answer_id")
-    return {"text": text, "id": str(answer_id) if isinstance(answer_id, (int, str)) and answer_id != "" else None,
-            "metadata": metadata}
-
-
-def adapt_wudao(self, data: dict, path: str, idx: int) -> dict:
-    content = _text(data, "content")
-    title = _opt_str(data, "title")
-    return {"text": _join(title, content) if title else content, "id": _own_id(data, "uniqueKey"),
-            "metadata": _rest(data, "content", "uniqueKey")}
-
-
-def adapt_warc(self, data: dict, path: str, idx: int) -> dict:
-    return {"text": data["text"], "id": data.get("id"), "metadata": _rest(data, "text", "id")}
-
-
-def adapt_generic(self, data: dict, path: str, idx: int) -> dict:
-    """``text_key``/``id_key`` come from the source's ``text_field``/``id_field`` (id: ``id`` when unset)."""
-    if self.id_key not in data and getattr(self, "id_required", False):
-        raise missing_field(data, self.id_key)
-    return {"text": _text(data, self.text_key), "id": _own_id(data, self.id_key),
-            "metadata": _rest(data, self.text_key, self.id_key)}
-
-
-_ADAPTERS: dict[str, Callable] = {
-    "fineweb": adapt_fineweb,
-    "c4": adapt_text_record,
-    "dolma": adapt_text_record,
-    "dclm": adapt_text_record,
-    "wikipedia": adapt_text_record,
-    "wikipedia_lines": adapt_wikipedia_lines,
-    "wikipedia_zh": adapt_wikipedia_zh,
-    "news_folder": adapt_news_file,
-    "news_jsonl": adapt_news_jsonl,
-    "skypile": adapt_text_record,
-    "wanjuan": adapt_wanjuan,
-    "baidu_baike": adapt_baidu_baike,
-    "zhihu": adapt_zhihu,
-    "wudao": adapt_wudao,
-    "warc": adapt_warc,
-    "generic": adapt_generic,
-    "block": adapt_block,
-}
-_MULTI_FORMAT = {"fineweb", "zhihu", "generic"}
-
 
 # -- readers -------------------------------------------------------------------------------------------------------
 
@@ -440,53 +214,42 @@ def build_reader(source: SourceSpec, *, limit: int | None = None, work_dir: str 
     (the first N documents in file order). Files are listed (and checked readable) now; records are checked as
     they are read. ``work_dir``: where a ``block`` source with a ``recipe`` builds its block (the mix's work
     folder)."""
-    kind = source.kind
-    common = {"source_name": source.name, "source_kind": kind}
+    row = _row(source)
     n = _effective_limit(source, limit)
-    if kind == "block":
-        return build_block_reader(source, limit=n, work_dir=work_dir)
-    if kind == "hf_hub":
-        options: dict[str, Any] = {"split": source.split}
-        if source.config:
-            options["name"] = source.config
-        return SourceHFReader(
-            source.dataset, dataset_options=options, streaming=True, limit=n,
-            text_key=source.text_field or "text", id_key=source.id_field or "id", **common,
-        )
-    if kind not in _ADAPTERS:
-        known = ", ".join([*sorted(_ADAPTERS), "hf_hub"])
-        raise SourceError(f"source '{source.name}': unknown kind '{kind}' (known: {known})")
+    if row.own_reader is not None:
+        return row.own_reader(source, limit=n, work_dir=work_dir)
     files = list_input_files(source)
     root = source_root(source)
     rel = [os.path.relpath(f, root) for f in files]
-    kwargs: dict[str, Any] = {"files": rel, "limit": n, "adapter": _ADAPTERS[kind], **common}
-    if kind == "generic":
-        kwargs["text_key"] = source.text_field or "text"
-        kwargs["id_key"] = source.id_field or "id"
-    if kind == "wikipedia_lines":
-        return TextLinesReader(root, **kwargs)
-    if kind == "news_folder":
-        return TextFileReader(root, **kwargs)
-    if kind == "warc":
-        return SourceWarcReader(root, **kwargs)
-    fmt = "json"
-    if kind in _MULTI_FORMAT:
-        formats = sorted({file_format(source, f) for f in files})
-        if len(formats) > 1:
-            raise SourceError(
-                f"source '{source.name}': mixes file formats ({', '.join(formats)}); "
-                f"split it into one source per format"
-            )
-        fmt = formats[0]
-    if fmt == "parquet":
-        reader = StrictParquetReader(root, **kwargs)
-    elif fmt == "csv":
-        reader = StrictCsvReader(root, **kwargs)
-    else:
-        reader = StrictJsonReader(root, **kwargs)
-    if kind == "generic":
-        reader.id_required = source.id_field is not None
+    kwargs: dict[str, Any] = {"files": rel, "limit": n, "adapter": row.adapter, "source_name": source.name,
+                              "source_kind": source.kind}
+    reader = (row.reader or _FORMAT_READERS[_single_format(source, row, files)])(root, **kwargs)
+    if row.configure is not None:
+        row.configure(reader, source)
     return reader
+
+
+_FORMAT_READERS = {"json": StrictJsonReader, "parquet": StrictParquetReader, "csv": StrictCsvReader}
+
+
+def _row(source: SourceSpec) -> SourceKindRow:
+    row = SOURCE_KINDS.get(source.kind)
+    if row is None:
+        known = ", ".join(sorted(SOURCE_KINDS))
+        raise SourceError(f"source '{source.name}': unknown kind '{source.kind}' (known: {known})")
+    return row
+
+
+def _single_format(source: SourceSpec, row: SourceKindRow, files: list[str]) -> str:
+    """The one file format of a multi-format kind's files (``json`` for the others); a mix of formats is refused."""
+    if not row.multi_format:
+        return "json"
+    formats = sorted({file_format(source, f) for f in files})
+    if len(formats) > 1:
+        raise SourceError(
+            f"source '{source.name}': mixes file formats ({', '.join(formats)}); split it into one source per format"
+        )
+    return formats[0]
 
 
 def build_extractor(source: SourceSpec, *, timeout: float = 5.0) -> PipelineStep | None:
@@ -496,7 +259,7 @@ def build_extractor(source: SourceSpec, *, timeout: float = 5.0) -> PipelineStep
     every record as a timeout); the step counts drops by reason in its stats (``dropped_timeout``,
     ``dropped_empty``, ...).
     """
-    if source.kind != "warc":
+    if not _row(source).extract_html:
         return None
     try:
         check_trafilatura()

@@ -26,6 +26,21 @@ def rank_stats(logging_dir: str | Path) -> list[dict]:
     return merged
 
 
+def step_changes(step: dict) -> dict:
+    """What a step that rewrites text reports besides read/kept: ``changed`` (documents whose text it altered:
+    ``normalize``, ``pii``) and ``replacements`` per kind (``pii``'s ``replaced_<kind>`` stats), when it has them."""
+    from .pii import REPLACED_PREFIX
+
+    s = step["stats"]
+    out: dict = {}
+    if "changed" in s:
+        out["changed"] = int(s["changed"])
+    replaced = {k[len(REPLACED_PREFIX):]: int(v) for k, v in s.items() if k.startswith(REPLACED_PREFIX)}
+    if replaced:
+        out["replacements"] = replaced
+    return out
+
+
 def step_counts(step: dict) -> tuple[int, int, int, dict[str, int]]:
     """(read, kept, dropped, reasons) of one step's summed stats."""
     s = step["stats"]

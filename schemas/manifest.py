@@ -81,6 +81,7 @@ class SourceInfo(_Open):
     skipped: str | None = Field(None, description="why the source is not in the set (weight 0, empty); else None")
     filter_chain: str | None = Field(None, description="web | encyclopedia | news | none | custom (a step list)")
     word_splitter: str | None = Field(None, description="fineweb2024 | datatrove: the chain's word-level steps")
+    pii: bool | None = Field(None, description="e-mail / IP addresses replaced (the chain's `pii` step ran)")
 
 
 class SetFile(_Open):
@@ -102,6 +103,10 @@ class StepCount(_Open):
     kept: int
     dropped: int
     reasons: dict[str, int] = Field(default_factory=dict)
+    changed: int | None = Field(None, description="documents whose text the step rewrote (normalize, pii)")
+    replacements: dict[str, int] | None = Field(
+        None, description="pii: addresses replaced per kind (email, ipv4, ipv6)"
+    )
 
 
 class ShardManifest(_Open):

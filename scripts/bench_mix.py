@@ -89,7 +89,7 @@ def attach_urls(docs, blocked_every: int = 25) -> dict:
     """Give every benchmark document a url (the samples have none), so the `url` step does real work: real crawl urls
     (C4 and Dolma CC samples) in turn, and every ``blocked_every``-th document a domain from datatrove's own UT1 block
     list, which the url step must drop.  Only metadata changes; the texts are the samples'."""
-    from shardsmith.pipelines.filters import OptionalURLFilter
+    from shardsmith.pipelines.url_filter import OptionalURLFilter
 
     pool = [d.metadata["url"] for d in load_docs("c4", "web_c4_en_olmo_fixture", "en") if d.metadata.get("url")]
     pool += [d.id for d in load_docs("dolma", "web_dolma_cc_en_head", "en") if str(d.id).startswith("http")]
@@ -114,7 +114,8 @@ def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
 
     from datatrove.pipeline.filters import URLFilter
 
-    from shardsmith.pipelines.filters import OptionalURLFilter, build_filter_steps
+    from shardsmith.pipelines.filter_chains import build_filter_steps
+    from shardsmith.pipelines.url_filter import OptionalURLFilter
     from shardsmith.pipelines.word_tokenizer import SharedWordTokenizer
     from shardsmith.schemas.mix_recipe import SourceSpec
 

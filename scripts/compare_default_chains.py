@@ -44,7 +44,7 @@ def first_drop(steps, doc) -> tuple[str, str] | None:
 
 
 def compare(source, limit: int | None) -> tuple[str, list[str]]:
-    from shardsmith.pipelines.filters import build_filter_steps
+    from shardsmith.pipelines.filter_chains import build_filter_steps
     from shardsmith.pipelines.sources import iter_documents
 
     lang = "zh" if source.language.startswith("zh") else "en"

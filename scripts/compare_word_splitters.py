@@ -72,7 +72,7 @@ def decide(steps, doc) -> str:
 
 
 def decisions(docs, source, splitter: str) -> list[str]:
-    from shardsmith.pipelines.filters import build_filter_steps
+    from shardsmith.pipelines.filter_chains import build_filter_steps
 
     spec = source_spec(*source, splitter=splitter)
     steps = build_filter_steps(spec, None)

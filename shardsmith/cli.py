@@ -47,7 +47,7 @@ def cmd_mix(args) -> int:
 def cmd_demo(args) -> int:
     from shardsmith.pipelines.inspect import summary_table
     from shardsmith.pipelines.mixer import run_mix
-    from shardsmith.pipelines.sample_corpus import write_sample_corpus
+    from shardsmith.demo.mix_corpus import write_sample_corpus
 
     out = Path(args.out).resolve()
     sample = out / "sample"

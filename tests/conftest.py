@@ -41,7 +41,7 @@ def shared_data():
 def assert_shipped_mix_built(recipe_path: Path, out: Path) -> None:
     """A shipped mix recipe's finished set: every source kept documents and was filtered by the chain
     ``filters: default`` names for its kind (tests/test_shipped_recipes.py; reused where a test builds the recipe)."""
-    from shardsmith.pipelines.filters import default_chain_name
+    from shardsmith.pipelines.filter_chains import default_chain_name
     from shardsmith.recipes import load_recipe
     from shardsmith.schemas.manifest import ShardManifest
     from shardsmith.schemas.mix_recipe import MixRecipe

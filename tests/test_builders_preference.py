@@ -11,7 +11,7 @@ from conftest import REPO, need_data
 from test_builders_helpers import build_recipe, load_manifest, write_jsonl
 
 from shardsmith.builders.build import build, load_block_recipe
-from shardsmith.builders.demo import write_demo_sample
+from shardsmith.demo.sft_sample import write_demo_sample
 from shardsmith.builders.importers import ImportShapeError, import_file
 from shardsmith.builders.pairs import PAIR_SHAPESET
 from shardsmith.builders.writer import inspect_documents

@@ -12,7 +12,7 @@ from conftest import REPO, need_data
 from test_builders_helpers import load_manifest, write_jsonl
 
 from shardsmith.builders.build import build, load_block_recipe
-from shardsmith.builders.demo import write_demo_sample
+from shardsmith.demo.sft_sample import write_demo_sample
 from shardsmith.builders.self_cognition import generate
 from shardsmith.schemas.block_recipe import SelfCognition, SftBlockRecipe
 

@@ -85,7 +85,7 @@ def demo_out(demo):
     out, _ = demo
     env = F.child_env(SFT_DEMO_DATA=str(out / "sft_src"), SHARDSMITH_DEMO_MIX=str(out / "mix"),
                       SHARDSMITH_DEMO_SFT=str(out / "sft"), SHARDSMITH_DEMO_PREF=str(out / "pref"))
-    r = subprocess.run([sys.executable, "-m", "shardsmith.builders.demo", str(out / "sft_src")], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "shardsmith.demo.sft_sample", str(out / "sft_src")], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     for recipe, dest in (("demo.yaml", "sft"), ("demo-pref.yaml", "pref")):

@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import typing
 
 import pytest
 from datatrove.data import Document
@@ -30,14 +31,10 @@ from datatrove.utils.word_tokenizers import load_tokenizer_assignments, load_wor
 from conftest import need_data
 from pydantic import ValidationError
 
-from shardsmith.pipelines.filters import (
-    DEFAULT_CHAINS,
-    OptionalURLFilter,
-    SharedWordTokenizer,
-    build_filter_steps,
-    word_tokenizer_key,
-)
+from shardsmith.pipelines.filter_chains import DEFAULT_CHAINS, build_filter_steps
 from shardsmith.pipelines.lid import LocalFastTextLID, default_model_path, detect_language, make_language_filter
+from shardsmith.pipelines.url_filter import OptionalURLFilter
+from shardsmith.pipelines.word_tokenizer import SharedWordTokenizer, word_tokenizer_key
 from shardsmith.pipelines.zh_filters import (
     CJKRatioFilter,
     MinCharsFilter,
@@ -318,8 +315,9 @@ def test_zh_chain_uses_fineweb2_cmn_hani_settings():
 
 def test_en_chain_is_the_fineweb_recipe():
     steps = dict(build_filter_steps(src(language="en"), None))
-    fineweb = ["language", "url", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
-    assert [s for s in steps if s not in ("normalize", "spam")] == fineweb  # FineWeb's steps, in FineWeb's order
+    # FineWeb's steps, in FineWeb's order (its MinHash dedup runs between the quality filters and PII)
+    fineweb = ["language", "url", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality", "pii"]
+    assert [s for s in steps if s not in ("normalize", "spam")] == fineweb
     assert list(steps)[:2] == ["normalize", "language"] and list(steps).index("spam") == 3  # ftfy first, spam after url
     assert steps["language"].languages == ["en"] and steps["language"].language_threshold == 0.65
     assert steps["c4_quality"].filter_no_terminal_punct is False
@@ -465,7 +463,7 @@ def test_local_executor_with_workers(tmp_path):
             from datatrove.pipeline.readers import JsonlReader
             from datatrove.pipeline.writers import JsonlWriter
             from shardsmith.schemas.mix_recipe import SourceSpec
-            from shardsmith.pipelines.filters import build_filter_steps
+            from shardsmith.pipelines.filter_chains import build_filter_steps
 
             if __name__ == "__main__":
                 source = SourceSpec(name="mixed", kind="generic", paths=["in"], weight=1)
@@ -538,8 +536,9 @@ def _bare_en_chain():
 def test_cached_en_chain_matches_bare_datatrove(en_docs):
     texts = en_docs["c4"][:150] + [d["text"] for d in en_docs["dclm"][:150]]
     parity = src(name="c4", filters={"chain": "web", "word_splitter": "datatrove"})  # datatrove 0.10.1's decisions
-    # no urls in these docs; normalize and spam are shardsmith's own steps (tests/test_spam_filters.py)
-    ours = [(n, s) for n, s in build_filter_steps(parity, None) if n not in ("url", "normalize", "spam")]
+    # no urls in these docs; normalize and spam are shardsmith's own steps (tests/test_spam_filters.py), pii drops
+    # nothing (tests/test_pii.py)
+    ours = [(n, s) for n, s in build_filter_steps(parity, None) if n not in ("url", "normalize", "spam", "pii")]
     expected = decide(_bare_en_chain(), texts)
     assert decide(ours, texts) == expected
     assert len({v[0] for v in expected}) >= 4  # the comparison covers drops at several steps, and keeps
@@ -661,3 +660,11 @@ def test_fast_gopher_repetition_equals_datatrove(en_docs, zh_docs):
         assert top_duplicate_chars(get_n_grams(words, n)) == find_top_duplicate(get_n_grams(words, n))
         assert repeated_chars(joined_n_grams(words, n, ""), n) == find_all_duplicate(words, n) > 0
     assert joined_n_grams(words[:3], 5, "") == [] and repeated_chars([], 5) == 0
+
+
+def test_schema_filter_steps_are_the_registry_rows():
+    """Adding a step is one row in the step registry plus its name in the schema's `FilterStep` Literal."""
+    from shardsmith.pipelines.filter_steps import ALLOWED_PARAMS, FILTER_STEPS
+    from shardsmith.schemas.mix_recipe import FilterStep
+
+    assert sorted(typing.get_args(FilterStep)) == sorted(FILTER_STEPS) == sorted(ALLOWED_PARAMS)

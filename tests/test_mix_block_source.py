@@ -1,6 +1,6 @@
 """Mix source ``kind: block`` (issue 10 §6): a built block's documents go into a mix as text.
 
-The demo SFT block is built once (``recipes/blocks/demo.yaml`` over ``builders/demo.py``'s sample, t1b template,
+The demo SFT block is built once (``recipes/blocks/demo.yaml`` over ``shardsmith/demo/sft_sample.py``'s sample, t1b template,
 GPT-2 + the t1b markers); the reader must give back each conversation exactly as the template renders it, a mix
 must weigh it like any source and name it in its manifest, a bad folder fails in one line naming the field and the
 path, and ``recipe:`` builds the block inside the mix, then reads it.
@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from shardsmith.builders.build import build
-from shardsmith.builders.demo import CHAT, EN, ZH, write_demo_sample
+from shardsmith.demo.sft_sample import CHAT, EN, ZH, write_demo_sample
 from shardsmith.builders.templates import BUILTIN, render
 from shardsmith.pipelines.block_source import block_input_files
-from shardsmith.pipelines.filters import build_filter_steps
+from shardsmith.pipelines.filter_chains import build_filter_steps
 from shardsmith.pipelines.shards import split_files
 from shardsmith.pipelines.sources import SourceError, iter_documents
 from shardsmith.recipes import RecipeError, load_recipe

@@ -203,7 +203,7 @@ sources:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The embedded sample corpus mixed into a small set with a text export; `wiki` is upsampled (~2 epochs)."""
-    from shardsmith.pipelines.sample_corpus import write_sample_corpus
+    from shardsmith.demo.mix_corpus import write_sample_corpus
 
     root = tmp_path_factory.mktemp("outputs")
     write_sample_corpus(root / "sample")

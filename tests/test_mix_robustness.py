@@ -24,7 +24,7 @@ def shardsmith(*args, env=None, **kw):
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    from shardsmith.pipelines.sample_corpus import write_sample_corpus
+    from shardsmith.demo.mix_corpus import write_sample_corpus
 
     dest = tmp_path_factory.mktemp("sample") / "corpus"
     write_sample_corpus(dest)

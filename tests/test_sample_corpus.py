@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from shardsmith.pipelines.sample_corpus import (
+from shardsmith.demo.mix_corpus import (
     DUP_JUNK,
     FILTER_JUNK,
     GOOD_KINDS,

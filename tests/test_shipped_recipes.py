@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, assert_shipped_mix_built, need_data
 
 from shardsmith.pipelines.mixer import run_mix
-from shardsmith.pipelines.sample_corpus import write_sample_corpus
+from shardsmith.demo.mix_corpus import write_sample_corpus
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.manifest import ShardManifest
 from shardsmith.schemas.mix_recipe import MixRecipe

@@ -533,3 +533,13 @@ def test_hf_hub_constructs_and_fails_clearly_offline(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(SourceError, match=r"source 'c4hub': cannot stream Hugging Face dataset 'allenai/c4'"):
         next(iter(reader.run()))
+
+
+def test_schema_source_kinds_are_the_registry_rows():
+    """Adding a kind is one row in pipelines/source_kinds.py plus its name in the schema's `SourceKind` Literal."""
+    import typing
+
+    from shardsmith.pipelines.source_kinds import SOURCE_KINDS
+    from shardsmith.schemas.mix_recipe import SourceKind
+
+    assert list(typing.get_args(SourceKind)) == list(SOURCE_KINDS)

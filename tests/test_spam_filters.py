@@ -19,7 +19,8 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.formatters.base import BaseFormatter
 from pydantic import ValidationError
 
-from shardsmith.pipelines.filters import ALLOWED_PARAMS, DEFAULT_CHAINS, build_filter_steps
+from shardsmith.pipelines.filter_chains import DEFAULT_CHAINS, build_filter_steps
+from shardsmith.pipelines.filter_steps import ALLOWED_PARAMS
 from shardsmith.pipelines.normalize import NormalizeFormatter
 from shardsmith.pipelines.sources import iter_documents
 from shardsmith.pipelines.spam import CATEGORIES, LexiconMatcher, SpamFilter, is_url_token, load_lexicon

@@ -19,7 +19,7 @@ from datatrove.pipeline.filters import GopherQualityFilter
 from nltk.tokenize import NLTKWordTokenizer
 from pydantic import ValidationError
 
-from shardsmith.pipelines.filters import (
+from shardsmith.pipelines.filter_chains import (
     NAMED_CHAINS,
     UNFILTERED_KINDS,
     build_filter_steps,
@@ -179,11 +179,12 @@ def test_default_chain_resolves_by_kind():
     assert sorted(listed) == sorted(set(listed))
     assert set(listed) == set(typing.get_args(SourceKind)) - set(UNFILTERED_KINDS)
     assert default_chain_name("block") == "none"
-    assert filter_chain_info(src(kind="wikipedia")) == {"filter_chain": "encyclopedia", "word_splitter": "fineweb2024"}
+    assert filter_chain_info(src(kind="wikipedia")) == {
+        "filter_chain": "encyclopedia", "word_splitter": "fineweb2024", "pii": True}  # fmt: skip
     assert filter_chain_info(src(language="zh", kind="baidu_baike")) == {
-        "filter_chain": "encyclopedia", "word_splitter": "datatrove"}  # fmt: skip
+        "filter_chain": "encyclopedia", "word_splitter": "datatrove", "pii": True}  # fmt: skip
     assert filter_chain_info(src(filters=["language"]))["filter_chain"] == "custom"
-    assert filter_chain_info(src(filters="none")) == {"filter_chain": "none", "word_splitter": None}
+    assert filter_chain_info(src(filters="none")) == {"filter_chain": "none", "word_splitter": None, "pii": False}
 
 
 def test_named_chains_build_for_en_and_zh():

@@ -5,8 +5,10 @@
 
 Defaults (``filters: default``) per ``source.language``:
 
-Both start with ``normalize`` (ftfy: HTML entities, mojibake, NFC; ``normalize.py``) and carry ``url`` and ``spam``
-(categorised lexicon + link farms; ``spam.py``) after language ID.
+Both start with ``normalize`` (ftfy: HTML entities, mojibake, NFC; ``normalize.py``), carry ``url`` and ``spam``
+(categorised lexicon + link farms; ``spam.py``) after language ID and end, like every named chain, with ``pii``
+(FineWeb's last step: e-mail and public IPv4/IPv6 addresses replaced, counted; ``pii.py``; a source's
+``filters: {chain: ..., pii: false}`` leaves it out).
 
 * **en**: the FineWeb recipe (huggingface/datatrove:examples/fineweb.py): language en > 0.65, url, spam,
   gopher_repetition, gopher_quality, c4_quality (``filter_no_terminal_punct=False``), fineweb_quality; datatrove's
@@ -19,7 +21,8 @@ Both start with ``normalize`` (ftfy: HTML entities, mojibake, NFC; ``normalize.p
   Chinese); no C4 filter (FineWeb-2 dropped it for non-English).
 
 ``filters: none`` -> ``[]``.  An explicit list takes each step's defaults for the source's language, overridden by
-``params``; an unknown step param raises ``ValueError`` naming the source, the step and the param.  Params are the
+``params``; an unknown step param raises ``ValueError`` naming the source, the step and the param.  The steps, their
+classes and params are the registry in ``filter_steps.py``; the ``url`` step is ``url_filter.py``.  Params are the
 datatrove/zh_filters constructor arguments, plus: ``language``: ``languages``, ``threshold`` (or
 ``language_threshold``), ``model_path``, ``backend``; ``url``: ``require_url`` (default False: documents without a
 url pass); word-level steps: ``word_tokenizer`` (a language code for the word splitter, default the source's).
@@ -31,94 +34,31 @@ instead of once per filter.  Dropped documents go through ``rejected.py``'s writ
 
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.filters import (
-    C4QualityFilter,
-    FineWebQualityFilter,
-    GopherQualityFilter,
-    URLFilter,
-)
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 
 from ..schemas.mix_recipe import FilterChain, FilterSpec, SourceSpec
-from .lid import make_language_filter
-from .normalize import NormalizeFormatter
-from .repetition import FastGopherRepetitionFilter
-from .rejected import RejectedJsonlWriter, RejectedRecordAdapter, rejected_writer
-from .spam import SpamFilter
-from .word_splitters import WORD_SPLITTERS, FineWeb2024GopherQualityFilter, FineWeb2024WordTokenizer
+from .filter_steps import ALLOWED_PARAMS, FILTER_STEPS
+from .rejected import RejectedRecordAdapter, rejected_writer
+from .source_kinds import SOURCE_KINDS
+from .word_splitters import WORD_SPLITTERS, FineWeb2024WordTokenizer
 from .word_tokenizer import ZH_CODES, SharedWordTokenizer, word_tokenizer_key
-from .zh_filters import CJKRatioFilter, MinCharsFilter, OpenCCT2S, SpamPhraseFilter, SymbolRatioFilter
 
 __all__ = [
     "DEFAULT_CHAINS",
     "NAMED_CHAINS",
     "NamedChain",
-    "filter_chain_info",
-    "RejectedJsonlWriter",
-    "RejectedRecordAdapter",
-    "SharedWordTokenizer",
     "build_filter_steps",
-    "word_tokenizer_key",
+    "default_chain_name",
+    "filter_chain_info",
 ]
 
 # --------------------------------------------------------------------------------------------------------------------
-# URL filter that tolerates sources without urls
-# --------------------------------------------------------------------------------------------------------------------
-
-
-class OptionalURLFilter(URLFilter):
-    """datatrove ``URLFilter`` (UT1 block lists shipped with datatrove) for sources that may lack urls.
-
-    Documents without ``metadata["url"]`` pass (counted as stat ``no_url``) unless ``require_url``; datatrove's
-    own filter asserts.  The public-suffix list is tldextract's bundled snapshot: no network fetch.
-    """
-
-    def __init__(self, require_url: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        from tldextract import TLDExtract
-
-        self.require_url = require_url
-        self.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-    # The UT1 lists take ~5 s to load and datatrove loads them again in every task's copy of the step; one
-    # process keeps one read-only copy per configuration instead.
-    _loaded: dict[tuple, tuple] = {}
-    _LISTS = ("block_listed_domains", "block_listed_url", "banned_words", "banned_subwords", "soft_banned_words")
-
-    def download_data(self):
-        if self._downloaded or not self.use_integrated_lists:
-            return
-        key = tuple(frozenset(getattr(self, name)) for name in self._LISTS)
-        cached = OptionalURLFilter._loaded.get(key)
-        if cached is None:
-            super().download_data()
-            OptionalURLFilter._loaded[key] = tuple(getattr(self, n) for n in self._LISTS) + (
-                self.banned_subwords_automaton,
-            )
-            return
-        *lists, self.banned_subwords_automaton = cached
-        for name, value in zip(self._LISTS, lists):
-            setattr(self, name, value)
-        self._downloaded = True
-
-    def filter(self, document: Document) -> bool | tuple[bool, str]:
-        if not document.metadata.get("url"):
-            if self.require_url:
-                return False, "no_url"
-            self.stat_update("no_url")
-            return True
-        return super().filter(document)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Step factories and defaults
+# Per-language step defaults
 # --------------------------------------------------------------------------------------------------------------------
 
 # huggingface/fineweb-2 configs/cmn_Hani.yml at d331bee ("updated configs with paper version", 2025-06-16)
@@ -189,6 +129,7 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
         "gopher_quality",
         "c4_quality",
         "fineweb_quality",
+        "pii",
     ),
     "zh": (
         "normalize",
@@ -202,11 +143,12 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
         "gopher_repetition",
         "gopher_quality",
         "fineweb_quality",
+        "pii",
     ),
 }
 
 # --------------------------------------------------------------------------------------------------------------------
-# Named chains: one registry row per chain; `filters: default` picks the row whose `kinds` hold the source's kind
+# Named chains: one registry row per chain; `filters: default` picks the chain the source kind's row names
 # --------------------------------------------------------------------------------------------------------------------
 
 # Curated, edited text (encyclopedias): an article is often one long line or a few, with lists, tables and
@@ -216,16 +158,16 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
 # for Chinese.
 ENCYCLOPEDIA_CHAINS: dict[str, tuple[str | dict, ...]] = {
     "en": ("normalize", {"step": "language", "threshold": 0.5}, {"step": "length", "min_chars": 200},
-           "gopher_repetition"),
+           "gopher_repetition", "pii"),
     "zh": ("normalize", "opencc_t2s", "language", {"step": "min_chars", "min_chars": 100}, "spam",
-           "gopher_repetition"),
+           "gopher_repetition", "pii"),
 }
 # Edited news articles: prose in paragraphs, so Gopher's document-level quality rules still fit; the line rules of
 # C4/FineWeb, written for scraped page furniture, drop short datelines and headlines.
 NEWS_CHAINS: dict[str, tuple[str | dict, ...]] = {
-    "en": ("normalize", "language", "url", "spam", "gopher_repetition", "gopher_quality"),
+    "en": ("normalize", "language", "url", "spam", "gopher_repetition", "gopher_quality", "pii"),
     "zh": ("normalize", "opencc_t2s", "language", "url", "cjk_ratio", {"step": "min_chars", "min_chars": 100},
-           "spam", "gopher_repetition"),
+           "spam", "gopher_repetition", "pii"),
 }  # fmt: skip
 
 
@@ -242,8 +184,11 @@ class NamedChain:
     name: str
     purpose: str
     steps: dict[str, tuple[str | dict, ...]]
-    kinds: tuple[str, ...] = ()
     word_splitter: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind, row in SOURCE_KINDS.items() if row.default_chain == self.name)
 
 
 NAMED_CHAINS: dict[str, NamedChain] = {
@@ -253,8 +198,6 @@ NAMED_CHAINS: dict[str, NamedChain] = {
             "web",
             "crawled pages: the FineWeb recipe (en), FineWeb-2 cmn_Hani (zh)",
             DEFAULT_CHAINS,
-            kinds=("fineweb", "c4", "dolma", "dclm", "skypile", "wanjuan", "zhihu", "wudao", "warc", "generic",
-                   "hf_hub"),
             # FineWeb was filtered with NLTK's word split; datatrove 0.10.1's spaCy split drops 22 of 150
             # FineWeb-Edu documents that FineWeb kept (scripts/compare_word_splitters.py)
             word_splitter={"en": "fineweb2024"},
@@ -263,103 +206,57 @@ NAMED_CHAINS: dict[str, NamedChain] = {
             "encyclopedia",
             "curated reference articles (Wikipedia, Baidu Baike)",
             ENCYCLOPEDIA_CHAINS,
-            kinds=("wikipedia", "wikipedia_lines", "wikipedia_zh", "baidu_baike"),
             word_splitter={"en": "fineweb2024"},
         ),
         NamedChain(
             "news",
             "edited news articles",
             NEWS_CHAINS,
-            kinds=("news_folder", "news_jsonl"),
             word_splitter={"en": "fineweb2024"},
         ),
     )
 }  # fmt: skip
 
 
-# Kinds whose text was filtered before it reached the mix: `filters: default` is `none` (a built block's
-# conversations passed the block's own filters; the web chains' line rules are written for scraped pages).
-UNFILTERED_KINDS = ("block",)
+# Kinds whose text was filtered before it reached the mix: `filters: default` is `none` (source_kinds.py).
+UNFILTERED_KINDS = tuple(kind for kind, row in SOURCE_KINDS.items() if row.default_chain == "none")
 
 
 def default_chain_name(kind: str) -> str:
-    """The named chain ``filters: default`` resolves to for a source kind (``web`` for any kind no row lists;
-    ``none`` for :data:`UNFILTERED_KINDS`)."""
-    if kind in UNFILTERED_KINDS:
-        return "none"
-    return next((c.name for c in NAMED_CHAINS.values() if kind in c.kinds), "web")
+    """The named chain ``filters: default`` resolves to for a source kind: its row's ``default_chain``
+    (``source_kinds.py``; ``web`` for a kind without a row)."""
+    row = SOURCE_KINDS.get(kind)
+    return row.default_chain if row is not None else "web"
 
 
 def _language_key(source: SourceSpec) -> str:
     return "zh" if source.language.lower() in ZH_CODES else source.language
 
 
-def _chain_choice(source: SourceSpec) -> tuple[str, str | None]:
-    """(chain name, word-splitter override) for ``source.filters``; ``custom`` for an explicit step list."""
+def _chain_choice(source: SourceSpec) -> tuple[str, FilterChain | None]:
+    """(chain name, the chain's options) for ``source.filters``; ``custom`` and no options for a step list."""
     filters = source.filters
-    if isinstance(filters, FilterChain):
-        name, override = filters.chain, filters.word_splitter
-    elif isinstance(filters, str):
-        name, override = filters, None
+    if isinstance(filters, str):
+        filters = FilterChain(chain=filters)
     elif isinstance(filters, dict):  # a SourceSpec built with model_construct
-        chain = FilterChain.model_validate(filters)
-        name, override = chain.chain, chain.word_splitter
-    else:
+        filters = FilterChain.model_validate(filters)
+    elif not isinstance(filters, FilterChain):
         return "custom", None
-    return (default_chain_name(source.kind) if name == "default" else name), override
+    return (default_chain_name(source.kind) if filters.chain == "default" else filters.chain), filters
 
 
-def filter_chain_info(source: SourceSpec) -> dict[str, str | None]:
-    """What the manifest records per source: ``filter_chain`` (web | encyclopedia | news | none | custom) and
-    ``word_splitter`` (the chain's choice for its word-level steps; a step's own ``word_splitter`` param wins)."""
-    name, override = _chain_choice(source)
+def filter_chain_info(source: SourceSpec) -> dict[str, str | bool | None]:
+    """What the manifest records per source: ``filter_chain`` (web | encyclopedia | news | none | custom),
+    ``word_splitter`` (the chain's choice for its word-level steps; a step's own ``word_splitter`` param wins) and
+    ``pii`` (whether the chain replaced e-mail and IP addresses: its ``pii`` step ran)."""
+    name, options = _chain_choice(source)
     splitter = None
     if name in NAMED_CHAINS:
-        splitter = override or NAMED_CHAINS[name].word_splitter.get(_language_key(source), "datatrove")
+        splitter = options.word_splitter or NAMED_CHAINS[name].word_splitter.get(_language_key(source), "datatrove")
     elif name == "custom":
         splitter = "datatrove"
-    return {"filter_chain": name, "word_splitter": splitter}
-
-
-_WORD_CLASSES = {
-    "gopher_repetition": FastGopherRepetitionFilter,  # datatrove's filter, faster n-gram counts (repetition.py)
-    "gopher_quality": GopherQualityFilter,
-    "c4_quality": C4QualityFilter,
-    "fineweb_quality": FineWebQualityFilter,
-}
-_SIMPLE_CLASSES = {
-    "cjk_ratio": CJKRatioFilter,
-    "min_chars": MinCharsFilter,
-    "length": MinCharsFilter,
-    "symbol_ratio": SymbolRatioFilter,
-    "spam_phrases": SpamPhraseFilter,
-    "spam": SpamFilter,
-}
-
-
-def _init_params(cls: type, exclude: tuple[str, ...] = ("exclusion_writer", "language")) -> set[str]:
-    sig = inspect.signature(cls.__init__)
-    return {
-        n
-        for n, p in sig.parameters.items()
-        if n != "self" and n not in exclude and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-    }
-
-
-_URL_PARAMS = _init_params(URLFilter) | {"require_url"}
-ALLOWED_PARAMS: dict[str, set[str]] = {
-    "language": {"languages", "threshold", "language_threshold", "model_path", "backend"},
-    "url": _URL_PARAMS,
-    "opencc_t2s": {"config"},
-    "normalize": _init_params(NormalizeFormatter),
-    **{step: _init_params(cls) | {"word_tokenizer", "word_splitter"} for step, cls in _WORD_CLASSES.items()},
-    **{step: _init_params(cls) for step, cls in _SIMPLE_CLASSES.items() if step != "length"},
-    "length": {"min_chars", "max_chars"},
-}
-
-
-def _tuples(pairs) -> tuple[tuple[int, float], ...]:
-    return tuple((int(n), float(f)) for n, f in pairs)
+    pii = name != "none" and any(spec.step == "pii" for spec in _specs(source))
+    return {"filter_chain": name, "word_splitter": splitter, "pii": pii}
 
 
 class _Builder:
@@ -412,61 +309,15 @@ class _Builder:
         step = spec.step
         p = self.params(spec)
         try:
-            return self._make(step, p)
+            return FILTER_STEPS[step].make(self, FILTER_STEPS[step], p)
         except (TypeError, ValueError, FileNotFoundError) as e:
             raise ValueError(f"{self.where(step)}: {e}") from e
 
-    def _make(self, step: str, p: dict[str, Any]) -> PipelineStep:
-        if step == "language":
-            if "language_threshold" in p:  # datatrove's name for it
-                p["threshold"] = p.pop("language_threshold")
-            languages = p.get("languages") or [self.source.language]
-            if isinstance(languages, str):
-                languages = [languages]
-            threshold = float(p["threshold"])
-            lang_filter = make_language_filter(
-                languages,
-                threshold,
-                model_path=p.get("model_path"),
-                backend=p.get("backend"),
-                exclusion_writer=None,
-            )
-            lang_filter.exclusion_writer = self.writer(
-                step, languages=list(lang_filter.languages), threshold=threshold
-            )
-            return lang_filter
-        if step == "url":
-            return OptionalURLFilter(exclusion_writer=self.writer(step), **p)
-        if step == "opencc_t2s":
-            return OpenCCT2S(**p)
-        if step == "normalize":
-            return NormalizeFormatter(**p)
-        if step in _WORD_CLASSES:
-            cls = _WORD_CLASSES[step]
-            tok_lang = p.pop("word_tokenizer", None) or self.source.language
-            splitter = p.pop("word_splitter", None) or self.word_splitter or "datatrove"
-            for key in ("top_n_grams", "dup_n_grams"):
-                if key in p and p[key] is not None:
-                    p[key] = _tuples(p[key])
-            if "stop_words" in p and p["stop_words"] is not None:
-                p["stop_words"] = list(p["stop_words"])
-            if "stop_chars" in p and p["stop_chars"] is not None:
-                p["stop_chars"] = tuple(p["stop_chars"])
-            if step == "gopher_quality" and splitter == "fineweb2024":
-                cls = FineWeb2024GopherQualityFilter  # FineWeb's word counting (word_splitters.py)
-            return cls(exclusion_writer=self.writer(step), language=self.tokenizer(tok_lang, splitter), **p)
-        if step == "length":
-            if p.get("min_chars") is None and p.get("max_chars") is None:
-                raise ValueError("needs `min_chars` and/or `max_chars`")
-            p.setdefault("min_chars", 0)
-            return MinCharsFilter(exclusion_writer=self.writer(step), **p)
-        if step in _SIMPLE_CLASSES:
-            return _SIMPLE_CLASSES[step](exclusion_writer=self.writer(step), **p)
-        raise ValueError(f"unknown filter step {step!r}")  # pragma: no cover - FilterStep is a Literal
-
 
 def _specs(source: SourceSpec) -> list[FilterSpec]:
-    name, _ = _chain_choice(source)
+    """The source's steps: its named chain's for its language (without ``pii`` when the chain's options say
+    ``pii: false``), or its own list."""
+    name, options = _chain_choice(source)
     if name == "none":
         return []
     if name in NAMED_CHAINS:
@@ -477,7 +328,8 @@ def _specs(source: SourceSpec) -> list[FilterSpec]:
                 f"source {source.name!r}: no default filter chain for language {source.language!r} "
                 f"(chain {name!r} exists for {', '.join(chain.steps)}); list `filters` explicitly or use `none`"
             )
-        return [FilterSpec.model_validate(s) for s in chain.steps[lang]]
+        specs = [FilterSpec.model_validate(s) for s in chain.steps[lang]]
+        return [s for s in specs if options.pii or s.step != "pii"]
     out = []
     for f in source.filters:
         if isinstance(f, FilterSpec):

@@ -1,6 +1,6 @@
 """Write the small SFT demo sample that ``recipes/blocks/demo.yaml`` builds (no download, no shared data needed).
 
-    python -m shardsmith.builders.demo out/sft_demo        # then
+    python -m shardsmith.demo.sft_sample out/sft_demo        # then
     SFT_DEMO_DATA=out/sft_demo shardsmith build recipes/blocks/demo.yaml --out out/sft-demo-shards
 
 Files: ``demo_zh.jsonl`` (Alpaca shape, Chinese; holds one English row and one exact duplicate on purpose),
@@ -87,7 +87,7 @@ def write_demo_sample(dest: str | Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m shardsmith.builders.demo DEST_DIR", file=sys.stderr)
+        print("usage: python -m shardsmith.demo.sft_sample DEST_DIR", file=sys.stderr)
         return 2
     print(write_demo_sample(argv[0]))
     return 0
