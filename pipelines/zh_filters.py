@@ -20,6 +20,8 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.formatters.base import BaseFormatter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
+from .opencc_fast import FastOpenCC
+
 DETAIL_KEY = "filter_detail"
 
 _HAN = regex.compile(r"\p{Han}")  # CJK unified ideographs (all extensions) + compatibility ideographs, 〇, 々 ...
@@ -212,7 +214,9 @@ class SpamPhraseFilter(BaseFilter):
 
 
 class OpenCCT2S(BaseFormatter):
-    """Traditional -> simplified Chinese with opencc-python-reimplemented (pure Python, ~0.7 M chars/s).
+    """Traditional -> simplified Chinese with opencc-python-reimplemented's dictionaries and rules, converted by
+    :class:`~shardsmith.pipelines.opencc_fast.FastOpenCC` (same output as the package's ``OpenCC.convert``, about
+    6x faster).
 
     fastText's lid.176 labels both scripts ``zh``, so the Chinese chain converts before LID, heuristics and dedup.
     ``config`` may be any OpenCC config shipped with the package (``t2s``, ``tw2s``, ``hk2s``, ``tw2sp``, ...).
@@ -226,6 +230,7 @@ class OpenCCT2S(BaseFormatter):
 
         self.config = config.removesuffix(".json")
         self._cc = None
+        self._fast = None
         self._converter()  # validate the config name now
 
     def _converter(self):
@@ -236,11 +241,12 @@ class OpenCCT2S(BaseFormatter):
                 self._cc = OpenCC(self.config)
             except FileNotFoundError as e:
                 raise ValueError(f"unknown OpenCC config {self.config!r} (try 't2s', 'tw2s', 'hk2s')") from e
-        return self._cc
+            self._fast = FastOpenCC(self._cc)
+        return self._fast
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_cc"] = None
+        state["_cc"] = state["_fast"] = None
         return state
 
     def format(self, text: str) -> str:
