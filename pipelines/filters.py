@@ -41,12 +41,12 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters import (
     C4QualityFilter,
     FineWebQualityFilter,
-    GopherQualityFilter,
     URLFilter,
 )
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 
 from ..schemas.mix_recipe import FilterChain, FilterSpec, SourceSpec
+from .gopher_quality import FastGopherQualityFilter
 from .lid import make_language_filter
 from .normalize import NormalizeFormatter
 from .repetition import FastGopherRepetitionFilter
@@ -323,7 +323,7 @@ def filter_chain_info(source: SourceSpec) -> dict[str, str | None]:
 
 _WORD_CLASSES = {
     "gopher_repetition": FastGopherRepetitionFilter,  # datatrove's filter, faster n-gram counts (repetition.py)
-    "gopher_quality": GopherQualityFilter,
+    "gopher_quality": FastGopherQualityFilter,  # datatrove's filter, per distinct word (gopher_quality.py)
     "c4_quality": C4QualityFilter,
     "fineweb_quality": FineWebQualityFilter,
 }

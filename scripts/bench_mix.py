@@ -108,13 +108,17 @@ def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
     """The DEFAULT chain for ``language`` as built by shardsmith (``ours``), or mapped step by step to bare datatrove
     (``bare``): a word-level step (its ``language`` is shardsmith's ``SharedWordTokenizer``) becomes its datatrove
     class with datatrove's own tokenizer key (``en``; ``cmn_Hani`` for Chinese: datatrove's ``zh`` does not
-    segment), the url step is datatrove's ``URLFilter`` itself; every other step (LID, formatters, shardsmith's own
-    rules) is the same object on both sides.  So steps added to ``DEFAULT_CHAINS`` are benchmarked as they come."""
+    segment), the url step is datatrove's ``URLFilter`` itself, the normalize step datatrove's ``FTFYFormatter``
+    with the same ftfy config (shardsmith's skips ftfy where it cannot change the text); every other step (LID,
+    OpenCC, shardsmith's own rules: datatrove has none of them) is the same object on both sides.  So steps added
+    to ``DEFAULT_CHAINS`` are benchmarked as they come."""
     import copy
 
     from datatrove.pipeline.filters import URLFilter
+    from datatrove.pipeline.formatters import FTFYFormatter
 
     from shardsmith.pipelines.filters import OptionalURLFilter, build_filter_steps
+    from shardsmith.pipelines.normalize import NormalizeFormatter
     from shardsmith.pipelines.word_tokenizer import SharedWordTokenizer
     from shardsmith.schemas.mix_recipe import SourceSpec
 
@@ -133,6 +137,9 @@ def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
         elif isinstance(step, OptionalURLFilter):
             step = copy.copy(step)
             step.__class__ = URLFilter  # same lists and params, datatrove's own download_data and filter
+        elif isinstance(step, NormalizeFormatter):
+            step = copy.copy(step)
+            step.__class__ = FTFYFormatter  # same TextFixerConfig, datatrove's own format: ftfy.fix_text
         bare.append((name, step))
     return bare
 
