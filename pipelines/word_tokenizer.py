@@ -106,7 +106,8 @@ class _FastJieba:
     HMM pass (jieba's ``finalseg.cut``) over runs of single characters.  Faster because the DAG and the route are
     built in one pass with each word's ``log(freq) - log(total)`` computed once per process (the same float
     expression, so the same scores), and because a block's words are remembered (``block_cache`` blocks; a block is
-    segmented on its own, so its words never depend on the text around it).  The memo is dropped when jieba's
+    segmented on its own, so its words never depend on the text around it), as are the HMM's words for a run of
+    single characters (``hmm``; the HMM sees only that run).  The memos are dropped when jieba's
     dictionary changes (``add_word``, ``load_userdict``, force-split words).
     """
 
@@ -140,9 +141,23 @@ class _FastJieba:
             self.logtotal = log(dt.total)
             self.logp: dict[str, float] = {}
             self.blocks: dict[str, list[str]] = {}
+            self.hmm: dict[str, list[str]] = {}
 
     def cut(self, text: str) -> list[str]:
         """``[w for w in jieba.cut(text, cut_all=False) if w]``."""
+        return self._pieces(text, keep_space=True)
+
+    def words(self, text: str) -> list[str]:
+        """The pieces of :meth:`cut` that are not whitespace, i.e. datatrove's ``strip_strings(cut(text))``.
+
+        Every other piece is already stripped: a block's words hold only ``re_han`` characters (no whitespace,
+        HMM words included: they are substrings of a block), and outside blocks jieba gives whitespace as pieces
+        of their own (``re_skip``: ``\\r\\n`` or one ``\\s`` character, which is what ``str.strip`` strips) and
+        every other character alone.
+        """
+        return self._pieces(text, keep_space=False)
+
+    def _pieces(self, text: str, keep_space: bool) -> list[str]:
         self._check_dictionary()
         out: list[str] = []
         re_han, re_skip, blocks = self.re_han, self.re_skip, self.blocks
@@ -160,7 +175,8 @@ class _FastJieba:
             else:
                 for x in re_skip.split(blk):
                     if re_skip.match(x):
-                        out.append(x)
+                        if keep_space:
+                            out.append(x)
                     else:
                         out.extend(x)
         return [w for w in out if w]
@@ -175,8 +191,11 @@ class _FastJieba:
             best_s = best_x = None
             i = k
             frag = blk[k]
-            while i < n and frag in freq:
-                if freq[frag]:
+            while i < n:
+                f = freq.get(frag)
+                if f is None:
+                    break
+                if f:
                     lp = logp.get(frag)
                     if lp is None:
                         lp = logp[frag] = log(freq.get(frag) or 1) - logtotal
@@ -219,7 +238,12 @@ class _FastJieba:
         if len(buf) == 1:
             out.append(buf)
         elif not self.freq.get(buf):
-            out.extend(self.finalseg.cut(buf))
+            words = self.hmm.get(buf)
+            if words is None:
+                if len(self.hmm) >= self.block_cache:
+                    self.hmm.clear()
+                words = self.hmm[buf] = list(self.finalseg.cut(buf))
+            out.extend(words)
         else:
             out.extend(buf)
 
@@ -412,9 +436,8 @@ class SharedWordTokenizer(WordTokenizer):
         self.counts["jieba"] += 1
         jieba = self._jieba
         if isinstance(jieba, _FastJieba):
-            pieces = jieba.cut(text)
-        else:
-            pieces = [x for x in jieba.cut(text, cut_all=False) if x]
+            return jieba.words(text)  # == strip_strings(pieces): the alignment below would only add whitespace
+        pieces = [x for x in jieba.cut(text, cut_all=False) if x]
         if "".join(pieces) == text and not any(p[0].isspace() and not p.isspace() for p in pieces):
             return strip_strings(pieces)
         self.counts["jieba_aligned"] += 1

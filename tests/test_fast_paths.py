@@ -96,6 +96,20 @@ def test_fast_opencc_equals_opencc(texts):
         assert sum(g != t for g, t in zip(got, docs)) >= 20  # conversions happened
 
 
+def test_fast_jieba_words_equal_stripped_jieba_cut(texts):
+    """_FastJieba.words (with its HMM memo) is datatrove's strip_strings over jieba.cut's pieces."""
+    import jieba
+    from datatrove.utils.word_tokenizers import strip_strings
+
+    from shardsmith.pipelines.word_tokenizer import _FastJieba
+
+    docs = texts["zh"][:40] + [" a  b\r\n中文 \t\u3000全角\u2028x ", "", "\n\n", "abc 123.5% 你好吗"]
+    fast = _FastJieba(jieba.dt)
+    for text in docs + docs[:10]:  # the repeats come from the memos
+        assert fast.words(text) == strip_strings([x for x in jieba.cut(text, cut_all=False) if x])
+    assert fast.hmm  # the HMM memo was used
+
+
 def test_fast_gopher_quality_equals_datatrove(texts):
     zh_steps = dict(build_filter_steps(SourceSpec(name="zh", kind="generic", paths=["-"], weight=1, language="zh"), None))
     zh_quality = zh_steps["gopher_quality"]
