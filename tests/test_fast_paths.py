@@ -128,3 +128,14 @@ def test_fast_gopher_quality_equals_datatrove(texts):
         pairs = [(fast.filter(Document(text=t, id="x")), ref.filter(Document(text=t, id="x"))) for t in docs]
         assert [got for got, _ in pairs] == [expected for _, expected in pairs]
         assert len({got if got is True else got[1] for got, _ in pairs}) >= 2  # keeps and drops
+
+
+def test_url_token_counts_equal_testing_every_token(texts):
+    """The link-farm rule tests only tokens with '.' or ':'; the counts equal testing every token."""
+    from shardsmith.pipelines.spam import _TOKEN_SPLIT, is_url_token, url_token_counts
+
+    docs = texts["en"] + texts["zh"] + ["see http://localhost/x and ftp://a www.b.example.com c.org d.invalidtld"]
+    for text in docs:
+        tokens = [t for t in _TOKEN_SPLIT.split(text) if t]
+        assert url_token_counts(text) == (sum(map(is_url_token, tokens)), len(tokens))
+    assert url_token_counts(docs[-1])[0] == 4
