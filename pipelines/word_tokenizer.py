@@ -118,6 +118,7 @@ class _FastJieba:
         tokenizer.check_initialized()
         self.dt = tokenizer
         self.finalseg = finalseg
+        self.hmm_tables = _hmm_tables(finalseg)
         self.re_han = jieba.re_han_default
         self.re_skip = jieba.re_skip_default
         self.block_cache = block_cache
@@ -242,10 +243,80 @@ class _FastJieba:
             if words is None:
                 if len(self.hmm) >= self.block_cache:
                     self.hmm.clear()
-                words = self.hmm[buf] = list(self.finalseg.cut(buf))
+                words = self.hmm[buf] = self._hmm_cut(buf)
             out.extend(words)
         else:
             out.extend(buf)
+
+
+    def _hmm_cut(self, buf: str) -> list[str]:
+        """``list(jieba.finalseg.cut(buf))``: the same blocks, the same Viterbi sums in the same order and the same
+        tie-breaks (``max`` over ``(prob, state)`` tuples), with back-pointers instead of copying every path."""
+        fs = self.finalseg
+        out: list[str] = []
+        for blk in fs.re_han.split(buf):
+            if fs.re_han.match(blk):
+                for word in _hmm_words(blk, self.hmm_tables):
+                    if word not in fs.Force_Split_Words:
+                        out.append(word)
+                    else:
+                        out.extend(word)
+            else:
+                out.extend(x for x in fs.re_skip.split(blk) if x)
+        return out
+
+
+_STATE_INDEX = {"B": 0, "M": 1, "E": 2, "S": 3}
+
+
+def _hmm_tables(fs) -> tuple:
+    """jieba.finalseg's model as the flat values :func:`_hmm_words` reads (emission lookups, the 8 transitions)."""
+    low = fs.MIN_FLOAT
+    trans = {(a, b): fs.trans_P[a].get(b, low) for a in "BMES" for b in "BMES"}
+    pairs = (("E", "B"), ("S", "B"), ("M", "M"), ("B", "M"), ("S", "S"), ("E", "S"), ("B", "E"), ("M", "E"))
+    return (fs.start_P, fs.emit_P, low, *(fs.emit_P[y].get for y in "BMES"), *(trans[k] for k in pairs))
+
+
+def _hmm_words(sentence: str, tables: tuple) -> list[str]:
+    """jieba.finalseg's ``__cut``: Viterbi over B/M/E/S, then words from the state path."""
+    start, emit, low, e_b, e_m, e_e, e_s, t_eb, t_sb, t_mm, t_bm, t_ss, t_es, t_be, t_me = tables
+    ch = sentence[0]
+    v_b, v_m, v_e, v_s = (start[y] + emit[y].get(ch, low) for y in "BMES")
+    back: list[tuple[str, str, str, str]] = []
+    for ch in sentence[1:]:
+        em = e_b(ch, low)  # each: max([(V[y0] + trans + em, y0) for y0 in PrevStatus[y]]), PrevStatus order
+        p1, p2 = v_e + t_eb + em, v_s + t_sb + em  # B <- E, S   ("S" > "E": S wins a tie)
+        n_b, f_b = (p2, "S") if p2 >= p1 else (p1, "E")
+        em = e_m(ch, low)
+        p1, p2 = v_m + t_mm + em, v_b + t_bm + em  # M <- M, B   (M wins a tie)
+        n_m, f_m = (p2, "B") if p2 > p1 else (p1, "M")
+        em = e_s(ch, low)
+        p1, p2 = v_s + t_ss + em, v_e + t_es + em  # S <- S, E   (S wins a tie)
+        n_s, f_s = (p2, "E") if p2 > p1 else (p1, "S")
+        em = e_e(ch, low)
+        p1, p2 = v_b + t_be + em, v_m + t_me + em  # E <- B, M   (M wins a tie)
+        n_e, f_e = (p2, "M") if p2 >= p1 else (p1, "B")
+        back.append((f_b, f_m, f_e, f_s))
+        v_b, v_m, v_e, v_s = n_b, n_m, n_e, n_s
+    state = "S" if v_s >= v_e else "E"  # max((V[y], y) for y in "ES")
+    path = [state]
+    for pointers in reversed(back):
+        state = pointers[_STATE_INDEX[state]]
+        path.append(state)
+    path.reverse()
+    words, begin, nexti = [], 0, 0
+    for i, pos in enumerate(path):
+        if pos == "B":
+            begin = i
+        elif pos == "E":
+            words.append(sentence[begin : i + 1])
+            nexti = i + 1
+        elif pos == "S":
+            words.append(sentence[i])
+            nexti = i + 1
+    if nexti < len(sentence):
+        words.append(sentence[nexti:])
+    return words
 
 
 class SharedWordTokenizer(WordTokenizer):

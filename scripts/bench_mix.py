@@ -16,7 +16,7 @@ Prints:
 
 The machine may be shared: ratios within one run are what count.
 
-Usage: python scripts/bench_mix.py [--quick] [--runs N] [--only filters|tokenize|memory]
+Usage: python scripts/bench_mix.py [--quick] [--runs N] [--only filters|tokenize|memory] [--lang en|zh]
 """
 
 from __future__ import annotations
@@ -382,6 +382,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer documents and runs (no verdict check on all docs)")
     ap.add_argument("--runs", type=int, default=5, help="cold passes per side and chain (median reported)")
     ap.add_argument("--only", choices=["filters", "tokenize", "memory"], default=None, help="run one section")
+    ap.add_argument("--lang", choices=["en", "zh"], default=None, help="filter chains: one language only")
     ap.add_argument("--chain-child", nargs=4, metavar=("SIDE", "LANG", "DOCS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -408,6 +409,8 @@ def main() -> None:
         rows, notes = [], []
         with tempfile.TemporaryDirectory() as tmp:
             for lang, docs in (("en", en), ("zh", zh)):
+                if args.lang and lang != args.lang:
+                    continue
                 row, note = bench_filters(lang, docs, runs, Path(tmp))
                 rows.append(row)
                 notes += note
