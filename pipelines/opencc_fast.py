@@ -26,6 +26,8 @@ from bisect import bisect_left, bisect_right
 
 __all__ = ["FastOpenCC"]
 
+OPENCC_VERSION = "0.1.7"  # the opencc-python-reimplemented whose StringTree rules FastOpenCC follows
+
 
 class _Dictionary:
     """One OpenCC dictionary (``(max_len, min_len, mapping)`` as the package loads it), prepared for lookups."""
@@ -97,6 +99,13 @@ class _Dictionary:
 
 class FastOpenCC:
     """``OpenCC(config).convert(text)`` of opencc-python-reimplemented, computed as described in the module doc."""
+
+    @staticmethod
+    def usable() -> bool:
+        """True for the opencc-python-reimplemented whose rules this class re-implements."""
+        from importlib.metadata import version
+
+        return version("opencc-python-reimplemented") == OPENCC_VERSION
 
     def __init__(self, converter):
         converter.convert("")  # loads the dictionaries (the package does it lazily)

@@ -241,7 +241,8 @@ class OpenCCT2S(BaseFormatter):
                 self._cc = OpenCC(self.config)
             except FileNotFoundError as e:
                 raise ValueError(f"unknown OpenCC config {self.config!r} (try 't2s', 'tw2s', 'hk2s')") from e
-            self._fast = FastOpenCC(self._cc)
+            # FastOpenCC re-implements this version's rules; any other version converts with the package itself
+            self._fast = FastOpenCC(self._cc) if FastOpenCC.usable() else self._cc
         return self._fast
 
     def __getstate__(self):
