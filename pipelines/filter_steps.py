@@ -18,7 +18,6 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters import (
     C4QualityFilter,
     FineWebQualityFilter,
-    GopherQualityFilter,
     LanguageFilter,
     URLFilter,
 )
@@ -29,6 +28,7 @@ from .pii import PIIStep
 from .repetition import FastGopherRepetitionFilter
 from .spam import SpamFilter
 from .url_filter import OptionalURLFilter
+from .gopher_quality import FastGopherQualityFilter
 from .word_splitters import FineWeb2024GopherQualityFilter
 from .zh_filters import CJKRatioFilter, MinCharsFilter, OpenCCT2S, SpamPhraseFilter, SymbolRatioFilter
 
@@ -137,7 +137,8 @@ FILTER_STEPS: dict[str, StepRow] = {
         StepRow("url", OptionalURLFilter, params_from=URLFilter, extra_params=frozenset({"require_url"})),
         # datatrove's filter, faster n-gram counts (repetition.py)
         StepRow("gopher_repetition", FastGopherRepetitionFilter, make_word_level, extra_params=_WORD_PARAMS),
-        StepRow("gopher_quality", GopherQualityFilter, make_word_level, extra_params=_WORD_PARAMS,
+        StepRow("gopher_quality", FastGopherQualityFilter, make_word_level,  # datatrove's rules, per distinct word
+                extra_params=_WORD_PARAMS,
                 splitter_classes={"fineweb2024": FineWeb2024GopherQualityFilter}),  # FineWeb's word counting
         StepRow("c4_quality", C4QualityFilter, make_word_level, extra_params=_WORD_PARAMS),
         StepRow("fineweb_quality", FineWebQualityFilter, make_word_level, extra_params=_WORD_PARAMS),

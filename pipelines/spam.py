@@ -198,9 +198,13 @@ def is_url_token(token: str) -> bool:
 
 
 def url_token_counts(text: str) -> tuple[int, int]:
-    """(URL/domain tokens, all tokens) of ``text``."""
+    """(URL/domain tokens, all tokens) of ``text``.
+
+    Only tokens holding ``.`` or ``:`` are tested: a URL needs ``://`` or ``www.`` and a domain a dot, so
+    :func:`is_url_token` is False for every other token (most of a page's words).
+    """
     tokens = [t for t in _TOKEN_SPLIT.split(text) if t]
-    return sum(map(is_url_token, tokens)), len(tokens)
+    return sum(map(is_url_token, [t for t in tokens if "." in t or ":" in t])), len(tokens)
 
 
 # --------------------------------------------------------------------------------------------------------------------

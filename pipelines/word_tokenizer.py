@@ -106,7 +106,8 @@ class _FastJieba:
     HMM pass (jieba's ``finalseg.cut``) over runs of single characters.  Faster because the DAG and the route are
     built in one pass with each word's ``log(freq) - log(total)`` computed once per process (the same float
     expression, so the same scores), and because a block's words are remembered (``block_cache`` blocks; a block is
-    segmented on its own, so its words never depend on the text around it).  The memo is dropped when jieba's
+    segmented on its own, so its words never depend on the text around it), as are the HMM's words for a run of
+    single characters (``hmm``; the HMM sees only that run).  The memos are dropped when jieba's
     dictionary changes (``add_word``, ``load_userdict``, force-split words).
     """
 
@@ -117,6 +118,7 @@ class _FastJieba:
         tokenizer.check_initialized()
         self.dt = tokenizer
         self.finalseg = finalseg
+        self.hmm_tables = _hmm_tables(finalseg)
         self.re_han = jieba.re_han_default
         self.re_skip = jieba.re_skip_default
         self.block_cache = block_cache
@@ -140,9 +142,23 @@ class _FastJieba:
             self.logtotal = log(dt.total)
             self.logp: dict[str, float] = {}
             self.blocks: dict[str, list[str]] = {}
+            self.hmm: dict[str, list[str]] = {}
 
     def cut(self, text: str) -> list[str]:
         """``[w for w in jieba.cut(text, cut_all=False) if w]``."""
+        return self._pieces(text, keep_space=True)
+
+    def words(self, text: str) -> list[str]:
+        """The pieces of :meth:`cut` that are not whitespace, i.e. datatrove's ``strip_strings(cut(text))``.
+
+        Every other piece is already stripped: a block's words hold only ``re_han`` characters (no whitespace,
+        HMM words included: they are substrings of a block), and outside blocks jieba gives whitespace as pieces
+        of their own (``re_skip``: ``\\r\\n`` or one ``\\s`` character, which is what ``str.strip`` strips) and
+        every other character alone.
+        """
+        return self._pieces(text, keep_space=False)
+
+    def _pieces(self, text: str, keep_space: bool) -> list[str]:
         self._check_dictionary()
         out: list[str] = []
         re_han, re_skip, blocks = self.re_han, self.re_skip, self.blocks
@@ -160,7 +176,8 @@ class _FastJieba:
             else:
                 for x in re_skip.split(blk):
                     if re_skip.match(x):
-                        out.append(x)
+                        if keep_space:
+                            out.append(x)
                     else:
                         out.extend(x)
         return [w for w in out if w]
@@ -175,8 +192,11 @@ class _FastJieba:
             best_s = best_x = None
             i = k
             frag = blk[k]
-            while i < n and frag in freq:
-                if freq[frag]:
+            while i < n:
+                f = freq.get(frag)
+                if f is None:
+                    break
+                if f:
                     lp = logp.get(frag)
                     if lp is None:
                         lp = logp[frag] = log(freq.get(frag) or 1) - logtotal
@@ -219,9 +239,84 @@ class _FastJieba:
         if len(buf) == 1:
             out.append(buf)
         elif not self.freq.get(buf):
-            out.extend(self.finalseg.cut(buf))
+            words = self.hmm.get(buf)
+            if words is None:
+                if len(self.hmm) >= self.block_cache:
+                    self.hmm.clear()
+                words = self.hmm[buf] = self._hmm_cut(buf)
+            out.extend(words)
         else:
             out.extend(buf)
+
+
+    def _hmm_cut(self, buf: str) -> list[str]:
+        """``list(jieba.finalseg.cut(buf))``: the same blocks, the same Viterbi sums in the same order and the same
+        tie-breaks (``max`` over ``(prob, state)`` tuples), with back-pointers instead of copying every path."""
+        fs = self.finalseg
+        out: list[str] = []
+        for blk in fs.re_han.split(buf):
+            if fs.re_han.match(blk):
+                for word in _hmm_words(blk, self.hmm_tables):
+                    if word not in fs.Force_Split_Words:
+                        out.append(word)
+                    else:
+                        out.extend(word)
+            else:
+                out.extend(x for x in fs.re_skip.split(blk) if x)
+        return out
+
+
+_STATE_INDEX = {"B": 0, "M": 1, "E": 2, "S": 3}
+
+
+def _hmm_tables(fs) -> tuple:
+    """jieba.finalseg's model as the flat values :func:`_hmm_words` reads (emission lookups, the 8 transitions)."""
+    low = fs.MIN_FLOAT
+    trans = {(a, b): fs.trans_P[a].get(b, low) for a in "BMES" for b in "BMES"}
+    pairs = (("E", "B"), ("S", "B"), ("M", "M"), ("B", "M"), ("S", "S"), ("E", "S"), ("B", "E"), ("M", "E"))
+    return (fs.start_P, fs.emit_P, low, *(fs.emit_P[y].get for y in "BMES"), *(trans[k] for k in pairs))
+
+
+def _hmm_words(sentence: str, tables: tuple) -> list[str]:
+    """jieba.finalseg's ``__cut``: Viterbi over B/M/E/S, then words from the state path."""
+    start, emit, low, e_b, e_m, e_e, e_s, t_eb, t_sb, t_mm, t_bm, t_ss, t_es, t_be, t_me = tables
+    ch = sentence[0]
+    v_b, v_m, v_e, v_s = (start[y] + emit[y].get(ch, low) for y in "BMES")
+    back: list[tuple[str, str, str, str]] = []
+    for ch in sentence[1:]:
+        em = e_b(ch, low)  # each: max([(V[y0] + trans + em, y0) for y0 in PrevStatus[y]]), PrevStatus order
+        p1, p2 = v_e + t_eb + em, v_s + t_sb + em  # B <- E, S   ("S" > "E": S wins a tie)
+        n_b, f_b = (p2, "S") if p2 >= p1 else (p1, "E")
+        em = e_m(ch, low)
+        p1, p2 = v_m + t_mm + em, v_b + t_bm + em  # M <- M, B   (M wins a tie)
+        n_m, f_m = (p2, "B") if p2 > p1 else (p1, "M")
+        em = e_s(ch, low)
+        p1, p2 = v_s + t_ss + em, v_e + t_es + em  # S <- S, E   (S wins a tie)
+        n_s, f_s = (p2, "E") if p2 > p1 else (p1, "S")
+        em = e_e(ch, low)
+        p1, p2 = v_b + t_be + em, v_m + t_me + em  # E <- B, M   (M wins a tie)
+        n_e, f_e = (p2, "M") if p2 >= p1 else (p1, "B")
+        back.append((f_b, f_m, f_e, f_s))
+        v_b, v_m, v_e, v_s = n_b, n_m, n_e, n_s
+    state = "S" if v_s >= v_e else "E"  # max((V[y], y) for y in "ES")
+    path = [state]
+    for pointers in reversed(back):
+        state = pointers[_STATE_INDEX[state]]
+        path.append(state)
+    path.reverse()
+    words, begin, nexti = [], 0, 0
+    for i, pos in enumerate(path):
+        if pos == "B":
+            begin = i
+        elif pos == "E":
+            words.append(sentence[begin : i + 1])
+            nexti = i + 1
+        elif pos == "S":
+            words.append(sentence[i])
+            nexti = i + 1
+    if nexti < len(sentence):
+        words.append(sentence[nexti:])
+    return words
 
 
 class SharedWordTokenizer(WordTokenizer):
@@ -412,9 +507,8 @@ class SharedWordTokenizer(WordTokenizer):
         self.counts["jieba"] += 1
         jieba = self._jieba
         if isinstance(jieba, _FastJieba):
-            pieces = jieba.cut(text)
-        else:
-            pieces = [x for x in jieba.cut(text, cut_all=False) if x]
+            return jieba.words(text)  # == strip_strings(pieces): the alignment below would only add whitespace
+        pieces = [x for x in jieba.cut(text, cut_all=False) if x]
         if "".join(pieces) == text and not any(p[0].isspace() and not p.isspace() for p in pieces):
             return strip_strings(pieces)
         self.counts["jieba_aligned"] += 1

@@ -7,14 +7,16 @@ Prints:
      runs in a fresh process, after the models (fastText LID, spaCy / jieba, the UT1 URL lists) were warmed there on
      other text; passes alternate bare / shardsmith and the median CPU time per side is reported (docs/s, MB/s,
      ratio; target en >= 3x, zh >= 2x), with every document's verdict (dropping step and reason, or the kept text)
-     compared between the two sides.  Exits non-zero on any difference.  Bare datatrove = the same steps with
-     datatrove's own word-level classes and tokenizers (``en``, ``cmn_Hani``) and its ``URLFilter``;
+     compared between the two sides, and each fast path's output (normalize vs ftfy, OpenCC) compared with its
+     library's on every document.  Exits non-zero on any difference.  Bare datatrove = the same steps with
+     datatrove's own word-level classes and tokenizers (``en``, ``cmn_Hani``), its ``URLFilter`` and its
+     ``FTFYFormatter``;
   2. tokenization: tokens/s through shardsmith's tokenizer step vs datatrove's DocumentTokenizer run bare;
   3. peak memory (max RSS) of a whole `shardsmith mix` at 1x and 4x input, which must stay flat.
 
 The machine may be shared: ratios within one run are what count.
 
-Usage: python scripts/bench_mix.py [--quick] [--runs N] [--only filters|tokenize|memory]
+Usage: python scripts/bench_mix.py [--quick] [--runs N] [--only filters|tokenize|memory] [--lang en|zh]
 """
 
 from __future__ import annotations
@@ -108,14 +110,18 @@ def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
     """The DEFAULT chain for ``language`` as built by shardsmith (``ours``), or mapped step by step to bare datatrove
     (``bare``): a word-level step (its ``language`` is shardsmith's ``SharedWordTokenizer``) becomes its datatrove
     class with datatrove's own tokenizer key (``en``; ``cmn_Hani`` for Chinese: datatrove's ``zh`` does not
-    segment), the url step is datatrove's ``URLFilter`` itself; every other step (LID, formatters, shardsmith's own
-    rules) is the same object on both sides.  So steps added to ``DEFAULT_CHAINS`` are benchmarked as they come."""
+    segment), the url step is datatrove's ``URLFilter`` itself, the normalize step datatrove's ``FTFYFormatter``
+    with the same ftfy config (shardsmith's skips ftfy where it cannot change the text); every other step (LID,
+    OpenCC, shardsmith's own rules: datatrove has none of them) is the same object on both sides.  So steps added
+    to ``DEFAULT_CHAINS`` are benchmarked as they come."""
     import copy
 
     from datatrove.pipeline.filters import URLFilter
+    from datatrove.pipeline.formatters import FTFYFormatter
 
     from shardsmith.pipelines.filter_chains import build_filter_steps
     from shardsmith.pipelines.url_filter import OptionalURLFilter
+    from shardsmith.pipelines.normalize import NormalizeFormatter
     from shardsmith.pipelines.word_tokenizer import SharedWordTokenizer
     from shardsmith.schemas.mix_recipe import SourceSpec
 
@@ -134,6 +140,9 @@ def chain_steps(side: str, language: str) -> list[tuple[str, object]]:
         elif isinstance(step, OptionalURLFilter):
             step = copy.copy(step)
             step.__class__ = URLFilter  # same lists and params, datatrove's own download_data and filter
+        elif isinstance(step, NormalizeFormatter):
+            step = copy.copy(step)
+            step.__class__ = FTFYFormatter  # same TextFixerConfig, datatrove's own format: ftfy.fix_text
         bare.append((name, step))
     return bare
 
@@ -197,6 +206,32 @@ def cold_pass(side: str, language: str, docs_path: Path) -> dict:
     return json.loads(out.read_text())
 
 
+def fast_path_differences(language: str, docs) -> dict[str, int]:
+    """Documents where a shardsmith fast path's output differs from the library it stands in for, on every benchmark
+    document (expected 0 each): normalize (ftfy skipped where it cannot change the text) vs datatrove's
+    ``FTFYFormatter``; for Chinese, ``FastOpenCC`` vs opencc's ``OpenCC.convert`` on the normalized texts."""
+    import copy
+
+    from datatrove.pipeline.formatters import FTFYFormatter
+
+    from shardsmith.pipelines.filter_chains import build_filter_steps
+    from shardsmith.schemas.mix_recipe import SourceSpec
+
+    src = SourceSpec(name="bench", kind="generic", paths=["-"], weight=1, language=language)
+    steps = dict(build_filter_steps(src, None))
+    ours = steps["normalize"]
+    ref = copy.copy(ours)
+    ref.__class__ = FTFYFormatter
+    texts = [ref.format(d.text) for d in docs]
+    out = {"normalize_vs_ftfy": sum(ours.fix(d.text) != t for d, t in zip(docs, texts))}
+    if "opencc_t2s" in steps:
+        from opencc import OpenCC
+
+        fast, cc = steps["opencc_t2s"], OpenCC(steps["opencc_t2s"].config)
+        out["opencc_vs_package"] = sum(fast.format(t) != cc.convert(t) for t in texts)
+    return out
+
+
 def bench_filters(language: str, docs, runs: int, workdir: Path) -> tuple[dict, list[str]]:
     """Median of ``runs`` alternating cold passes per side; per-document verdict differences (expected none)."""
     import pickle
@@ -207,6 +242,7 @@ def bench_filters(language: str, docs, runs: int, workdir: Path) -> tuple[dict, 
     for i, d in enumerate(docs):  # unique ids: verdicts are matched by id
         d.id = f"{i}:{d.id}"
     url_info = attach_urls(docs)
+    fast_diffs = fast_path_differences(language, docs)
     docs_path = workdir / f"{language}.pkl"
     with open(docs_path, "wb") as f:
         pickle.dump([Document(text=d.text, id=d.id, metadata=dict(d.metadata)) for d in docs], f)
@@ -246,6 +282,7 @@ def bench_filters(language: str, docs, runs: int, workdir: Path) -> tuple[dict, 
         "kept_bare": sum(v[0] == "kept" for v in verdicts["bare"]),
         "kept_ours": sum(v[0] == "kept" for v in verdicts["ours"]),
         "verdict_diffs": len(diffs),
+        "fast_path_diffs": sum(fast_diffs.values()),
     }
     notes = [
         f"{language}: CPU s/pass bare {', '.join(f'{t:.1f}' for t in times['bare'])}; "
@@ -253,6 +290,7 @@ def bench_filters(language: str, docs, runs: int, workdir: Path) -> tuple[dict, 
         f"(wall: bare {', '.join(f'{t:.1f}' for t in wall['bare'])}; shardsmith "
         f"{', '.join(f'{t:.1f}' for t in wall['ours'])})",
         f"{language}: drops by step (shardsmith) {drops}; urls: {url_info}",
+        f"{language}: fast paths vs the library they stand in for, documents differing: {fast_diffs}",
     ]
     return row, notes + diffs[:20]
 
@@ -345,6 +383,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer documents and runs (no verdict check on all docs)")
     ap.add_argument("--runs", type=int, default=5, help="cold passes per side and chain (median reported)")
     ap.add_argument("--only", choices=["filters", "tokenize", "memory"], default=None, help="run one section")
+    ap.add_argument("--lang", choices=["en", "zh"], default=None, help="filter chains: one language only")
     ap.add_argument("--chain-child", nargs=4, metavar=("SIDE", "LANG", "DOCS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -371,13 +410,15 @@ def main() -> None:
         rows, notes = [], []
         with tempfile.TemporaryDirectory() as tmp:
             for lang, docs in (("en", en), ("zh", zh)):
+                if args.lang and lang != args.lang:
+                    continue
                 row, note = bench_filters(lang, docs, runs, Path(tmp))
                 rows.append(row)
                 notes += note
         print(table(rows))
         print("\n".join(notes))
-        n_diff = sum(r["verdict_diffs"] for r in rows)
-        print(f"per-document verdict (step, reason, final text) differences, bare vs shardsmith: {n_diff}")
+        n_diff = sum(r["verdict_diffs"] + r["fast_path_diffs"] for r in rows)
+        print(f"per-document verdict (step, reason, final text) and fast-path output differences: {n_diff}")
     if args.only in (None, "tokenize"):
         print("\n## tokenization, per core (best of 3, alternating)")
         print(table([bench_tokenize(en, "gpt2"), bench_tokenize(zh, "deepseek-v4")]))
@@ -389,7 +430,7 @@ def main() -> None:
         print(table(rows))
         print(f"peak RSS 4x / 1x: {rows[1]['peak_rss_MB'] / rows[0]['peak_rss_MB']:.2f}")
     if args.only in (None, "filters") and n_diff:
-        sys.exit(f"{n_diff} documents got a different verdict from shardsmith's chain than from bare datatrove")
+        sys.exit(f"{n_diff} documents got a different verdict or fast-path output from shardsmith than the reference")
 
 
 if __name__ == "__main__":

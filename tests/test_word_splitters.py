@@ -26,6 +26,7 @@ from shardsmith.pipelines.filter_chains import (
     default_chain_name,
     filter_chain_info,
 )
+from shardsmith.pipelines.gopher_quality import FastGopherQualityFilter
 from shardsmith.pipelines.word_splitters import (
     FineWeb2024GopherQualityFilter,
     FineWeb2024WordTokenizer,
@@ -112,9 +113,9 @@ def test_word_splitter_setting_per_chain_and_per_step():
     assert isinstance(steps["fineweb_quality"].language, FineWeb2024WordTokenizer)
     assert len({id(steps[n].language) for n in ("gopher_repetition", "gopher_quality", "c4_quality")}) == 1
     parity = dict(build_filter_steps(src(filters={"chain": "web", "word_splitter": "datatrove"}), None))
-    assert type(parity["gopher_quality"]) is GopherQualityFilter
+    assert type(parity["gopher_quality"]) is FastGopherQualityFilter  # datatrove's rules (tests/test_fast_paths.py)
     explicit = dict(build_filter_steps(src(filters=["gopher_quality", "c4_quality"]), None))
-    assert type(explicit["gopher_quality"]) is GopherQualityFilter  # a step list is datatrove's steps
+    assert type(explicit["gopher_quality"]) is FastGopherQualityFilter  # a step list: datatrove's word counting
     one = dict(build_filter_steps(src(filters=[{"step": "gopher_quality", "word_splitter": "fineweb2024"}]), None))
     assert isinstance(one["gopher_quality"], FineWeb2024GopherQualityFilter)
 
