@@ -1,0 +1,349 @@
+"""Document dedup inside the mix: exact (normalised-text hash) and MinHash (datatrove's stages), after filtering and
+before counting, within a source and across the sources of one mix.
+
+Every phase is a datatrove executor with its own logging dir (completions: a re-run skips finished tasks):
+
+    sign      per source: reader + DocumentIndex (id, exact hash) + FastMinhashSignature   -> .work/dedup/<group>/
+    buckets   datatrove MinhashDedupBuckets, one task per bucket                           (duplicate pairs)
+    cluster   datatrove MinhashDedupCluster with cluster ids, one task                     (connected components)
+    resolve   DuplicateResolver, one task: who keeps each exact group / MinHash cluster    -> remove/<file>.parquet
+    filter    per source: reader + DuplicateFilter (rejects -> rejected/<source>/dedup/)   -> .work/deduped/<source>
+
+The sources of a group (the whole mix, or one source with ``scope: source``) write into one signature folder under
+*global file ids*: the sources sorted by the recipe's keep rule, each source's filtered files numbered after the
+previous source's. A source's task ``r`` reads its filtered file ``r`` (one file per task), so ``(file id, position in
+file)`` names a document in every phase, and "the first member by (file id, position)" is the document the keep rule
+keeps. datatrove's own cluster stage keeps the root of its union-find (union by size), which is neither the recipe's
+choice nor recorded with the removed document; so its cluster ids are read and the keeper chosen here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from datatrove.data import DocumentsPipeline
+from datatrove.io import DataFolderLike, get_datafolder
+from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.text import TextNormConfig, simplify_text
+
+from shardsmith.pipelines.rejected import RejectedJsonlWriter, RejectedRecordAdapter
+from shardsmith.schemas.dedup import DedupSpec
+from shardsmith.schemas.mix_recipe import SourceSpec
+
+__all__ = [
+    "DEDUP_STEP", "DedupMember", "DocumentIndex", "DuplicateFilter", "DuplicateResolver", "dedup_groups", "dedup_mix",
+    "exact_key",
+]
+
+DEDUP_STEP = "dedup"
+# "exact": the same text up to letter case and runs of whitespace (numbers and punctuation count)
+EXACT_NORM = TextNormConfig(
+    lowercase=True, norm_whitespace=True, remove_punctuation=False, norm_unicode_diacritics=False,
+    norm_numbers=False, norm_weekdays=False, norm_monthnames=False,
+)
+
+
+def exact_key(text: str) -> str:
+    """128-bit hash (hex) of the case- and whitespace-normalised text."""
+    from xxhash import xxh3_128_hexdigest
+
+    return xxh3_128_hexdigest(simplify_text(text, EXACT_NORM).encode("utf-8"))
+
+
+def _write_parquet(folder, name: str, table) -> None:
+    """Temp name, then rename: a task killed midway never leaves a file that looks complete."""
+    import pyarrow.parquet as pq
+
+    tmp = f".{name}.tmp-{os.getpid()}"
+    with folder.open(tmp, "wb") as f:
+        pq.write_table(table, f)
+    folder.mv(tmp, name)
+
+
+@dataclass(frozen=True)
+class DedupMember:
+    """One source of a dedup group: its files are global file ids ``offset .. offset + files - 1``."""
+
+    name: str
+    language: str
+    offset: int
+    files: int
+
+
+def keep_priority(spec: DedupSpec, sources: list[SourceSpec]) -> list[SourceSpec]:
+    """``sources`` best first under the recipe's keep rule (recipe order breaks tier ties)."""
+    position = {s.name: i for i, s in enumerate(sources)}
+    if spec.keep == "tier":
+        return sorted(sources, key=lambda s: (spec.tier_order.index(s.tier), position[s.name]))
+    return sorted(sources, key=lambda s: position[s.name])
+
+
+def dedup_groups(spec: DedupSpec, sources: list[SourceSpec], files: dict[str, int]) -> dict[str, list[DedupMember]]:
+    """Group name -> members with their global file ids; ``files`` = filtered files per source."""
+    chosen = [s for s in keep_priority(spec, sources) if s.name not in spec.skip_sources]
+    groups = {"mix": chosen} if spec.scope == "mix" else {s.name: [s] for s in chosen}
+    out = {}
+    for group, members in groups.items():
+        offset, placed = 0, []
+        for s in members:
+            placed.append(DedupMember(s.name, s.language, offset, files[s.name]))
+            offset += files[s.name]
+        out[group] = placed
+    return out
+
+
+class DocumentIndex(PipelineStep):
+    """Pass-through: record (position, id, exact hash) of every document to ``<folder>/<file id>.parquet``."""
+
+    name = "🗂️ Dedup index"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, output_folder: DataFolderLike, rank_offset: int = 0):
+        super().__init__()
+        self.output_folder = get_datafolder(output_folder)
+        self.rank_offset = rank_offset
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        import pyarrow as pa
+
+        ids, keys = [], []
+        for doc in data:
+            with self.track_time():
+                ids.append(str(doc.id))
+                keys.append(exact_key(doc.text))
+                self.stat_update("documents")
+            yield doc
+        table = pa.table({"doc": pa.array(range(len(ids)), pa.int64()), "id": ids, "exact": keys})
+        _write_parquet(self.output_folder, f"{rank + self.rank_offset:05d}.parquet", table)
+
+
+class DuplicateResolver(PipelineStep):
+    """One task: choose the keeper of every exact group and MinHash cluster; write, per global file id, the
+    documents to remove with the id and source of the document each duplicates.
+
+    Exact first: of documents with the same exact hash, the first by (file id, position) stays. Then MinHash: of
+    the members of a cluster still present, the first stays; the others are near duplicates of it. Memory: one row
+    (id, hash) per document of the group.
+    """
+
+    name = "⚖️ Dedup resolver"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, index_folder: DataFolderLike, clusters_folder: DataFolderLike | None,
+                 output_folder: DataFolderLike, members: list[DedupMember], exact: bool):
+        super().__init__()
+        self.index_folder = get_datafolder(index_folder)
+        self.clusters_folder = get_datafolder(clusters_folder) if clusters_folder else None
+        self.output_folder = get_datafolder(output_folder)
+        self.members = members
+        self.exact = exact
+
+    def _documents(self):
+        import polars as pl
+        import pyarrow.parquet as pq
+
+        frames = []
+        for m in self.members:
+            for fid in range(m.offset, m.offset + m.files):
+                name = f"{fid:05d}.parquet"
+                if self.index_folder.exists(name):
+                    with self.index_folder.open(name, "rb") as f:
+                        table = pl.from_arrow(pq.read_table(f))
+                    frames.append(table.with_columns(pl.lit(fid, dtype=pl.Int64).alias("file"), pl.lit(m.name).alias("source")))
+        schema = {"doc": pl.Int64, "id": pl.String, "exact": pl.String, "file": pl.Int64, "source": pl.String}
+        return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+    def _clusters(self):
+        """(file, doc, cluster) of every document in a MinHash cluster (datatrove's ``.clusters`` files)."""
+        import polars as pl
+        from datatrove.utils.binaryio import read_tuples_from_file
+
+        rows = []
+        if self.clusters_folder is not None:
+            for name in self.clusters_folder.list_files(glob_pattern="*.clusters"):
+                fid = int(Path(name).name.split(".")[0])
+                with self.clusters_folder.open(name, "rb") as f:
+                    rows += [(fid, d, c) for d, c in read_tuples_from_file(f, "2I", lines_to_buffer=1024)]
+        return pl.DataFrame(rows, schema={"file": pl.Int64, "doc": pl.Int64, "cluster": pl.Int64}, orient="row")
+
+    @staticmethod
+    def _against_first(df, key: str, kind: str):
+        """Rows of ``df`` that are not the first of their ``key`` group, with the first's id and source."""
+        import polars as pl
+
+        df = df.sort(["file", "doc"])
+        first = df.group_by(key, maintain_order=True).first().select(
+            key, pl.col("id").alias("duplicate_of"), pl.col("source").alias("duplicate_source"),
+            pl.col("file").alias("_kf"), pl.col("doc").alias("_kd"),
+        )
+        out = df.join(first, on=key).filter((pl.col("file") != pl.col("_kf")) | (pl.col("doc") != pl.col("_kd")))
+        return out.select("file", "doc", "source", "duplicate_of", "duplicate_source", pl.lit(kind).alias("kind"))
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        import polars as pl
+
+        with self.track_time():
+            docs = self._documents()
+            removed = [self._against_first(docs, "exact", "exact")] if self.exact else []
+            gone = removed[0].select("file", "doc") if removed else pl.DataFrame(schema={"file": pl.Int64, "doc": pl.Int64})
+            clusters = self._clusters()
+            if clusters.height:
+                present = clusters.join(gone, on=["file", "doc"], how="anti").join(docs, on=["file", "doc"])
+                removed.append(self._against_first(present, "cluster", "near"))
+            schema = {"file": pl.Int64, "doc": pl.Int64, "source": pl.String, "duplicate_of": pl.String,
+                      "duplicate_source": pl.String, "kind": pl.String}
+            removed = pl.concat(removed) if removed else pl.DataFrame(schema=schema)
+            for m in self.members:
+                for fid in range(m.offset, m.offset + m.files):
+                    rows = removed.filter(pl.col("file") == fid).sort("doc").drop("file")
+                    _write_parquet(self.output_folder, f"{fid:05d}.parquet", rows.to_arrow())
+            for kind, n in removed.group_by("kind").len().iter_rows():
+                self.stat_update(kind, value=n)
+        return
+        yield
+
+
+class DedupRecordAdapter(RejectedRecordAdapter):
+    """Rejected record of a duplicate: the usual fields plus ``duplicate_of`` / ``duplicate_source`` (the id and
+    source of the document that stays) and ``duplicate_kind`` (exact | near)."""
+
+    def __call__(self, writer, document) -> dict:
+        meta = document.metadata
+        extra = {k: meta.pop(f"dedup_{k}", None) for k in ("duplicate_of", "duplicate_source", "duplicate_kind")}
+        record = super().__call__(writer, document)
+        record.update(extra)
+        return record
+
+
+class DuplicateFilter(PipelineStep):
+    """Drop the documents the resolver marked in ``<folder>/<rank + rank_offset>.parquet``; the rejected record names
+    the document each one duplicates. Reasons: ``exact_duplicate``, ``near_duplicate``."""
+
+    name = "🫂 Dedup filter"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, remove_folder: DataFolderLike, rank_offset: int, exclusion_writer=None):
+        super().__init__()
+        self.remove_folder = get_datafolder(remove_folder)
+        self.rank_offset = rank_offset
+        self.exclusion_writer = exclusion_writer
+
+    def _removals(self, rank: int) -> dict[int, tuple[str, str, str]]:
+        import pyarrow.parquet as pq
+
+        name = f"{rank + self.rank_offset:05d}.parquet"
+        with self.remove_folder.open(name, "rb") as f:
+            t = pq.read_table(f).to_pydict()
+        return {d: (o, s, k) for d, o, s, k in zip(t["doc"], t["duplicate_of"], t["duplicate_source"], t["kind"])}
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from contextlib import nullcontext
+
+        removals = self._removals(rank)
+        with self.exclusion_writer if self.exclusion_writer else nullcontext() as writer:
+            for idx, doc in enumerate(data):
+                self.stat_update("total")
+                hit = removals.get(idx)
+                if hit is None:
+                    self.stat_update("forwarded")
+                    yield doc
+                    continue
+                of, source, kind = hit
+                self.stat_update("dropped", f"dropped_{kind}_duplicate")
+                if writer is not None:
+                    doc.metadata["filter_reason"] = f"{kind} duplicate of {of} (source {source})"
+                    doc.metadata.update(dedup_duplicate_of=of, dedup_duplicate_source=source, dedup_duplicate_kind=kind)
+                    writer.write(doc, rank)
+
+
+# ---------------------------------------------------------------------------------------------------- mix phase
+def dedup_mix(build) -> None:
+    """Deduplicate the active sources of a ``MixBuild`` (after filtering): runs the phases above, points the build at
+    the deduplicated documents, adds a ``dedup`` step to each source's counts and records ``build.dedup_info``."""
+    spec: DedupSpec = build.recipe.dedup
+    if not spec.enabled:
+        build.dedup_info = {"enabled": False, "settings": spec.model_dump(mode="json")}
+        return
+    files = {s.name: build._filtered_tasks(s) for s in build.active}
+    groups = dedup_groups(spec, build.active, files)
+    removed: dict[str, dict[str, int]] = {}
+    for group, members in groups.items():
+        _dedup_group(build, spec, group, members)
+        for m in members:
+            removed[m.name] = _record_counts(build, m)
+    build.dedup_info = {
+        "enabled": True,
+        "settings": spec.model_dump(mode="json"),
+        "keep_order": [m.name for members in groups.values() for m in members],
+        "groups": {g: [m.name for m in members] for g, members in groups.items()},
+        "removed": removed,
+    }
+
+
+def _dedup_group(build, spec: DedupSpec, group: str, members: list[DedupMember]) -> None:
+    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster
+    from datatrove.pipeline.readers import JsonlReader
+
+    from shardsmith.pipelines.minhash_signature import FastMinhashSignature
+
+    root, logs = build.work / "dedup" / group, build.logs / "dedup" / group
+    mh = spec.minhash
+    config = MinhashConfig(n_grams=mh.n_grams, num_buckets=mh.num_buckets, hashes_per_bucket=mh.hashes_per_bucket,
+                           seed=mh.seed)
+    by_name = {s.name: s for s in build.active}
+    for m in members:
+        pipeline = [JsonlReader(str(build.documents_folder(by_name[m.name]))), DocumentIndex(str(root / "index"), m.offset)]
+        if mh.enabled:
+            pipeline.append(FastMinhashSignature(str(root / "sigs"), config, language=m.language, rank_offset=m.offset))
+        build.executor(pipeline, m.files, logs / "sign" / m.name).run()
+    if mh.enabled:
+        build.executor([MinhashDedupBuckets(str(root / "sigs"), str(root / "buckets"), config=config)],
+                       config.num_buckets, logs / "buckets").run()
+        build.executor([MinhashDedupCluster(str(root / "buckets"), str(root / "clusters"), config=config,
+                                            save_cluster_id=True)], 1, logs / "cluster").run()
+    clusters = str(root / "clusters") if mh.enabled else None
+    resolver = DuplicateResolver(str(root / "index"), clusters, str(root / "remove"), members, exact=spec.exact)
+    build.executor([resolver], 1, logs / "resolve").run()
+    for m in members:
+        src = by_name[m.name]
+        adapter = DedupRecordAdapter(m.name, DEDUP_STEP)
+        rejected = RejectedJsonlWriter(str(build.out / "rejected" / m.name / DEDUP_STEP), adapter=adapter)
+        out = build.work / "deduped" / m.name
+        from datatrove.pipeline.writers import JsonlWriter
+
+        pipeline = [
+            JsonlReader(str(build.documents_folder(src))),
+            DuplicateFilter(str(root / "remove"), m.offset, exclusion_writer=rejected),
+            JsonlWriter(str(out), output_filename="${rank}.jsonl.gz"),
+        ]
+        build.executor(pipeline, m.files, logs / "filter" / m.name).run()
+        build.documents[m.name] = out
+
+
+def _record_counts(build, m: DedupMember) -> dict[str, int]:
+    """Append the ``dedup`` step to the source's counts; returns its removals by kind, and how many duplicate a
+    document of another source."""
+    import pyarrow.parquet as pq
+
+    from shardsmith.pipelines.stats import rank_stats, step_counts
+    from shardsmith.schemas.manifest import StepCount
+
+    stats = rank_stats(build.logs / "dedup" / _group_of(build, m.name) / "filter" / m.name)
+    read, kept, dropped, reasons = step_counts(stats[1])
+    build.filter_counts[m.name].append(StepCount(step=DEDUP_STEP, read=read, kept=kept, dropped=dropped,
+                                                 reasons=reasons))
+    build.kept[m.name] = kept
+    root = build.work / "dedup" / _group_of(build, m.name) / "remove"
+    cross = 0
+    for fid in range(m.offset, m.offset + m.files):
+        t = pq.read_table(root / f"{fid:05d}.parquet", columns=["duplicate_source"]).column(0).to_pylist()
+        cross += sum(s != m.name for s in t)
+    return {"read": read, "exact": reasons.get("exact_duplicate", 0), "near": reasons.get("near_duplicate", 0),
+            "of_other_sources": cross, "kept": kept}
+
+
+def _group_of(build, name: str) -> str:
+    return "mix" if build.recipe.dedup.scope == "mix" else name
+
