@@ -258,92 +258,142 @@ class DuplicateFilter(PipelineStep):
                     writer.write(doc, rank)
 
 
+# ---------------------------------------------------------------------------------------------------- the phases
+def minhash_config(spec: DedupSpec):
+    """datatrove's ``MinhashConfig`` for the recipe's ``dedup.minhash`` (datatrove's text normalisation and hash)."""
+    from datatrove.pipeline.dedup.minhash import MinhashConfig
+
+    mh = spec.minhash
+    return MinhashConfig(n_grams=mh.n_grams, num_buckets=mh.num_buckets, hashes_per_bucket=mh.hashes_per_bucket,
+                         seed=mh.seed)
+
+
+def local_executor(workers: int = 1):
+    """``executor(pipeline, tasks, logging_dir)`` over datatrove's LocalPipelineExecutor (resumable completions)."""
+    from datatrove.executor import LocalPipelineExecutor
+
+    def make(pipeline: list, tasks: int, logging_dir: Path):
+        return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=min(workers, tasks),
+                                     logging_dir=str(logging_dir), skip_completed=True)
+
+    return make
+
+
+class Deduplicator:
+    """Dedup the documents of ``sources`` (``folders[name]``: datatrove jsonl.gz files, one task per file) under
+    ``work``; kept documents go to ``work/deduped/<source>``, removed ones to ``rejected/<source>/dedup/``."""
+
+    def __init__(self, spec: DedupSpec, sources: list[SourceSpec], folders: dict[str, Path], work: Path,
+                 rejected: Path, executor):
+        self.spec = spec
+        self.sources = {s.name: s for s in sources}
+        self.folders = {n: Path(f) for n, f in folders.items()}
+        self.work = Path(work) / "dedup"
+        self.logs = Path(work) / "logs" / "dedup"
+        self.out = Path(work) / "deduped"
+        self.rejected = Path(rejected)
+        self.executor = executor
+        files = {n: max(1, len(list(f.glob("*.jsonl.gz")))) for n, f in self.folders.items()}
+        self.groups = dedup_groups(spec, sources, files)
+
+    def run(self) -> dict[str, Path]:
+        """Run every phase (finished tasks are skipped); returns source -> folder of its kept documents."""
+        for group, members in self.groups.items():
+            self._sign(group, members)
+            if self.spec.minhash.enabled:
+                self._cluster(group)
+            self._resolve(group, members)
+            for m in members:
+                self._filter(group, m)
+        return {m.name: self.out / m.name for members in self.groups.values() for m in members}
+
+    def _sign(self, group: str, members: list[DedupMember]) -> None:
+        from datatrove.pipeline.readers import JsonlReader
+
+        from shardsmith.pipelines.minhash_signature import FastMinhashSignature
+
+        root = self.work / group
+        for m in members:
+            pipeline = [JsonlReader(str(self.folders[m.name])), DocumentIndex(str(root / "index"), m.offset)]
+            if self.spec.minhash.enabled:
+                pipeline.append(FastMinhashSignature(str(root / "sigs"), minhash_config(self.spec),
+                                                     language=m.language, rank_offset=m.offset))
+            self.executor(pipeline, m.files, self.logs / group / "sign" / m.name).run()
+
+    def _cluster(self, group: str) -> None:
+        from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster
+
+        root, logs, config = self.work / group, self.logs / group, minhash_config(self.spec)
+        buckets = MinhashDedupBuckets(str(root / "sigs"), str(root / "buckets"), config=config)
+        self.executor([buckets], config.num_buckets, logs / "buckets").run()
+        cluster = MinhashDedupCluster(str(root / "buckets"), str(root / "clusters"), config=config, save_cluster_id=True)
+        self.executor([cluster], 1, logs / "cluster").run()
+
+    def _resolve(self, group: str, members: list[DedupMember]) -> None:
+        root = self.work / group
+        clusters = str(root / "clusters") if self.spec.minhash.enabled else None
+        resolver = DuplicateResolver(str(root / "index"), clusters, str(root / "remove"), members,
+                                     exact=self.spec.exact)
+        self.executor([resolver], 1, self.logs / group / "resolve").run()
+
+    def _filter(self, group: str, m: DedupMember) -> None:
+        from datatrove.pipeline.readers import JsonlReader
+        from datatrove.pipeline.writers import JsonlWriter
+
+        rejected = RejectedJsonlWriter(str(self.rejected / m.name / DEDUP_STEP), DedupRecordAdapter(m.name, DEDUP_STEP))
+        pipeline = [
+            JsonlReader(str(self.folders[m.name])),
+            DuplicateFilter(str(self.work / group / "remove"), m.offset, exclusion_writer=rejected),
+            JsonlWriter(str(self.out / m.name), output_filename="${rank}.jsonl.gz"),
+        ]
+        self.executor(pipeline, m.files, self.logs / group / "filter" / m.name).run()
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per source: documents read, removed as exact / near duplicates, of which duplicates of another source's
+        document, kept."""
+        import pyarrow.parquet as pq
+
+        from shardsmith.pipelines.stats import rank_stats, step_counts
+
+        out = {}
+        for group, members in self.groups.items():
+            for m in members:
+                read, kept, _, reasons = step_counts(rank_stats(self.logs / group / "filter" / m.name)[1])
+                cross = 0
+                for fid in range(m.offset, m.offset + m.files):
+                    table = pq.read_table(self.work / group / "remove" / f"{fid:05d}.parquet", columns=["duplicate_source"])
+                    cross += sum(s != m.name for s in table.column(0).to_pylist())
+                out[m.name] = {"read": read, "exact": reasons.get("exact_duplicate", 0),
+                               "near": reasons.get("near_duplicate", 0), "of_other_sources": cross, "kept": kept}
+        return out
+
+    def info(self) -> dict:
+        """What the manifest records: settings, keep order, groups, removals per source."""
+        return {
+            "enabled": True,
+            "settings": self.spec.model_dump(mode="json"),
+            "keep_order": [m.name for members in self.groups.values() for m in members],
+            "groups": {g: [m.name for m in members] for g, members in self.groups.items()},
+            "removed": self.counts(),
+        }
+
+
 # ---------------------------------------------------------------------------------------------------- mix phase
 def dedup_mix(build) -> None:
-    """Deduplicate the active sources of a ``MixBuild`` (after filtering): runs the phases above, points the build at
-    the deduplicated documents, adds a ``dedup`` step to each source's counts and records ``build.dedup_info``."""
+    """Deduplicate the active sources of a ``MixBuild`` after filtering: points the build at the kept documents, adds a
+    ``dedup`` step to each source's counts and records ``build.dedup_info`` (the manifest's ``dedup``)."""
+    from shardsmith.schemas.manifest import StepCount
+
     spec: DedupSpec = build.recipe.dedup
     if not spec.enabled:
         build.dedup_info = {"enabled": False, "settings": spec.model_dump(mode="json")}
         return
-    files = {s.name: build._filtered_tasks(s) for s in build.active}
-    groups = dedup_groups(spec, build.active, files)
-    removed: dict[str, dict[str, int]] = {}
-    for group, members in groups.items():
-        _dedup_group(build, spec, group, members)
-        for m in members:
-            removed[m.name] = _record_counts(build, m)
-    build.dedup_info = {
-        "enabled": True,
-        "settings": spec.model_dump(mode="json"),
-        "keep_order": [m.name for members in groups.values() for m in members],
-        "groups": {g: [m.name for m in members] for g, members in groups.items()},
-        "removed": removed,
-    }
-
-
-def _dedup_group(build, spec: DedupSpec, group: str, members: list[DedupMember]) -> None:
-    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster
-    from datatrove.pipeline.readers import JsonlReader
-
-    from shardsmith.pipelines.minhash_signature import FastMinhashSignature
-
-    root, logs = build.work / "dedup" / group, build.logs / "dedup" / group
-    mh = spec.minhash
-    config = MinhashConfig(n_grams=mh.n_grams, num_buckets=mh.num_buckets, hashes_per_bucket=mh.hashes_per_bucket,
-                           seed=mh.seed)
-    by_name = {s.name: s for s in build.active}
-    for m in members:
-        pipeline = [JsonlReader(str(build.documents_folder(by_name[m.name]))), DocumentIndex(str(root / "index"), m.offset)]
-        if mh.enabled:
-            pipeline.append(FastMinhashSignature(str(root / "sigs"), config, language=m.language, rank_offset=m.offset))
-        build.executor(pipeline, m.files, logs / "sign" / m.name).run()
-    if mh.enabled:
-        build.executor([MinhashDedupBuckets(str(root / "sigs"), str(root / "buckets"), config=config)],
-                       config.num_buckets, logs / "buckets").run()
-        build.executor([MinhashDedupCluster(str(root / "buckets"), str(root / "clusters"), config=config,
-                                            save_cluster_id=True)], 1, logs / "cluster").run()
-    clusters = str(root / "clusters") if mh.enabled else None
-    resolver = DuplicateResolver(str(root / "index"), clusters, str(root / "remove"), members, exact=spec.exact)
-    build.executor([resolver], 1, logs / "resolve").run()
-    for m in members:
-        src = by_name[m.name]
-        adapter = DedupRecordAdapter(m.name, DEDUP_STEP)
-        rejected = RejectedJsonlWriter(str(build.out / "rejected" / m.name / DEDUP_STEP), adapter=adapter)
-        out = build.work / "deduped" / m.name
-        from datatrove.pipeline.writers import JsonlWriter
-
-        pipeline = [
-            JsonlReader(str(build.documents_folder(src))),
-            DuplicateFilter(str(root / "remove"), m.offset, exclusion_writer=rejected),
-            JsonlWriter(str(out), output_filename="${rank}.jsonl.gz"),
-        ]
-        build.executor(pipeline, m.files, logs / "filter" / m.name).run()
-        build.documents[m.name] = out
-
-
-def _record_counts(build, m: DedupMember) -> dict[str, int]:
-    """Append the ``dedup`` step to the source's counts; returns its removals by kind, and how many duplicate a
-    document of another source."""
-    import pyarrow.parquet as pq
-
-    from shardsmith.pipelines.stats import rank_stats, step_counts
-    from shardsmith.schemas.manifest import StepCount
-
-    stats = rank_stats(build.logs / "dedup" / _group_of(build, m.name) / "filter" / m.name)
-    read, kept, dropped, reasons = step_counts(stats[1])
-    build.filter_counts[m.name].append(StepCount(step=DEDUP_STEP, read=read, kept=kept, dropped=dropped,
-                                                 reasons=reasons))
-    build.kept[m.name] = kept
-    root = build.work / "dedup" / _group_of(build, m.name) / "remove"
-    cross = 0
-    for fid in range(m.offset, m.offset + m.files):
-        t = pq.read_table(root / f"{fid:05d}.parquet", columns=["duplicate_source"]).column(0).to_pylist()
-        cross += sum(s != m.name for s in t)
-    return {"read": read, "exact": reasons.get("exact_duplicate", 0), "near": reasons.get("near_duplicate", 0),
-            "of_other_sources": cross, "kept": kept}
-
-
-def _group_of(build, name: str) -> str:
-    return "mix" if build.recipe.dedup.scope == "mix" else name
-
+    folders = {s.name: build.documents_folder(s) for s in build.active}
+    dedup = Deduplicator(spec, build.active, folders, build.work, build.out / "rejected", build.executor)
+    build.documents.update(dedup.run())
+    build.dedup_info = dedup.info()
+    for name, c in build.dedup_info["removed"].items():
+        reasons = {f"{k}_duplicate": c[k] for k in ("exact", "near") if c[k]}
+        build.filter_counts[name].append(StepCount(step=DEDUP_STEP, read=c["read"], kept=c["kept"],
+                                                   dropped=c["read"] - c["kept"], reasons=reasons))
+        build.kept[name] = c["kept"]
