@@ -42,8 +42,11 @@ def minhash_language(language: str) -> str:
 class ChunkWords:
     """datatrove's ``SpaCyTokenizer.word_tokenize`` for text with single spaces, one spaCy call per distinct chunk.
 
-    Exact for spaCy's rule-based tokenizer, which splits on spaces first and applies its rules to each chunk alone;
-    other tokenizers are used whole. The memo holds at most ``max_chunks`` chunks (then starts again).
+    Exact for spaCy's rule-based tokenizer, which splits on spaces first and applies its rules to each chunk alone
+    (other tokenizers are used whole). A chunk that is no special case and where no prefix, suffix or infix rule
+    matches is one token, itself (spaCy's ``_split_affixes`` finds nothing to split and ``_attach_tokens`` no
+    infix): those are taken as they are, without building a ``Doc``; every other chunk goes through spaCy. The memo
+    holds at most ``max_chunks`` chunks (then starts again).
     """
 
     def __init__(self, key: str, max_chunks: int = 500_000):
@@ -71,6 +74,20 @@ class ChunkWords:
             rules = self._inner.tokenizer.tokenizer
             if type(rules) is RuleTokenizer:
                 self._rules = rules
+                self._special = rules.rules
+                self._prefix, self._suffix = rules.prefix_search, rules.suffix_search
+                self._infix = rules.infix_finditer
+
+    def _is_one_token(self, chunk: str) -> bool:
+        """No special case, and no prefix / suffix / infix rule matches anywhere: spaCy leaves the chunk whole."""
+        if not chunk or chunk in self._special:
+            return False
+        for search in (self._prefix, self._suffix):
+            if search is not None:
+                m = search(chunk)
+                if m is not None and m.end() > m.start():
+                    return False
+        return self._infix is None or next(iter(self._infix(chunk)), None) is None
 
     def __call__(self, text: str) -> list[str]:
         if self._inner is None:
@@ -83,22 +100,36 @@ class ChunkWords:
         if missing:
             if len(memo) + len(missing) > self.max_chunks:
                 memo.clear()
-            # like datatrove, inside spaCy's memory zone: the strings of these chunks do not stay in the vocab
-            with self._inner.tokenizer.memory_zone():
-                for chunk in missing:
-                    memo[chunk] = strip_strings([t.text for t in self._rules(chunk)])
+            rest = []
+            for chunk in missing:
+                if self._is_one_token(chunk):
+                    memo[chunk] = [chunk] if chunk.strip() else []
+                else:
+                    rest.append(chunk)
+            if rest:
+                # like datatrove, inside spaCy's memory zone: these chunks' strings do not stay in the vocab
+                with self._inner.tokenizer.memory_zone():
+                    for chunk in rest:
+                        memo[chunk] = strip_strings([t.text for t in self._rules(chunk)])
         out: list[str] = []
         for chunk in chunks:
             out.extend(memo[chunk])
         return out
 
 
-def shingle_words(language: str):
-    """The word split :class:`FastMinhashSignature` uses for ``language`` (same words as datatrove's)."""
+_SHARED: dict[str, object] = {}
+
+
+def shingle_words(language: str, shared: bool = True):
+    """The word split :class:`FastMinhashSignature` uses for ``language`` (same words as datatrove's): one per
+    language and process when ``shared`` (a spaCy pipeline is loaded once, the chunk memo serves every task)."""
     key = minhash_language(language)
-    if key == "cmn_Hani":
-        return SharedWordTokenizer(key).word_tokenize
-    return ChunkWords(key)
+    if shared and key in _SHARED:
+        return _SHARED[key]
+    split = SharedWordTokenizer(key).word_tokenize if key == "cmn_Hani" else ChunkWords(key)
+    if shared:
+        _SHARED[key] = split
+    return split
 
 
 class FastMinhashSignature(MinhashDedupSignature):
@@ -108,12 +139,20 @@ class FastMinhashSignature(MinhashDedupSignature):
 
     name = "🎯 MinHash stage 1 (fast)"
 
-    def __init__(self, output_folder, config: MinhashConfig | None = None, language: str = "en", rank_offset: int = 0):
+    def __init__(self, output_folder, config: MinhashConfig | None = None, language: str = "en", rank_offset: int = 0,
+                 shared_words: bool = True):
         super().__init__(output_folder, config=config, language=minhash_language(language))
         self.source_language = language
         self.rank_offset = rank_offset
-        self.split_words = shingle_words(language)
+        self.shared_words = shared_words
+        self._split_words = None  # looked up in the worker (not pickled with the step)
         self._xxh64 = self.config.hash_config.hash_fc == "xxhash" and self.config.hash_config.precision == 64
+
+    @property
+    def split_words(self):
+        if self._split_words is None:
+            self._split_words = shingle_words(self.source_language, self.shared_words)
+        return self._split_words
 
     def get_shingles(self, text: str) -> np.ndarray:
         words = self.split_words(simplify_text(text, self.config.norm_config))
