@@ -299,13 +299,27 @@ class Deduplicator:
     def run(self) -> dict[str, Path]:
         """Run every phase (finished tasks are skipped); returns source -> folder of its kept documents."""
         for group, members in self.groups.items():
-            self._sign(group, members)
-            if self.spec.minhash.enabled:
-                self._cluster(group)
-            self._resolve(group, members)
-            for m in members:
-                self._filter(group, m)
+            for phase in self.phases(group, members):
+                phase()
         return {m.name: self.out / m.name for members in self.groups.values() for m in members}
+
+    def phases(self, group: str, members: list[DedupMember]) -> list:
+        """The phases of one group in order, as callables named ``sign``, ``buckets``, ``cluster``, ``resolve``,
+        ``filter`` (the benchmark times them one by one)."""
+        from functools import partial
+
+        def named(name, fn, *args):
+            call = partial(fn, *args)
+            call.__name__ = name
+            return call
+
+        minhash = [named("buckets", self._buckets, group), named("cluster", self._cluster, group)]
+        return [
+            named("sign", self._sign, group, members),
+            *(minhash if self.spec.minhash.enabled else []),
+            named("resolve", self._resolve, group, members),
+            named("filter", lambda: [self._filter(group, m) for m in members]),
+        ]
 
     def _sign(self, group: str, members: list[DedupMember]) -> None:
         from datatrove.pipeline.readers import JsonlReader
@@ -320,14 +334,20 @@ class Deduplicator:
                                                      language=m.language, rank_offset=m.offset))
             self.executor(pipeline, m.files, self.logs / group / "sign" / m.name).run()
 
-    def _cluster(self, group: str) -> None:
-        from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster
+    def _buckets(self, group: str) -> None:
+        from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets
 
-        root, logs, config = self.work / group, self.logs / group, minhash_config(self.spec)
+        root, config = self.work / group, minhash_config(self.spec)
         buckets = MinhashDedupBuckets(str(root / "sigs"), str(root / "buckets"), config=config)
-        self.executor([buckets], config.num_buckets, logs / "buckets").run()
-        cluster = MinhashDedupCluster(str(root / "buckets"), str(root / "clusters"), config=config, save_cluster_id=True)
-        self.executor([cluster], 1, logs / "cluster").run()
+        self.executor([buckets], config.num_buckets, self.logs / group / "buckets").run()
+
+    def _cluster(self, group: str) -> None:
+        from datatrove.pipeline.dedup.minhash import MinhashDedupCluster
+
+        root = self.work / group
+        cluster = MinhashDedupCluster(str(root / "buckets"), str(root / "clusters"), config=minhash_config(self.spec),
+                                      save_cluster_id=True)
+        self.executor([cluster], 1, self.logs / group / "cluster").run()
 
     def _resolve(self, group: str, members: list[DedupMember]) -> None:
         root = self.work / group
