@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 DEDUP_STEP = "dedup"
+# kind -> why its documents are not deduplicated by the mix
+EXEMPT_KINDS = {
+    "block": "kind block: deduplicated by its block builder, which keeps deliberate repeats (self-cognition copies)",
+}
 # "exact": the same text up to letter case and runs of whitespace (numbers and punctuation count)
 EXACT_NORM = TextNormConfig(
     lowercase=True, norm_whitespace=True, remove_punctuation=False, norm_unicode_diacritics=False,
@@ -80,9 +84,16 @@ def keep_priority(spec: DedupSpec, sources: list[SourceSpec]) -> list[SourceSpec
     return sorted(sources, key=lambda s: position[s.name])
 
 
+def not_deduplicated(spec: DedupSpec, source: SourceSpec) -> str | None:
+    """Why ``source`` is left out of dedup (``dedup.skip_sources``, or a kind in ``EXEMPT_KINDS``), else None."""
+    if source.name in spec.skip_sources:
+        return "listed in dedup.skip_sources"
+    return EXEMPT_KINDS.get(source.kind)
+
+
 def dedup_groups(spec: DedupSpec, sources: list[SourceSpec], files: dict[str, int]) -> dict[str, list[DedupMember]]:
     """Group name -> members with their global file ids; ``files`` = filtered files per source."""
-    chosen = [s for s in keep_priority(spec, sources) if s.name not in spec.skip_sources]
+    chosen = [s for s in keep_priority(spec, sources) if not_deduplicated(spec, s) is None]
     groups = {"mix": chosen} if spec.scope == "mix" else {s.name: [s] for s in chosen}
     out = {}
     for group, members in groups.items():
@@ -287,13 +298,14 @@ class Deduplicator:
                  rejected: Path, executor):
         self.spec = spec
         self.sources = {s.name: s for s in sources}
+        self.left_out = {s.name: why for s in sources if (why := not_deduplicated(spec, s))}
         self.folders = {n: Path(f) for n, f in folders.items()}
         self.work = Path(work) / "dedup"
         self.logs = Path(work) / "logs" / "dedup"
         self.out = Path(work) / "deduped"
         self.rejected = Path(rejected)
         self.executor = executor
-        files = {n: max(1, len(list(f.glob("*.jsonl.gz")))) for n, f in self.folders.items()}
+        files = {n: max(1, len(list(f.glob("*.jsonl.gz")))) for n, f in self.folders.items() if n not in self.left_out}
         self.groups = dedup_groups(spec, sources, files)
 
     def run(self) -> dict[str, Path]:
@@ -394,6 +406,7 @@ class Deduplicator:
             "settings": self.spec.model_dump(mode="json"),
             "keep_order": [m.name for members in self.groups.values() for m in members],
             "groups": {g: [m.name for m in members] for g, members in self.groups.items()},
+            "not_deduplicated": self.left_out,
             "removed": self.counts(),
         }
 

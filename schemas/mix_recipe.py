@@ -196,7 +196,7 @@ class MixRecipe(Strict):
     @model_validator(mode="after")
     def _dedup_names(self) -> "MixRecipe":
         """``dedup.skip_sources`` / ``dedup.sentences.sources`` name sources of this recipe; ``keep: tier`` needs
-        every deduplicated source's tier in ``tier_order``."""
+        every deduplicated source's tier in ``tier_order`` (block sources are not deduplicated by the mix)."""
         names = {s.name for s in self.sources}
         d = self.dedup
         for field, listed in (("skip_sources", d.skip_sources), ("sentences.sources", d.sentences.sources or [])):
@@ -205,7 +205,7 @@ class MixRecipe(Strict):
                 raise ValueError(f"dedup.{field}: no source named {unknown} (sources: {sorted(names)})")
         if d.enabled and d.keep == "tier":
             bad = [f"{s.name} ({s.tier!r})" for s in self.sources
-                   if s.name not in d.skip_sources and s.tier not in d.tier_order]
+                   if s.name not in d.skip_sources and s.kind != "block" and s.tier not in d.tier_order]
             if bad:
                 raise ValueError(f"dedup.keep tier: sources whose tier is not in tier_order {d.tier_order}: {bad}")
         return self

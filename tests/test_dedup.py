@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import need_data
 
-from shardsmith.pipelines.dedup import Deduplicator, dedup_groups, local_executor, minhash_config
+from shardsmith.pipelines.dedup import Deduplicator, dedup_groups, dedup_mix, local_executor, minhash_config
+from shardsmith.pipelines.mixer import MixBuild, build_mix
 from shardsmith.pipelines.minhash_signature import FastMinhashSignature
 from shardsmith.schemas.dedup import DedupSpec
-from shardsmith.schemas.mix_recipe import SourceSpec
+from shardsmith.schemas.manifest import ShardManifest
+from shardsmith.schemas.mix_recipe import MixRecipe, SourceSpec
 
 C4 = "web_c4_demo_llamafactory/c4_demo.jsonl"
 SKYPILE = "zh_skypile_sample/2021-31_zh_head_0000_sample.jsonl"
@@ -83,6 +85,9 @@ def corpus(tmp_path_factory):
     for name, docs in (("forum", forum), ("news", news), ("zh", sky)):
         write_source(base / "in" / name, docs)
     texts = {i: t for i, t in news + forum + sky}
+    for name, docs in (("forum", forum), ("news", news), ("zh", sky)):  # the same, as a mix reads them
+        with open(base / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in docs)
     return base, planted, texts
 
 
@@ -172,3 +177,45 @@ def test_chinese_is_shingled_by_jieba_words_not_by_spaces(corpus):
     shingles = step.get_shingles(text)
     assert len(shingles) > 4 * (len(text.split()) + 1)
     assert step.split_words("今天天气很好我们去公园") == ["今天天气", "很", "好", "我们", "去", "公园"]
+
+
+def mix_recipe(base: Path, **dedup) -> MixRecipe:
+    sources = [
+        {"name": name, "kind": "generic", "id_field": "id", "language": lang, "weight": 1, "tier": tier,
+         "filters": "none", "paths": [str(base / f"{name}.jsonl")]}
+        for name, lang, tier in (("forum", "en", "low"), ("news", "en", "high"), ("zh", "zh", "medium"))
+    ]
+    return MixRecipe(name="dedup-mix", tokenizer={"name": "gpt2"}, validation_fraction=0.0, write_text="parquet",
+                     sources=sources, dedup=dedup)
+
+
+def test_mix_drops_duplicates_before_counting_and_records_them(corpus):
+    """The whole mix: the shards' text export holds every original and no planted copy, each removed document is in
+    rejected/<source>/dedup/ with the id it duplicates, the manifest has the settings, keep order and counts."""
+    import pyarrow.parquet as pq
+
+    base, planted, texts = corpus
+    out = base / "mix"
+    build_mix(mix_recipe(base, keep="tier"), out, progress=False, keep_work=True)
+    manifest = ShardManifest.load(out)
+    counted = {d["id"] for name in ("forum", "news", "zh") for d in read_gz(out / ".work" / "deduped" / name)}
+    assert counted == set(texts) - set(planted)  # what the count / plan / tokenize phases read
+    exported = {i for p in (out / "text").rglob("*.parquet") for i in pq.read_table(p, columns=["id"])["id"].to_pylist()}
+    assert exported and not exported & set(planted)
+    info = manifest.dedup
+    assert info["enabled"] and info["settings"]["keep"] == "tier" and info["keep_order"] == ["news", "zh", "forum"]
+    assert info["removed"]["forum"] == {"read": 62, "exact": 1, "near": 1, "of_other_sources": 2, "kept": 60}
+    for src in manifest.sources:
+        last = manifest.filters[src.name][-1]
+        assert last.step == "dedup" and last.dropped == 2 and src.documents_available == 60
+        assert last.reasons == {"exact_duplicate": 1, "near_duplicate": 1}
+    rejected = {r["id"]: r for r in read_gz(out / "rejected" / "forum" / "dedup")}
+    assert rejected["forum-copy-near"]["duplicate_of"] == planted["forum-copy-near"][0]
+
+
+def test_dedup_off_keeps_every_document_and_says_so(corpus, tmp_path):
+    base, _, texts = corpus
+    build = MixBuild(mix_recipe(base, enabled=False), tmp_path)
+    dedup_mix(build)
+    assert build.dedup_info == {"enabled": False, "settings": build.recipe.dedup.model_dump(mode="json")}
+    assert build.documents == {}  # the filtered documents go on as they are
