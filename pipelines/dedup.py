@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 DEDUP_STEP = "dedup"
+SPAN_STEP = "dedup_spans"
+# kinds whose sources get sentence-span dedup when `dedup.sentences.enabled` and `sources` is unset
+WEB_KINDS = ("fineweb", "c4", "dolma", "dclm", "warc")
 # kind -> why its documents are not deduplicated by the mix
 EXEMPT_KINDS = {
     "block": "kind block: deduplicated by its block builder, which keeps deliberate repeats (self-cognition copies)",
@@ -307,13 +310,19 @@ class Deduplicator:
         self.executor = executor
         files = {n: max(1, len(list(f.glob("*.jsonl.gz")))) for n, f in self.folders.items() if n not in self.left_out}
         self.groups = dedup_groups(spec, sources, files)
+        sent = spec.sentences
+        self.span_sources = set() if not sent.enabled else (
+            set(sent.sources) if sent.sources is not None else {s.name for s in sources if s.kind in WEB_KINDS})
 
     def run(self) -> dict[str, Path]:
         """Run every phase (finished tasks are skipped); returns source -> folder of its kept documents."""
         for group, members in self.groups.items():
             for phase in self.phases(group, members):
                 phase()
-        return {m.name: self.out / m.name for members in self.groups.values() for m in members}
+        return {m.name: self.kept_folder(m.name) for members in self.groups.values() for m in members}
+
+    def kept_folder(self, name: str) -> Path:
+        return self.work / "spans" / name / "kept" if name in self.span_sources else self.out / name
 
     def phases(self, group: str, members: list[DedupMember]) -> list:
         """The phases of one group in order, as callables named ``sign``, ``buckets``, ``cluster``, ``resolve``,
@@ -326,11 +335,13 @@ class Deduplicator:
             return call
 
         minhash = [named("buckets", self._buckets, group), named("cluster", self._cluster, group)]
+        spans = [m for m in members if m.name in self.span_sources]
         return [
             named("sign", self._sign, group, members),
             *(minhash if self.spec.minhash.enabled else []),
             named("resolve", self._resolve, group, members),
             named("filter", lambda: [self._filter(group, m) for m in members]),
+            *([named("sentences", lambda: [self._spans(group, m) for m in spans])] if spans else []),
         ]
 
     def _sign(self, group: str, members: list[DedupMember]) -> None:
@@ -380,6 +391,47 @@ class Deduplicator:
         ]
         self.executor(pipeline, m.files, self.logs / group / "filter" / m.name).run()
 
+    def _spans(self, group: str, m: DedupMember) -> None:
+        """C4's span dedup within one source, datatrove's SentenceDedup stages on the source's kept documents: a span
+        of ``n_sentences`` sentences seen earlier in the source (datatrove's order: the smaller position in a file)
+        is cut; a document left with fewer than ``min_doc_words`` words (or 3 sentences) is dropped. The changed and
+        dropped documents, with the cut spans marked ``>>> <<<``, go to ``rejected/<source>/dedup_spans/``."""
+        from datatrove.pipeline.dedup.sentence_dedup import (
+            SentDedupConfig, SentenceDedupFilter, SentenceDedupSignature, SentenceFindDedups,
+        )
+        from datatrove.pipeline.readers import JsonlReader
+        from datatrove.pipeline.writers import JsonlWriter
+
+        from shardsmith.pipelines.minhash_signature import minhash_language
+
+        sent = self.spec.sentences
+        config = SentDedupConfig(n_sentences=sent.n_sentences, min_doc_words=sent.min_doc_words)
+        language = minhash_language(m.language)
+        root, logs, docs = self.work / "spans" / m.name, self.logs / group / "spans" / m.name, self.out / m.name
+        tasks = max(1, len(list(docs.glob("*.jsonl.gz"))))
+        sign = SentenceDedupSignature(str(root / "sigs"), config=config, language=language)
+        self.executor([JsonlReader(str(docs)), sign], tasks, logs / "sign").run()
+        self.executor([SentenceFindDedups(str(root / "sigs"), str(root / "dups"), config=config)], 1,
+                      logs / "find").run()
+        adapter = RejectedRecordAdapter(m.name, SPAN_STEP)
+        rejected = RejectedJsonlWriter(str(self.rejected / m.name / SPAN_STEP), adapter)
+        pipeline = [
+            JsonlReader(str(docs)),
+            SentenceDedupFilter(str(root / "dups"), config=config, exclusion_writer=rejected, language=language),
+            JsonlWriter(str(self.kept_folder(m.name)), output_filename="${rank}.jsonl.gz"),
+        ]
+        self.executor(pipeline, tasks, logs / "filter").run()
+
+    def span_counts(self, group: str, name: str) -> dict[str, int]:
+        """Sentence-span dedup of one source: sentences seen, sentences cut, documents left too short (dropped)."""
+        from shardsmith.pipelines.stats import rank_stats
+
+        stats = rank_stats(self.logs / group / "spans" / name / "filter")
+        read, written = stats[0]["stats"].get("documents", 0), stats[2]["stats"].get("total", 0)
+        return {"sentences": stats[1]["stats"].get("original_sentences", 0),
+                "sentences_cut": stats[1]["stats"].get("removed_sentences", 0), "dropped": read - written,
+                "kept": written}
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Per source: documents read, removed as exact / near duplicates, of which duplicates of another source's
         document, kept."""
@@ -397,6 +449,8 @@ class Deduplicator:
                     cross += sum(s != m.name for s in table.column(0).to_pylist())
                 out[m.name] = {"read": read, "exact": reasons.get("exact_duplicate", 0),
                                "near": reasons.get("near_duplicate", 0), "of_other_sources": cross, "kept": kept}
+                if m.name in self.span_sources:
+                    out[m.name]["spans"] = self.span_counts(group, m.name)
         return out
 
     def info(self) -> dict:
@@ -430,3 +484,9 @@ def dedup_mix(build) -> None:
         build.filter_counts[name].append(StepCount(step=DEDUP_STEP, read=c["read"], kept=c["kept"],
                                                    dropped=c["read"] - c["kept"], reasons=reasons))
         build.kept[name] = c["kept"]
+        if "spans" in c:
+            sp = c["spans"]
+            build.filter_counts[name].append(StepCount(
+                step=SPAN_STEP, read=c["kept"], kept=sp["kept"], dropped=sp["dropped"],
+                reasons={"too_short_after_span_dedup": sp["dropped"]} if sp["dropped"] else {}))
+            build.kept[name] = sp["kept"]

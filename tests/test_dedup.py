@@ -219,3 +219,27 @@ def test_dedup_off_keeps_every_document_and_says_so(corpus, tmp_path):
     dedup_mix(build)
     assert build.dedup_info == {"enabled": False, "settings": build.recipe.dedup.model_dump(mode="json")}
     assert build.documents == {}  # the filtered documents go on as they are
+
+
+def test_sentence_span_dedup_cuts_a_repeated_paragraph_from_the_later_document(corpus, tmp_path):
+    """C4's span dedup (datatrove SentenceDedup) on one source: a real paragraph of 4+ sentences copied into another
+    real document is cut from the copy (the original keeps it); the changed document is listed in
+    rejected/<source>/dedup_spans/ with the span marked."""
+    _, _, texts = corpus
+    original = next(f"news-{i}" for i in range(60) if any(p.count(". ") >= 4 for p in paragraphs(texts[f"news-{i}"])))
+    paragraph = max((p for p in paragraphs(texts[original]) if p.count(". ") >= 4), key=len)
+    host = texts["news-50"]
+    docs = [(f"news-{i}", texts[f"news-{i}"]) for i in range(60) if f"news-{i}" != "news-50"]
+    docs.append(("news-50", host + "\n" + paragraph))
+    write_source(tmp_path / "in" / "news", docs)
+    spec = DedupSpec(sentences={"enabled": True, "sources": ["news"], "n_sentences": 3, "min_doc_words": 10})
+    news = [SOURCES[1]]
+    dedup = Deduplicator(spec, news, {"news": tmp_path / "in" / "news"}, tmp_path / ".work", tmp_path / "rejected",
+                         local_executor())
+    kept = {d["id"]: d["text"] for d in read_gz(dedup.run()["news"])}
+    assert paragraph not in kept["news-50"] and kept["news-50"].startswith(host[:200])
+    assert paragraph in kept[original]
+    spans = dedup.counts()["news"]["spans"]
+    assert spans["sentences_cut"] >= 3 and spans["dropped"] == 0 and spans["kept"] == 60
+    changed = {r["id"]: r for r in read_gz(tmp_path / "rejected" / "news" / "dedup_spans")}
+    assert ">>>" in changed["news-50"]["text"]
