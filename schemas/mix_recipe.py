@@ -204,10 +204,12 @@ class MixRecipe(Strict):
             if unknown:
                 raise ValueError(f"dedup.{field}: no source named {unknown} (sources: {sorted(names)})")
         if d.enabled and d.keep == "tier":
-            bad = [f"{s.name} ({s.tier!r})" for s in self.sources
+            bad = [f"{s.name} (tier {s.tier})" for s in self.sources
                    if s.name not in d.skip_sources and s.kind != "block" and s.tier not in d.tier_order]
             if bad:
-                raise ValueError(f"dedup.keep tier: sources whose tier is not in tier_order {d.tier_order}: {bad}")
+                raise ValueError(
+                    f"dedup.keep tier: sources whose tier is not in tier_order {d.tier_order}: {', '.join(bad)}"
+                )
         return self
 
     def shares(self, names: list[str] | None = None) -> dict[str, float]:

@@ -9,6 +9,7 @@ The corpus: real C4 documents (two English sources) and real SkyPile documents (
 from __future__ import annotations
 
 import gzip
+import re
 import json
 from pathlib import Path
 
@@ -243,3 +244,16 @@ def test_sentence_span_dedup_cuts_a_repeated_paragraph_from_the_later_document(c
     assert spans["sentences_cut"] >= 3 and spans["dropped"] == 0 and spans["kept"] == 60
     changed = {r["id"]: r for r in read_gz(tmp_path / "rejected" / "news" / "dedup_spans")}
     assert ">>>" in changed["news-50"]["text"]
+
+
+def test_recipe_refuses_unknown_dedup_sources_and_untiered_sources_under_keep_tier(tmp_path):
+    src = [{"name": "a", "kind": "generic", "paths": ["x"], "weight": 1, "tier": "gold"},
+           {"name": "b", "kind": "generic", "paths": ["x"], "weight": 1}]
+    for dedup, words in (
+        ({"skip_sources": ["nope"]}, "dedup.skip_sources: no source named ['nope']"),
+        ({"sentences": {"enabled": True, "sources": ["nope"]}}, "dedup.sentences.sources: no source named"),
+        ({"keep": "tier"}, "tier is not in tier_order ['high', 'medium', 'low']: a (tier gold), b (tier None)"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            MixRecipe(sources=src, dedup=dedup)
+    assert MixRecipe(sources=src, dedup={"keep": "tier", "tier_order": ["gold"], "skip_sources": ["b"]})
