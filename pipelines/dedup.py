@@ -8,6 +8,7 @@ Every phase is a datatrove executor with its own logging dir (completions: a re-
     cluster   datatrove MinhashDedupCluster with cluster ids, one task                     (connected components)
     resolve   DuplicateResolver, one task: who keeps each exact group / MinHash cluster    -> remove/<file>.parquet
     filter    per source: reader + DuplicateFilter (rejects -> rejected/<source>/dedup/)   -> .work/deduped/<source>
+    sentences optional, per source: datatrove SentenceDedup (signature, find, filter)       -> .work/dedup/spans/<source>
 
 The sources of a group (the whole mix, or one source with ``scope: source``) write into one signature folder under
 *global file ids*: the sources sorted by the recipe's keep rule, each source's filtered files numbered after the
@@ -33,8 +34,8 @@ from shardsmith.schemas.dedup import DedupSpec
 from shardsmith.schemas.mix_recipe import SourceSpec
 
 __all__ = [
-    "DEDUP_STEP", "DedupMember", "DocumentIndex", "DuplicateFilter", "DuplicateResolver", "dedup_groups", "dedup_mix",
-    "exact_key",
+    "DEDUP_STEP", "SPAN_STEP", "DedupMember", "Deduplicator", "DocumentIndex", "DuplicateFilter", "DuplicateResolver",
+    "dedup_groups", "dedup_mix", "exact_key", "local_executor", "minhash_config", "not_deduplicated",
 ]
 
 DEDUP_STEP = "dedup"
@@ -326,7 +327,7 @@ class Deduplicator:
 
     def phases(self, group: str, members: list[DedupMember]) -> list:
         """The phases of one group in order, as callables named ``sign``, ``buckets``, ``cluster``, ``resolve``,
-        ``filter`` (the benchmark times them one by one)."""
+        ``filter``, ``sentences`` (the benchmark times them one by one)."""
         from functools import partial
 
         def named(name, fn, *args):
