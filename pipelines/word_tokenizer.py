@@ -105,8 +105,9 @@ class _FastJieba:
     best route (``max`` over ``(log(freq or 1) - log(total) + score, end)``: highest score, then the later end), same
     HMM pass (jieba's ``finalseg.cut``) over runs of single characters.  Faster because the DAG and the route are
     built in one pass with each word's ``log(freq) - log(total)`` computed once per process (the same float
-    expression, so the same scores), and because a block's words are remembered (``block_cache`` blocks; a block is
-    segmented on its own, so its words never depend on the text around it).  The memo is dropped when jieba's
+    expression, so the same scores), and because a block's words and a run's HMM words are remembered
+    (``block_cache`` entries each; a block is segmented on its own, and the HMM sees only the run, so neither
+    depends on the text around it).  The memo is dropped when jieba's
     dictionary changes (``add_word``, ``load_userdict``, force-split words).
     """
 
@@ -140,6 +141,7 @@ class _FastJieba:
             self.logtotal = log(dt.total)
             self.logp: dict[str, float] = {}
             self.blocks: dict[str, list[str]] = {}
+            self.hmm: dict[str, list[str]] = {}  # HMM words of a run of single characters (depends on nothing else)
 
     def cut(self, text: str) -> list[str]:
         """``[w for w in jieba.cut(text, cut_all=False) if w]``."""
@@ -219,7 +221,12 @@ class _FastJieba:
         if len(buf) == 1:
             out.append(buf)
         elif not self.freq.get(buf):
-            out.extend(self.finalseg.cut(buf))
+            words = self.hmm.get(buf)
+            if words is None:
+                if len(self.hmm) >= self.block_cache:
+                    self.hmm.clear()
+                words = self.hmm[buf] = list(self.finalseg.cut(buf))
+            out.extend(words)
         else:
             out.extend(buf)
 

@@ -16,8 +16,8 @@ from shardsmith.pipelines.minhash_signature import FastMinhashSignature, minhash
 from shardsmith.schemas.dedup import DedupSpec
 
 SAMPLES = {  # language -> (dataset folder, file, documents)
-    "en": ("web_c4_demo_llamafactory", "c4_demo.jsonl", 80),
-    "zh": ("zh_skypile_sample", "2021-31_zh_head_0000_sample.jsonl", 50),
+    "en": ("web_c4_demo_llamafactory", "c4_demo.jsonl", 50),
+    "zh": ("zh_skypile_sample", "2021-31_zh_head_0000_sample.jsonl", 30),
 }
 OTHER = DedupSpec(minhash={"n_grams": 3, "num_buckets": 4, "hashes_per_bucket": 5, "seed": 7})
 
