@@ -14,6 +14,9 @@ arithmetic — and changes only how the words are found and how often the arithm
 * **Chinese** (``cmn_Hani``): ``SharedWordTokenizer``'s jieba path (``pipelines/word_tokenizer.py``): jieba's own
   accurate-mode words without the spaCy ``Doc`` — the same words datatrove keeps.
 * **Any other tokenizer** (Japanese, Thai, ...): datatrove's own, unchanged.
+* ``simplify_text``'s last step (drop the combining marks, category ``Mn``, of the NFD form) is one
+  ``str.translate`` deleting every ``Mn`` code point of this Python's ``unicodedata`` (nothing to do for ASCII
+  text), instead of a per-character generator (:func:`simplify`).
 * The n-grams are hashed by one C-level ``map`` over ``" ".join`` views, duplicates removed with ``np.unique``
   (the minimum over a set does not depend on repeats), then ``(shingles * a + b) % p`` as datatrove computes it.
 
@@ -23,6 +26,11 @@ datatrove's stage on real documents.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+import unicodedata
+from functools import lru_cache
+
 import numpy as np
 from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature, _mersenne_prime
 from datatrove.utils.text import simplify_text
@@ -31,6 +39,22 @@ from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_tokenizer_assig
 from .word_tokenizer import SharedWordTokenizer, word_tokenizer_key
 
 __all__ = ["ChunkWords", "FastMinhashSignature", "minhash_language", "shingle_words"]
+
+
+@lru_cache(maxsize=1)
+def _combining_marks() -> dict[int, None]:
+    """``str.translate`` table deleting every code point of category ``Mn`` (this Python's unicodedata)."""
+    return {cp: None for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) == "Mn"}
+
+
+def simplify(text: str, config) -> str:
+    """``datatrove.utils.text.simplify_text(text, config)``, same result: the diacritics step done by a regex."""
+    if not config.norm_unicode_diacritics:
+        return simplify_text(text, config)
+    text = simplify_text(text, dataclasses.replace(config, norm_unicode_diacritics=False))
+    if text.isascii():  # NFD of ASCII is itself, and ASCII has no combining marks
+        return text
+    return unicodedata.normalize("NFD", text).translate(_combining_marks()).strip()
 
 
 def minhash_language(language: str) -> str:
@@ -155,7 +179,7 @@ class FastMinhashSignature(MinhashDedupSignature):
         return self._split_words
 
     def get_shingles(self, text: str) -> np.ndarray:
-        words = self.split_words(simplify_text(text, self.config.norm_config))
+        words = self.split_words(simplify(text, self.config.norm_config))
         n = self.config.n_grams
         if len(words) < n:
             return np.empty((0, 1), dtype=np.uint64)
