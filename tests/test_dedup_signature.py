@@ -28,6 +28,7 @@ def documents(language: str) -> list[Document]:
     with open(root / folder / name, encoding="utf-8") as f:
         texts = [json.loads(line)["text"] for _, line in zip(range(n), f)]
     texts += ["", "too short", texts[0]]  # no shingles at all, fewer words than n, a repeat
+    texts.append("Café naïve résumé, Ångström: Tiếng Việt có dấu — e\u0301 " + texts[1])  # diacritics dropped
     return [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
 
 
