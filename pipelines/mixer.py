@@ -30,6 +30,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from shardsmith.pipelines import shards
+from shardsmith.pipelines.dedup import dedup_mix
 from shardsmith.pipelines.stats import rank_stats, step_changes, step_counts
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount, TextFile
@@ -80,11 +81,20 @@ class MixBuild:
         self.filter_counts: dict[str, list[StepCount]] = {}
         self.kept: dict[str, int] = {}
         self.tasks: dict[str, int] = {}
+        self.documents: dict[str, Path] = {}  # a source's documents after filtering, once a later phase rewrote them
+        self.dedup_info: dict | None = None
 
     @property
     def active(self) -> list[SourceSpec]:
         """The sources that go into the shards: read, and not skipped as empty."""
         return [s for s in self.read_sources if s.name not in self.skipped]
+
+    def documents_folder(self, src: SourceSpec) -> Path:
+        """Where the source's kept documents are: ``.work/filtered/<source>`` until dedup rewrites them."""
+        return self.documents.get(src.name, self.work / "filtered" / src.name)
+
+    def executor(self, pipeline: list, tasks: int, logging_dir: Path):
+        return _executor(pipeline, tasks, self.recipe.workers, logging_dir)
 
     def planned_shares(self) -> dict[str, float]:
         """Weights renormalised over the active sources (equal to the requested shares when none was skipped)."""
@@ -222,7 +232,7 @@ class MixBuild:
         def texts():
             n = 0
             for src in self.active:
-                for doc in JsonlReader(str(self.work / "filtered" / src.name)).run():
+                for doc in JsonlReader(str(self.documents_folder(src))).run():
                     yield doc.text
                     n += 1
                     if cap and n >= cap:
@@ -233,7 +243,7 @@ class MixBuild:
 
     # ------------------------------------------------------------------ B: count tokens
     def _filtered_tasks(self, src: SourceSpec) -> int:
-        return max(1, len(list((self.work / "filtered" / src.name).glob("*.jsonl.gz"))))
+        return max(1, len(list(self.documents_folder(src).glob("*.jsonl.gz"))))
 
     def count_source(self, src: SourceSpec) -> None:
         from datatrove.pipeline.readers import JsonlReader
@@ -241,7 +251,7 @@ class MixBuild:
         from shardsmith.pipelines.mix_steps import DocumentLedger
 
         pipeline = [
-            JsonlReader(str(self.work / "filtered" / src.name)),
+            JsonlReader(str(self.documents_folder(src))),
             TokensCounter(tokenizer_name_or_path=str(self.tokenizer.tokenizer_json), count_eos_token=True, batch_size=1000),
             DocumentLedger(str(self.work / "ledger" / src.name)),
         ]
@@ -285,7 +295,7 @@ class MixBuild:
         from shardsmith.pipelines.mix_steps import ExpandCopies, PlanSelector, text_writer
 
         pipeline = [
-            JsonlReader(str(self.work / "filtered" / src.name)),
+            JsonlReader(str(self.documents_folder(src))),
             PlanSelector(str(self.work / "plan" / f"{src.name}.parquet"), split),
         ]
         if self.recipe.write_text == "parquet":
@@ -383,6 +393,7 @@ class MixBuild:
             recipe=self.recipe.model_dump(mode="json"),
             recipe_sha256=_fingerprint(self.recipe),
             text_files=self.text_files() if self.recipe.write_text == "parquet" else None,
+            dedup=self.dedup_info,
         )
         return shards.finalize(self.out, manifest)
 
@@ -463,7 +474,7 @@ def build_mix(
     read = build.read_sources
     # the tokenize seed of a source is tied to its place in the recipe, so skipping another source changes nothing
     position = {s.name: i for i, s in enumerate(recipe.sources)}
-    n_phases = 3 * len(read) + 3  # filter, count, tokenize per source; plan, merge, manifest
+    n_phases = 3 * len(read) + 4  # filter, count, tokenize per source; dedup, plan, merge, manifest
     with tqdm(total=n_phases, desc=f"mix {recipe.name}", unit="phase", disable=not progress) as bar:
 
         def step(label: str) -> None:
@@ -476,6 +487,10 @@ def build_mix(
             bar.write(f"  {src.name:<20} read {c[0].read:>8,}  kept {c[-1].kept:>8,}  dropped {c[0].read - c[-1].kept:>8,}")
             bar.update()
         build.settle_empty_sources()
+        step("dedup")
+        dedup_mix(build)  # exact + MinHash across the mix (recipe `dedup:`); then a source may be empty
+        build.settle_empty_sources()
+        bar.update()
         for name, why in build.skipped.items():
             bar.write(f"  {name:<20} skipped: {why}")
         if build.tokenizer is None:

@@ -134,6 +134,9 @@ class ShardManifest(_Open):
     pairs: dict[str, int] | None = Field(None, description="preference sets: pairs per split")
     recipe: dict[str, Any] = Field(default_factory=dict, description="the resolved recipe that built this set")
     text_files: list[TextFile] | None = Field(None, description="mixes with `write_text: parquet`: the text export")
+    dedup: dict[str, Any] | None = Field(
+        None, description="mixes: the dedup settings, keep order and removals per source (exact, near, of other sources)"
+    )
     files: list[SetFile] = Field(
         default_factory=list, description="every file of the set except manifest.json, sorted by path"
     )

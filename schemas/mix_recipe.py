@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .common import Strict, TokenizerSpec, repeated
+from .dedup import DedupSpec
 
 # One row per kind in pipelines/source_kinds.py (SOURCE_KINDS, same order; tests/test_sources.py checks)
 SourceKind = Literal[
@@ -184,6 +185,7 @@ class MixRecipe(Strict):
     write_text: Literal["none", "parquet"] = Field(
         "none", description="parquet: also write every kept document's text to DIR/text/<source>/<split>-*.parquet"
     )
+    dedup: DedupSpec = Field(default_factory=DedupSpec, description="exact + MinHash dedup after filtering (on)")
     sources: list[SourceSpec] = Field(min_length=1)
 
     @field_validator("sources")
@@ -195,6 +197,25 @@ class MixRecipe(Strict):
         if sum(s.weight for s in sources) <= 0:
             raise ValueError("all source weights are zero: at least one must be positive")
         return sources
+
+    @model_validator(mode="after")
+    def _dedup_names(self) -> "MixRecipe":
+        """``dedup.skip_sources`` / ``dedup.sentences.sources`` name sources of this recipe; ``keep: tier`` needs
+        every deduplicated source's tier in ``tier_order`` (block sources are not deduplicated by the mix)."""
+        names = {s.name for s in self.sources}
+        d = self.dedup
+        for field, listed in (("skip_sources", d.skip_sources), ("sentences.sources", d.sentences.sources or [])):
+            unknown = [n for n in listed if n not in names]
+            if unknown:
+                raise ValueError(f"dedup.{field}: no source named {unknown} (sources: {sorted(names)})")
+        if d.enabled and d.keep == "tier":
+            bad = [f"{s.name} (tier {s.tier})" for s in self.sources
+                   if s.name not in d.skip_sources and s.kind != "block" and s.tier not in d.tier_order]
+            if bad:
+                raise ValueError(
+                    f"dedup.keep tier: sources whose tier is not in tier_order {d.tier_order}: {', '.join(bad)}"
+                )
+        return self
 
     def shares(self, names: list[str] | None = None) -> dict[str, float]:
         """Weights normalised over ``names`` (default: every source); sources left out get no share."""

@@ -219,7 +219,8 @@ def test_finished_set_is_exactly_what_the_manifest_lists(built):
     listed = {f.path: f.bytes for f in m.files}
     assert on_disk == {**listed, MANIFEST_NAME: (built / MANIFEST_NAME).stat().st_size}
     assert not (built / ".work").exists()
-    assert {p.split("/")[0] for p in listed} == {"tokenizer", "train", "validation", "text"}
+    # rejected/: the sample's duplicates, removed by the mix's default dedup (rejected/<source>/dedup/)
+    assert {p.split("/")[0] for p in listed} == {"tokenizer", "train", "validation", "text", "rejected"}
     shards = {f.path for s in m.splits.values() for f in s.files}
     assert shards and shards <= set(listed) and {t.path for t in m.text_files} <= set(listed)
 

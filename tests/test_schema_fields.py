@@ -69,6 +69,12 @@ FF_REPAIR = KINDS + "test_ff_repair_hits_every_count_exactly"
 REPAIR_SHORT = KINDS + "test_repair_shortfall_names_every_short_source"
 REPAIR_OPTIONS = KINDS + "test_repair_options_reach_mcq_and_cot_sources"
 NO_SELF_COGNITION = KINDS + "test_mcq_cot_and_repair_recipes_refuse_self_cognition"
+DEDUP = "test_dedup.py::"
+DEDUP_OFF = DEDUP + "test_exact_off_finds_the_exact_copy_as_a_near_duplicate_and_minhash_off_misses_near_ones"
+DEDUP_REFUSED = DEDUP + "test_recipe_refuses_unknown_dedup_sources_and_untiered_sources_under_keep_tier"
+SPANS = DEDUP + "test_sentence_span_dedup_cuts_a_repeated_paragraph_from_the_later_document"
+SIGNATURE = "test_dedup_signature.py::test_signature_files_equal_datatrove"
+SIGNATURE_SETTINGS = "test_dedup_signature.py::test_settings_reach_the_stage"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
@@ -345,6 +351,28 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
                                   WORDS + "test_fineweb_edu_documents_kept_with_fineweb2024"),
     "FilterSpec.step": ("test_filters.py::test_unknown_param_and_step_errors",),
     "FilterSpec.params": ("test_filters.py::test_filters_none_and_explicit_params",),
+    # --- mix recipe: dedup --------------------------------------------------------------------------------------
+    "MixRecipe.dedup": (DEDUP + "test_mix_drops_duplicates_before_counting_and_records_them",),
+    "DedupSpec.enabled": (DEDUP + "test_dedup_off_keeps_every_document_and_says_so",),
+    "DedupSpec.exact": (DEDUP_OFF,),
+    "DedupSpec.minhash": (DEDUP_OFF, SIGNATURE),
+    "DedupSpec.sentences": (SPANS,),
+    "DedupSpec.scope": (DEDUP + "test_scope_source_keeps_cross_source_duplicates_and_skip_sources_keeps_a_source_whole",),
+    "DedupSpec.keep": (DEDUP + "test_keep_order_lets_the_first_listed_source_keep_a_cross_source_duplicate",
+                       DEDUP + "test_planted_near_and_exact_duplicates_go_and_originals_stay"),
+    "DedupSpec.tier_order": (DEDUP + "test_keep_tier_orders_sources_by_tier_order_then_recipe_order",
+                             DEDUP_REFUSED),
+    "DedupSpec.skip_sources": (DEDUP + "test_scope_source_keeps_cross_source_duplicates_and_skip_sources_keeps_a_source_whole",
+                               DEDUP_REFUSED),
+    "MinhashSpec.enabled": (DEDUP_OFF,),
+    "MinhashSpec.n_grams": (SIGNATURE, SIGNATURE_SETTINGS),
+    "MinhashSpec.num_buckets": (SIGNATURE, SIGNATURE_SETTINGS),
+    "MinhashSpec.hashes_per_bucket": (SIGNATURE, SIGNATURE_SETTINGS),
+    "MinhashSpec.seed": (SIGNATURE, SIGNATURE_SETTINGS),
+    "SentenceDedupSpec.enabled": (SPANS,),
+    "SentenceDedupSpec.n_sentences": (SPANS,),
+    "SentenceDedupSpec.min_doc_words": (SPANS,),
+    "SentenceDedupSpec.sources": (SPANS, DEDUP_REFUSED),
 }
 
 # Accepted fields with no test that shows their effect yet: what the code does with each. Known gaps, for the
