@@ -2,10 +2,10 @@
 MCQ files through ``mcq.py``'s parse layer (MMLU, CMMLU, C-Eval, ARC, HellaSwag, TruthfulQA, WanJuan), CoT files
 through ``cot.py`` (GSM8K), anything else through the SFT importers (a user's own question/answer file).
 
-Each item becomes a :class:`~shardsmith.pipelines.decontam.TestItem` whose texts are what a contaminated document
-would repeat: question + every option (display order; a document's ``A.`` labels are invisible to the index),
-question + correct answer(s), the explanation; for CoT the question + rationale + answer and question + answer; for
-a conversation all its turns. A benchmark folder's files named ``train*`` are not test items (GSM8K's train.jsonl)
+Each item becomes a :class:`~shardsmith.pipelines.decontam.TestItem` whose parts are what a contaminated document
+would repeat, each judged on its own: question + every option (display order; a document's ``A.`` labels are
+invisible to the index), the question alone, question + correct answer(s), the explanation; for CoT the question +
+rationale + answer and the question alone; for a conversation all its turns and its user turns. A benchmark folder's files named ``train*`` are not test items (GSM8K's train.jsonl)
 and are skipped; a user's files are all read.
 """
 
@@ -73,14 +73,15 @@ def _records(path: Path, family: str, name: str, shape: str, prefix: str) -> Ite
 
 
 def item_texts(record: McqQuestion | CotExample | Conversation) -> tuple[str, ...]:
-    """The texts of one test item that the index cuts into n-grams."""
+    """The parts of one test item that the index cuts into n-grams."""
     if isinstance(record, McqQuestion):
+        q = record.question
         answers = " ".join(record.options[a] for a in mcq.answer_letters(record) if a in record.options)
-        texts = [f"{record.question} {' '.join(record.options.values())}", f"{record.question} {answers}"]
-        return tuple(texts + ([record.explanation] if record.explanation else []))
+        parts = [f"{q} {' '.join(record.options.values())}", q, f"{q} {answers}"]
+        return tuple(parts + ([record.explanation] if record.explanation else []))
     if isinstance(record, CotExample):
-        return (f"{record.question} {record.rationale} {record.answer}", f"{record.question} {record.answer}")
-    return (record.text("system", "user", "assistant", sep=" "),)
+        return (f"{record.question} {record.rationale} {record.answer}", record.question)
+    return (record.text(sep=" "), record.text("user", sep=" "))
 
 
 def read_test_items(sets: dict[str, list[Path]], shapes: dict[str, str] | None = None) -> Iterator[TestItem]:

@@ -52,7 +52,7 @@ from .zh_filters import DETAIL_KEY
 
 ENV_BENCHMARKS = "SHARDSMITH_BENCHMARKS"
 BENCHMARK_PREFIX = "mcq_"  # ../shared/data: mcq_mmlu, mcq_cmmlu, ... ; the name is what follows
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 # datatrove's ``simplify_text`` with its default config, step for step, with two steps done in C instead of Python:
 # punctuation (``str.translate`` with a dict) and diacritics (a per-character loop) — they were most of the time
 _PUNCT = re.compile("[" + re.escape(PUNCTUATION) + "]")
@@ -120,15 +120,15 @@ class TestItem:
 
 @dataclass
 class Hit:
-    """A document that holds at least ``min_overlap`` of one test item's n-grams."""
+    """A document that holds at least ``min_overlap`` of the n-grams of one part of a test item."""
 
     benchmark: str
     item: str
     ngram: str  # the first shared window, normalised
-    overlap: float  # share of the item's n-grams found in the document
+    overlap: float  # share of the part's n-grams found in the document
 
     def detail(self) -> str:
-        return f"{self.benchmark} item {self.item}: {self.overlap:.0%} of its n-grams, e.g. '{self.ngram}'"
+        return f"{self.benchmark} item {self.item}: {self.overlap:.0%} of a part's n-grams, e.g. '{self.ngram}'"
 
 
 @dataclass
@@ -142,20 +142,15 @@ class _Tally:
     ngrams: int = 0
 
 
-def item_windows(item: TestItem, ngram: int, min_ngram: int) -> tuple[np.ndarray, bool, bool]:
-    """(distinct window hashes, matched whole?, too short?) of one item: every ``ngram``-window of its long texts;
-    a text of ``min_ngram``..``ngram - 1`` words (numbers not counted) as one window, whole."""
-    out, long = [], False
-    for text in item.texts:
-        ws = words(text)
-        values = word_values(ws)
-        if len(values) >= ngram:
-            out.append(next(window_hashes(values, [ngram]))[1])
-            long = True
-        elif len(ws) - ws.count("0") >= min_ngram:
-            out.append(next(window_hashes(values, [len(values)]))[1])
-    hashes = np.unique(np.concatenate(out)) if out else np.zeros(0, np.uint64)
-    return hashes, bool(out) and not long, not out
+def part_windows(text: str, ngram: int, min_ngram: int) -> tuple[np.ndarray, bool]:
+    """(distinct window hashes, whole?) of one part: every ``ngram``-window of a long text; a text of
+    ``min_ngram``..``ngram - 1`` words (numbers not counted) as one window, whole; a shorter one: none."""
+    ws = words(text)
+    if len(ws) >= ngram:
+        return np.unique(next(window_hashes(word_values(ws), [ngram]))[1]), False
+    if len(ws) - ws.count("0") >= min_ngram:
+        return next(window_hashes(word_values(ws), [len(ws)]))[1], True
+    return np.zeros(0, np.uint64), False
 
 
 def _root(files: list[Path]) -> Path:
@@ -166,20 +161,70 @@ def _root(files: list[Path]) -> Path:
 BITMAP_BITS = 27  # 2^27-bit prefilter (16 MiB): ~1-2 % of a document's windows reach the binary search
 
 
+@dataclass
+class _Parts:
+    """The index while it is built: window hashes per part, the item of each part, per-benchmark counts."""
+
+    ngram: int
+    min_ngram: int
+    chunks: list = field(default_factory=list)
+    whole: list = field(default_factory=list)  # per part: matched whole (short)
+    part_item: list = field(default_factory=list)
+    names: list = field(default_factory=list)
+    tally: dict = field(default_factory=dict)
+
+    def add(self, item: TestItem) -> None:
+        t = self.tally.setdefault(item.benchmark, _Tally())
+        kinds = []
+        for text in item.texts:
+            hashes, whole = part_windows(text, self.ngram, self.min_ngram)
+            if hashes.size:
+                self.chunks.append(hashes)
+                self.whole.append(whole)
+                self.part_item.append(len(self.names))
+                kinds.append(whole)
+        t.items += 1
+        t.whole += bool(kinds) and all(kinds)
+        t.too_short += not kinds
+        self.names.append((item.benchmark, item.item_id))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hashes sorted, part of each, windows per part). A short question matched whole that two different items
+        share ("which of the following is true") is boilerplate, not an item: dropped."""
+        sizes = np.array([c.size for c in self.chunks], np.int64)
+        hashes = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.uint64)
+        part = np.repeat(np.arange(sizes.size, dtype=np.int32), sizes)
+        whole = np.repeat(np.array(self.whole, bool), sizes)
+        item = np.array(self.part_item, np.int32)[part] if sizes.size else np.zeros(0, np.int32)
+        order = np.lexsort((item, hashes))
+        hashes, part, whole, item = hashes[order], part[order], whole[order], item[order]
+        same_hash = np.zeros(hashes.size, bool)
+        same_hash[1:] = hashes[1:] == hashes[:-1]
+        other_item = np.zeros(hashes.size, bool)
+        other_item[1:] = same_hash[1:] & (item[1:] != item[:-1])
+        shared = np.isin(hashes, hashes[other_item]) & whole
+        hashes, part = hashes[~shared], part[~shared]
+        return hashes, part, np.bincount(part, minlength=sizes.size).astype(np.int32)
+
+
 class NgramIndex:
     """A built index folder, memory-mapped; :meth:`match` says whether a text holds a test item.
 
-    Files: ``hashes.npy`` (sorted distinct window hashes), ``owners.npy`` (the first item, in reading order, holding
-    each), ``owned.npy`` (windows each item owns: the denominator of its overlap), ``bitmap.npy`` (one bit per
-    ``hash >> (64 - BITMAP_BITS)``: a window whose bit is 0 is in no item, without a search), ``items.jsonl``
-    (benchmark, item id) and ``index.json``.
+    A test item has parts (question with its options, the question alone, question + answer, explanation:
+    ``builders/benchmarks.py``); a document holds an item when it holds at least ``min_overlap`` of one part's
+    n-grams — a phrase a document merely shares with a longer part is not enough. Files: ``hashes.npy`` (sorted
+    window hashes), ``parts.npy`` (the part of each), ``part_items.npy`` and ``part_sizes.npy`` (each part's item and
+    window count), ``bitmap.npy`` (one bit per ``hash >> (64 - BITMAP_BITS)``: a window whose bit is 0 is in no part,
+    without a search), ``items.jsonl`` (benchmark, item id) and ``index.json``.
     """
+
+    ARRAYS = ("hashes", "parts", "part_items", "part_sizes", "bitmap")
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.meta = json.loads((self.folder / "index.json").read_text(encoding="utf-8"))
-        self.hashes, self.owners, self.owned, self.bitmap = (
-            np.load(self.folder / f"{n}.npy", mmap_mode="r") for n in ("hashes", "owners", "owned", "bitmap"))
+        self.hashes, self.parts, self.part_items, self.part_sizes, self.bitmap = (
+            np.load(self.folder / f"{n}.npy", mmap_mode="r") for n in self.ARRAYS)
         with open(self.folder / "items.jsonl", encoding="utf-8") as f:
             self.names = [tuple(json.loads(line)) for line in f]
         self.lengths = tuple(self.meta["lengths"])
@@ -190,18 +235,19 @@ class NgramIndex:
         return [BenchmarkInfo(**b) for b in self.meta["benchmarks"]]
 
     def _found(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(window positions in ``h``, their index rows) of the windows that are in the index."""
+        """(window position, index row) for every index row that holds a window of ``h``."""
         slot = h >> np.uint64(64 - BITMAP_BITS)
         maybe = np.flatnonzero((self.bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1)
         if not maybe.size:
             return maybe, maybe
-        rows = np.searchsorted(self.hashes, h[maybe])
-        rows[rows == self.hashes.size] = 0
-        ok = self.hashes[rows] == h[maybe]
-        return maybe[ok], rows[ok]
+        left = np.searchsorted(self.hashes, h[maybe], "left")
+        right = np.searchsorted(self.hashes, h[maybe], "right")
+        n = right - left
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(left[n > 0], right[n > 0])] or [maybe[:0]])
+        return np.repeat(maybe, n), rows
 
     def match(self, text: str) -> Hit | None:
-        """The test item with the largest share of its n-grams in ``text``, if that share reaches ``min_overlap``."""
+        """The item part with the largest share of its n-grams in ``text``, if that share reaches ``min_overlap``."""
         ws = words(text)
         if not self.lengths or len(ws) < self.lengths[0]:
             return None
@@ -209,15 +255,15 @@ class NgramIndex:
         rows = np.unique(np.concatenate([r for _, _, r in found]))
         if not rows.size:
             return None
-        owners, counts = np.unique(self.owners[rows], return_counts=True)
-        share = counts / self.owned[owners]
+        parts, counts = np.unique(self.parts[rows], return_counts=True)
+        share = counts / self.part_sizes[parts]
         best = int(np.argmax(share))
         if share[best] < self.min_overlap:
             return None
-        item = int(owners[best])
-        length, pos = next((L, p[self.owners[r] == item]) for L, p, r in found if (self.owners[r] == item).any())
-        benchmark, item_id = self.names[item]
-        return Hit(benchmark, item_id, " ".join(ws[int(pos[0]):int(pos[0]) + length]), float(share[best]))
+        part = parts[best]
+        length, at = next((L, int(p[self.parts[r] == part][0])) for L, p, r in found if (self.parts[r] == part).any())
+        benchmark, item_id = self.names[int(self.part_items[part])]
+        return Hit(benchmark, item_id, " ".join(ws[at:at + length]), float(share[best]))
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -225,31 +271,17 @@ class NgramIndex:
               min_overlap: float, fingerprint: str, paths: dict[str, list[Path]] | None = None) -> NgramIndex:
         """Index ``items`` into ``folder`` (written under a temp name, then renamed onto it)."""
         folder = Path(folder)
-        chunks, owners, names = [], [], []
-        tally: dict[str, _Tally] = {}
+        acc = _Parts(ngram, min_ngram)
         for item in items:
-            t = tally.setdefault(item.benchmark, _Tally())
-            hashes, whole, too_short = item_windows(item, ngram, min_ngram)
-            t.items += 1
-            t.whole += whole
-            t.too_short += too_short
-            chunks.append(hashes)
-            owners.append(np.full(hashes.size, len(names), np.int32))
-            names.append((item.benchmark, item.item_id))
-        hashes = np.concatenate(chunks) if chunks else np.zeros(0, np.uint64)
-        owner = np.concatenate(owners) if owners else np.zeros(0, np.int32)
-        order = np.argsort(hashes, kind="stable")  # the first item in reading order owns a shared n-gram
-        hashes, owner = hashes[order], owner[order]
-        first = np.ones(hashes.size, bool)
-        first[1:] = hashes[1:] != hashes[:-1]
-        hashes, owner = hashes[first], owner[first]
-        owned = np.bincount(owner, minlength=len(names)).astype(np.int32)
-        bench_of = np.array([list(tally).index(b) for b, _ in names], np.int32)
-        per_bench = np.bincount(bench_of, weights=owned, minlength=len(tally)) if names else []
-        for t, n in zip(tally.values(), per_bench):
+            acc.add(item)
+        hashes, parts, sizes = acc.arrays()
+        part_items = np.array(acc.part_item, np.int32)
+        bench_of = np.array([list(acc.tally).index(b) for b, _ in acc.names], np.int32)
+        per_bench = np.bincount(bench_of[part_items], weights=sizes, minlength=len(acc.tally)) if sizes.size else []
+        for t, n in zip(acc.tally.values(), per_bench):
             t.ngrams = int(n)
         for name, ps in (paths or {}).items():
-            tally.setdefault(name, _Tally()).paths = list(ps)
+            acc.tally.setdefault(name, _Tally()).paths = list(ps)
         slot = hashes >> np.uint64(64 - BITMAP_BITS)
         bitmap = np.zeros(1 << (BITMAP_BITS - 3), np.uint8)
         np.bitwise_or.at(bitmap, slot >> np.uint64(3), np.left_shift(1, slot & np.uint64(7)).astype(np.uint8))
@@ -258,14 +290,14 @@ class NgramIndex:
             "min_overlap": min_overlap, "lengths": sorted({ngram, *range(min_ngram, ngram)}),
             "benchmarks": [BenchmarkInfo(name=b, paths=[str(_root(t.paths))] if t.paths else [], files=len(t.paths),
                                          items=t.items, ngrams=t.ngrams, whole_items=t.whole,
-                                         too_short=t.too_short).model_dump() for b, t in tally.items()],
+                                         too_short=t.too_short).model_dump() for b, t in acc.tally.items()],
         }
         tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         tmp.mkdir(parents=True)
-        for name, arr in (("hashes", hashes), ("owners", owner), ("owned", owned), ("bitmap", bitmap)):
+        for name, arr in zip(cls.ARRAYS, (hashes, parts, part_items, sizes, bitmap)):
             np.save(tmp / f"{name}.npy", arr)
         with open(tmp / "items.jsonl", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(n, ensure_ascii=False) + "\n" for n in names)
+            f.writelines(json.dumps(n, ensure_ascii=False) + "\n" for n in acc.names)
         (tmp / "index.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)
@@ -485,3 +517,29 @@ class MixDecontamination:
             rep.hits[src] = hits_from_stats(step["stats"])
             rep.examples += examples_from_records(self.out / folder / src / self.STEP, src)
         return rep
+
+
+def format_report(rep: DecontamReport | None, where: str = "") -> str:
+    """``shardsmith decontam-report``: status, benchmarks, hits per source and benchmark, the first hits."""
+    if rep is None:
+        return f"{where}: no decontamination record (built before decontamination existed): NOT checked"
+    lines = [f"decontamination: {rep.status.upper().replace('_', ' ')} — {rep.note}"]
+    if rep.status != "checked":
+        return "\n".join(lines)
+    lines.append(f"action {rep.action}; {rep.ngram}-grams of normalised words (a CJK character is a word), items of "
+                 f"{rep.min_ngram}+ words matched whole; a hit holds >= {rep.min_overlap:.0%} of an item's n-grams")
+    lines.append(f"index: {rep.index}")
+    lines.append(f"\n{'benchmark':<20}{'files':>7}{'items':>9}{'n-grams':>11}{'whole':>7}{'too short':>11}  path")
+    for b in rep.benchmarks:
+        lines.append(f"{b.name:<20}{b.files:>7,}{b.items:>9,}{b.ngrams:>11,}{b.whole_items:>7,}{b.too_short:>11,}  "
+                     f"{', '.join(b.paths)}")
+    names = [b.name for b in rep.benchmarks]
+    lines.append(f"\n{'source':<24}{'checked':>9}{'hits':>7}  " + "  ".join(names))
+    for src, n in rep.checked.items():
+        hits = rep.hits.get(src, {})
+        lines.append(f"{src:<24}{n:>9,}{sum(hits.values()):>7,}  "
+                     + "  ".join(f"{hits.get(b, 0):>{len(b)},}" for b in names))
+    if rep.examples:
+        lines.append("\nfirst hits:")
+        lines += [f"  {e.source} {e.id} <- {e.benchmark} {e.item} ({e.overlap:.0%}): '{e.ngram}'" for e in rep.examples]
+    return "\n".join(lines)

@@ -5,7 +5,8 @@ markers make a re-run skip finished tasks, and every task rewrites its own outpu
 resumes without lost or doubled documents. The manifest is written last (temp name, then rename): a folder
 without it is not a shard set.
 
-    A filter    reader [+ extractor] + filters (rejects -> DIR/rejected/<source>/<step>/)  -> .work/filtered/<source>
+    A filter    reader [+ extractor] + filters + decontam (``pipelines/decontam.py``; rejects ->
+                DIR/rejected/<source>/<step>/)                                               -> .work/filtered/<source>
                 every source is filtered before any is judged empty (``on_empty``: one error naming all, or skip)
     B count     TokensCounter + ledger (id, tokens)                                          -> .work/ledger/<source>
     C plan      per-source token targets from the weights, seeded selection + upsampling    -> .work/plan/<source>.parquet
@@ -30,6 +31,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from shardsmith.pipelines import shards
+from shardsmith.pipelines.decontam import MixDecontamination
 from shardsmith.pipelines.stats import rank_stats, step_counts
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount, TextFile
@@ -80,6 +82,7 @@ class MixBuild:
         self.filter_counts: dict[str, list[StepCount]] = {}
         self.kept: dict[str, int] = {}
         self.tasks: dict[str, int] = {}
+        self.decontam = MixDecontamination(recipe.decontaminate, self.out)  # benchmarks resolved (or warned) here
 
     @property
     def active(self) -> list[SourceSpec]:
@@ -108,7 +111,7 @@ class MixBuild:
                 )
             force = True  # the other recipe's build never finished a task: nothing of value to keep
         if force:
-            for sub in [".work", "train", "validation", "rejected", "tokenizer", "text", MANIFEST_NAME]:
+            for sub in [".work", "train", "validation", "rejected", "flagged", "tokenizer", "text", MANIFEST_NAME]:
                 p = self.out / sub
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         self.work.mkdir(parents=True, exist_ok=True)
@@ -157,6 +160,7 @@ class MixBuild:
         if extractor is not None:
             steps.append(("extract", extractor))
         steps += build_filter_steps(src, str(self.out / "rejected"))
+        steps += self.decontam.steps(src.name, str(self.out / "rejected"))
         writer = JsonlWriter(str(self.work / "filtered" / src.name), output_filename="${rank}.jsonl.gz")
         logging_dir = self.logs / "filter" / src.name
         _executor([s for _, s in steps] + [writer], self.tasks[src.name], self.recipe.workers, logging_dir).run()
@@ -381,6 +385,7 @@ class MixBuild:
             recipe=self.recipe.model_dump(mode="json"),
             recipe_sha256=_fingerprint(self.recipe),
             text_files=self.text_files() if self.recipe.write_text == "parquet" else None,
+            decontamination=self.decontam.report(self.logs, [s.name for s in self.active]),
         )
         return shards.finalize(self.out, manifest)
 

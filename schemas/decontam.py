@@ -9,7 +9,8 @@ Recipe::
       files: [{name: my_eval, paths: [my_eval.jsonl]}]   # any user file of questions/answers (MCQ, CoT, SFT shapes)
       action: drop                      # drop | flag (keep, record)
       ngram: 13                         # words; a Chinese character is one word
-      min_ngram: 8                      # a test item shorter than ngram but at least this long is matched whole
+      min_ngram: 7                      # a part shorter than ngram but at least this long is matched whole
+      min_overlap: 0.5                  # share of one part's n-grams a document must hold
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ class DecontamSpec(Strict):
     action: Literal["drop", "flag"] = Field("drop", description="drop: reject with the benchmark and item; flag: "
                                             "keep, count and record")
     ngram: int = Field(13, ge=5, le=50, description="n-gram length in normalised words (Chinese: characters)")
-    min_ngram: int = Field(8, ge=3, le=50, description="an item text shorter than `ngram` is matched whole when it "
-                           "has at least this many words (shorter ones cannot be checked and are counted)")
+    min_ngram: int = Field(7, ge=3, le=50, description="an item part shorter than `ngram` is matched whole when it "
+                           "has at least this many words besides numbers (shorter ones cannot be checked: counted)")
     min_overlap: float = Field(0.5, gt=0, le=1, description="a document is contaminated by an item when it holds at "
-                               "least this share of the item's n-grams (a common phrase shared with one item is not)")
+                               "least this share of the n-grams of one of the item's parts (question + options, "
+                               "question, question + answer, explanation): a phrase it merely shares is not enough")
     index: str | None = Field(None, description="folder to keep (and reuse) the index in; default: beside the "
                               "shard set, `<DIR>.decontam-index`")
 
@@ -80,7 +82,7 @@ class BenchmarkInfo(_Open):
     files: int = Field(0, description="test files read")
     items: int = Field(0, description="test items indexed")
     ngrams: int = Field(0, description="distinct n-grams this benchmark put in the index")
-    whole_items: int = Field(0, description="items shorter than ngram, matched whole")
+    whole_items: int = Field(0, description="items whose every part is shorter than ngram: matched whole")
     too_short: int = Field(0, description="items shorter than min_ngram: not checkable")
 
 
@@ -90,7 +92,7 @@ class DecontamHit(_Open):
     benchmark: str
     item: str = Field(description="the test item's id: file:row as read")
     ngram: str = Field(description="the first shared n-gram, normalised")
-    overlap: float = Field(description="share of the item's n-grams found in the document")
+    overlap: float = Field(description="share of the n-grams of one part of the item found in the document")
 
 
 class DecontamReport(_Open):

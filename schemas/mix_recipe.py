@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .common import Strict, TokenizerSpec, repeated
+from .decontam import DecontamSpec
 
 SourceKind = Literal[
     "fineweb",  # FineWeb / FineWeb-Edu: parquet (text,id,url,dump,language_score,score,int_score) or csv/jsonl exports
@@ -180,6 +181,10 @@ class MixRecipe(Strict):
         "none", description="parquet: also write every kept document's text to DIR/text/<source>/<split>-*.parquet"
     )
     sources: list[SourceSpec] = Field(min_length=1)
+    decontaminate: DecontamSpec = Field(
+        default_factory=DecontamSpec, description="benchmark decontamination of every source after its filters "
+        "(schemas/decontam.py); on by default, `false` opts out"
+    )
 
     @field_validator("sources")
     @classmethod
