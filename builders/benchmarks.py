@@ -84,17 +84,21 @@ def item_texts(record: McqQuestion | CotExample | Conversation) -> tuple[str, ..
     return (record.text(sep=" "), record.text("user", sep=" "))
 
 
-def read_test_items(sets: dict[str, list[Path]], shapes: dict[str, str] | None = None) -> Iterator[TestItem]:
-    """Every test item of every benchmark, in order; an item id is ``<file relative to the benchmark>:<row>`` (or
-    the file's own id). Records the importers drop (no answer key, ...) still carry their text only when parsed,
-    so they are skipped."""
+def read_records(sets: dict[str, list[Path]], shapes: dict[str, str] | None = None
+                 ) -> Iterator[tuple[str, str, McqQuestion | CotExample | Conversation]]:
+    """(benchmark, item id, parsed record) of every test item, in order; an item id is ``<file relative to the
+    benchmark's folder>:<row>`` (or the file's own id). Records the importers drop (no answer key, ...) are skipped."""
     for name, files in sets.items():
         shape = (shapes or {}).get(name, "auto")
         root = Path(os.path.commonpath([f.parent for f in files])) if files else None
         for path in files:
             rel = path.relative_to(root).as_posix() if root and path != root else path.name
             for rec in _records(path, _family(path, shape), name, shape, rel):
-                if isinstance(rec, Drop):
-                    continue
-                rid = rec.id if rec.id.startswith(f"{rel}:") else f"{rel}:{rec.id}"
-                yield TestItem(name, rid, item_texts(rec))
+                if not isinstance(rec, Drop):
+                    yield name, rec.id if rec.id.startswith(f"{rel}:") else f"{rel}:{rec.id}", rec
+
+
+def read_test_items(sets: dict[str, list[Path]], shapes: dict[str, str] | None = None) -> Iterator[TestItem]:
+    """Every test item of every benchmark as the index reads it."""
+    for name, item_id, rec in read_records(sets, shapes):
+        yield TestItem(name, item_id, item_texts(rec))

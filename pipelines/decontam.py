@@ -81,8 +81,9 @@ def normalize(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """The normalised words of ``text`` (see the module docstring): what the index and the documents are cut into."""
-    return _WORD.findall(normalize(text))
+    """The words of ``normalize(text)`` (see the module docstring): what the index and the documents are cut into.
+    (Whitespace need not be collapsed to be split on: that step of :func:`normalize` is left out here.)"""
+    return _WORD.findall(strip_marks(_PUNCT.sub(" ", NUMBERS_PATTERN.sub("0", text.lower()))))
 
 
 def word_values(ws: list[str]) -> np.ndarray:
@@ -223,8 +224,8 @@ class NgramIndex:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.meta = json.loads((self.folder / "index.json").read_text(encoding="utf-8"))
-        self.hashes, self.parts, self.part_items, self.part_sizes, self.bitmap = (
-            np.load(self.folder / f"{n}.npy", mmap_mode="r") for n in self.ARRAYS)
+        self.hashes, self.parts, self.part_items, self.part_sizes, self.bitmap = (  # mapped, as plain arrays
+            np.asarray(np.load(self.folder / f"{n}.npy", mmap_mode="r")) for n in self.ARRAYS)
         with open(self.folder / "items.jsonl", encoding="utf-8") as f:
             self.names = [tuple(json.loads(line)) for line in f]
         self.lengths = tuple(self.meta["lengths"])
@@ -235,7 +236,8 @@ class NgramIndex:
         return [BenchmarkInfo(**b) for b in self.meta["benchmarks"]]
 
     def _found(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(window position, index row) for every index row that holds a window of ``h``."""
+        """(index into ``h``, index row) for every index row that holds a hash of ``h``: a bitmap gather first, a
+        binary search only for the few hashes whose bit is set."""
         slot = h >> np.uint64(64 - BITMAP_BITS)
         maybe = np.flatnonzero((self.bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1)
         if not maybe.size:
@@ -251,19 +253,24 @@ class NgramIndex:
         ws = words(text)
         if not self.lengths or len(ws) < self.lengths[0]:
             return None
-        found = [(length, *self._found(h)) for length, h in window_hashes(word_values(ws), self.lengths)]
-        rows = np.unique(np.concatenate([r for _, _, r in found]))
+        windows = list(window_hashes(word_values(ws), self.lengths))
+        at, rows = self._found(np.concatenate([h for _, h in windows]))  # every length in one pass
         if not rows.size:
             return None
-        parts, counts = np.unique(self.parts[rows], return_counts=True)
+        uniq = np.unique(rows)
+        parts, counts = np.unique(self.parts[uniq], return_counts=True)
         share = counts / self.part_sizes[parts]
         best = int(np.argmax(share))
         if share[best] < self.min_overlap:
             return None
         part = parts[best]
-        length, at = next((L, int(p[self.parts[r] == part][0])) for L, p, r in found if (self.parts[r] == part).any())
+        first = int(at[np.flatnonzero(self.parts[rows] == part)[0]])
+        for length, h in windows:  # back from the flat position to (length, start)
+            if first < h.size:
+                break
+            first -= h.size
         benchmark, item_id = self.names[int(self.part_items[part])]
-        return Hit(benchmark, item_id, " ".join(ws[at:at + length]), float(share[best]))
+        return Hit(benchmark, item_id, " ".join(ws[first:first + length]), float(share[best]))
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -527,7 +534,8 @@ def format_report(rep: DecontamReport | None, where: str = "") -> str:
     if rep.status != "checked":
         return "\n".join(lines)
     lines.append(f"action {rep.action}; {rep.ngram}-grams of normalised words (a CJK character is a word), items of "
-                 f"{rep.min_ngram}+ words matched whole; a hit holds >= {rep.min_overlap:.0%} of an item's n-grams")
+                 f"{rep.min_ngram}+ words matched whole; a hit holds >= {rep.min_overlap:.0%} of the n-grams of one part "
+                 "of an item")
     lines.append(f"index: {rep.index}")
     lines.append(f"\n{'benchmark':<20}{'files':>7}{'items':>9}{'n-grams':>11}{'whole':>7}{'too short':>11}  path")
     for b in rep.benchmarks:

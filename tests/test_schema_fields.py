@@ -69,6 +69,9 @@ FF_REPAIR = KINDS + "test_ff_repair_hits_every_count_exactly"
 REPAIR_SHORT = KINDS + "test_repair_shortfall_names_every_short_source"
 REPAIR_OPTIONS = KINDS + "test_repair_options_reach_mcq_and_cot_sources"
 NO_SELF_COGNITION = KINDS + "test_mcq_cot_and_repair_recipes_refuse_self_cognition"
+DECONT = "test_decontam.py::"
+DECONT_ENV = DECONT + "test_benchmarks_from_env_none_said_loudly_and_opt_out_recorded"
+DECONT_LEN = DECONT + "test_ngram_min_ngram_and_min_overlap_shape_what_is_caught"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
@@ -340,6 +343,21 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
                                   WORDS + "test_fineweb_edu_documents_kept_with_fineweb2024"),
     "FilterSpec.step": ("test_filters.py::test_unknown_param_and_step_errors",),
     "FilterSpec.params": ("test_filters.py::test_filters_none_and_explicit_params",),
+    # --- decontamination (schemas/decontam.py), in mix and block recipes ---------------------------------------
+    "MixRecipe.decontaminate": (DECONT + "test_mix_drops_a_planted_document_with_benchmark_and_item",),
+    "SftBlockRecipe.decontaminate": (DECONT + "test_sft_block_from_rasbt_reports_and_drops_its_mmlu_question",
+                                     DECONT_ENV),
+    "DecontamSpec.enabled": (DECONT_ENV,),
+    "DecontamSpec.benchmarks": (DECONT + "test_benchmark_paths_resolve_names_skip_train_and_fail_in_one_line",),
+    "DecontamSpec.files": (DECONT + "test_sft_block_from_rasbt_reports_and_drops_its_mmlu_question",),
+    "DecontamSpec.action": (DECONT + "test_sft_block_from_rasbt_reports_and_drops_its_mmlu_question",),
+    "DecontamSpec.ngram": (DECONT_LEN,),
+    "DecontamSpec.min_ngram": (DECONT_LEN,),
+    "DecontamSpec.min_overlap": (DECONT_LEN,),
+    "DecontamSpec.index": (DECONT + "test_mix_drops_a_planted_document_with_benchmark_and_item",),
+    "BenchmarkFiles.name": (DECONT + "test_sft_block_from_rasbt_reports_and_drops_its_mmlu_question",),
+    "BenchmarkFiles.paths": (DECONT + "test_benchmark_paths_resolve_names_skip_train_and_fail_in_one_line",),
+    "BenchmarkFiles.shape": (DECONT + "test_benchmark_paths_resolve_names_skip_train_and_fail_in_one_line",),
 }
 
 # Accepted fields with no test that shows their effect yet: what the code does with each. Known gaps, for the
