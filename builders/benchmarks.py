@@ -5,8 +5,9 @@ through ``cot.py`` (GSM8K), anything else through the SFT importers (a user's ow
 Each item becomes a :class:`~shardsmith.pipelines.decontam.TestItem` whose parts are what a contaminated document
 would repeat, each judged on its own: question + every option (display order; a document's ``A.`` labels are
 invisible to the index), the question alone, question + correct answer(s), the explanation; for CoT the question +
-rationale + answer and the question alone; for a conversation all its turns and its user turns. A benchmark folder's files named ``train*`` are not test items (GSM8K's train.jsonl)
-and are skipped; a user's files are all read.
+rationale + answer and the question alone; for a conversation all its turns and its user turns. A benchmark
+folder's files named ``train*`` are not test items (GSM8K's train.jsonl) and are skipped; a user's files are all
+read.
 """
 
 from __future__ import annotations
@@ -40,23 +41,25 @@ def benchmark_files(*paths: str | os.PathLike, user: bool = False) -> list[Path]
     return out
 
 
+FAMILIES = (("mcq", mcq.canonical_mcq_shape, mcq.detect_mcq_shape), ("cot", cot.canonical_cot_shape,
+                                                                     cot.detect_cot_shape),
+            ("sft", importers.canonical_shape, importers.detect_shape))
+
+
 def _family(path: Path, shape: str) -> str:
-    """mcq | cot | sft: the shape given, else the first record's fields."""
-    for family, known in (("mcq", mcq.canonical_mcq_shape), ("cot", cot.canonical_cot_shape),
-                          ("sft", importers.canonical_shape)):
-        if shape != "auto":
+    """mcq | cot | sft: the family the shape given belongs to, else the one the first record's fields fit."""
+    if shape != "auto":
+        for family, canonical, _ in FAMILIES:
             try:
-                known(shape)
+                canonical(shape)
                 return family
             except ValueError:
                 continue
-    if shape != "auto":
         raise ValueError(f"decontaminate: {path}: unknown shape '{shape}' (an MCQ, CoT or SFT shape)")
-    stream = cot.iter_cot_file(path) if not path.name.lower().endswith((".csv", ".arrow", ".parquet")) \
-        else mcq.iter_mcq_file(path)
+    tabular = path.name.lower().endswith((".csv", ".arrow", ".parquet"))
+    stream = mcq.iter_mcq_file(path) if tabular else cot.iter_cot_file(path)
     first = next((rec for _, rec in stream if isinstance(rec, dict)), None)
-    for family, detect in (("mcq", mcq.detect_mcq_shape), ("cot", cot.detect_cot_shape),
-                           ("sft", importers.detect_shape)):
+    for family, _, detect in FAMILIES:
         if detect(first) is not None:
             return family
     raise ValueError(f"decontaminate: {path}: the first record fits no MCQ, CoT or SFT shape; fields: "

@@ -3,7 +3,8 @@ which importer options the recipe adds, which steps the kind runs beyond the sha
 whole build: read sources (+ self-cognition rows) -> steps -> ``builders/writer.py``.
 
 Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> (a kind's middle
-steps) -> decontam (``decontam_step.py``) -> render -> length (tokens) -> sample -> exact count; then every kept conversation gets a language label and the writer writes the set.
+steps) -> decontam (``decontam_step.py``) -> render -> length (tokens) -> sample -> exact count; then every kept
+conversation gets a language label and the writer writes the set.
 
 A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
 rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first

@@ -4,8 +4,8 @@ checks every document against it.
 Why not datatrove's ``NGramsDecontIndexer`` / ``NGramsDecontFilter``: the indexer reads its tasks through lighteval
 from the hub (neither installed nor reachable offline) and the filter splits each document into words with spaCy
 (~6 ms a page) and calls any single n-gram shared with a task contamination, which on real Chinese pages flags
-dates, slogans and famous lines (this index under that rule, 13 characters: 21 of 1,000 SkyPile pages). Reused from datatrove: its normalisation
-(``simplify_text``, reproduced exactly by :func:`normalize`, faster), ``BaseFilter`` (counts, rejected writer) and
+dates, slogans and famous lines (this index under that rule, 13 characters: 21 of 1,000 SkyPile pages). Reused
+from datatrove: its normalisation (``simplify_text``, reproduced exactly by :func:`normalize`, faster), ``BaseFilter`` (counts, rejected writer) and
 the indexer's idea of indexing the windows that span question and answer. Ours, because no library does it offline:
 the word split (a Chinese character is one word), a vectorised polynomial rolling hash over per-word xxh3 values, a
 bitmap prefilter and a sorted ``uint64`` array looked up with ``numpy.searchsorted``, and the overlap rule below.
@@ -334,7 +334,8 @@ class BenchmarkPlan:
 
     def fingerprint(self) -> str:
         """Changes when a file, its size or mtime, or an index parameter changes: the index is then rebuilt."""
-        h = hashlib.sha256(json.dumps([INDEX_VERSION, self.spec.ngram, self.spec.min_ngram, self.spec.min_overlap]).encode())
+        params = [INDEX_VERSION, self.spec.ngram, self.spec.min_ngram, self.spec.min_overlap]
+        h = hashlib.sha256(json.dumps(params).encode())
         for name, files in sorted(self.sets.items()):
             for p in files:
                 st = p.stat()
@@ -413,7 +414,8 @@ def base_report(plan: BenchmarkPlan, index: NgramIndex | None) -> DecontamReport
     if index is None:
         return DecontamReport(status=plan.status, note=plan.note)
     return DecontamReport(status="checked", note=plan.note, action=plan.spec.action, ngram=plan.spec.ngram,
-                          min_ngram=plan.spec.min_ngram, min_overlap=plan.spec.min_overlap, index=str(index.folder), benchmarks=index.benchmarks)
+                          min_ngram=plan.spec.min_ngram, min_overlap=plan.spec.min_overlap, index=str(index.folder),
+                          benchmarks=index.benchmarks)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -523,7 +525,8 @@ class MixDecontamination:
             return rep
         folder = "rejected" if self.plan.spec.action == "drop" else "flagged"
         for src in sources:
-            step = next((s for s in rank_stats(logs / "filter" / src) if s["name"].endswith(DecontamFilter.name)), None)
+            stats = rank_stats(logs / "filter" / src)
+            step = next((s for s in stats if s["name"].endswith(DecontamFilter.name)), None)
             if step is None:
                 continue
             rep.checked[src] = int(step["stats"].get("total", 0))
@@ -540,8 +543,8 @@ def format_report(rep: DecontamReport | None, where: str = "") -> str:
     if rep.status != "checked":
         return "\n".join(lines)
     lines.append(f"action {rep.action}; {rep.ngram}-grams of normalised words (a CJK character is a word), items of "
-                 f"{rep.min_ngram}+ words matched whole; a hit holds >= {rep.min_overlap:.0%} of the n-grams of one part "
-                 "of an item")
+                 f"{rep.min_ngram}+ words matched whole; a hit holds >= {rep.min_overlap:.0%} of the n-grams of one "
+                 "part of an item")
     lines.append(f"index: {rep.index}")
     lines.append(f"\n{'benchmark':<20}{'files':>7}{'items':>9}{'n-grams':>11}{'whole':>7}{'too short':>11}  path")
     for b in rep.benchmarks:
@@ -555,5 +558,6 @@ def format_report(rep: DecontamReport | None, where: str = "") -> str:
                      + "  ".join(f"{hits.get(b, 0):>{len(b)},}" for b in names))
     if rep.examples:
         lines.append("\nfirst hits:")
-        lines += [f"  {e.source} {e.id} <- {e.benchmark} {e.item} ({e.overlap:.0%}): '{e.ngram}'" for e in rep.examples]
+        lines += [f"  {e.source} {e.id} <- {e.benchmark} {e.item} ({e.overlap:.0%}): '{e.ngram}'"
+                  for e in rep.examples]
     return "\n".join(lines)

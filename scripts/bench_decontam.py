@@ -54,7 +54,8 @@ def write_input(folder: Path, texts: list[str], copies: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "docs.jsonl", "w", encoding="utf-8") as f:
         for c in range(copies):
-            f.writelines(json.dumps({"id": f"{c}-{i}", "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(texts))
+            f.writelines(json.dumps({"id": f"{c}-{i}", "text": t}, ensure_ascii=False) + "\n"
+                         for i, t in enumerate(texts))
     return folder
 
 

@@ -38,7 +38,8 @@ SUBSET = {  # benchmark -> files under its folder (a few subjects each: the inde
     "cmmlu": [f"test/{s}.csv" for s in ("chinese_history", "chinese_civil_service_exam", "high_school_politics",
                                         "marxist_theory", "chinese_literature", "jurisprudence")],
     "ceval": [f"val/{s}_val.csv" for s in ("high_school_history", "modern_chinese_history", "law", "physician",
-                                           "high_school_chinese", "civil_servant", "accountant", "teacher_qualification")],
+                                           "high_school_chinese", "civil_servant", "accountant",
+                                           "teacher_qualification")],
 }
 EN, ZH = ("mmlu", "arc", "truthfulqa", "gsm8k", "hellaswag_olmes"), ("cmmlu", "ceval")
 
@@ -294,7 +295,8 @@ def test_benchmark_paths_resolve_names_skip_train_and_fail_in_one_line(data, tmp
     user = tmp_path / "mine.jsonl"
     user.write_text(json.dumps({"instruction": SHORT, "output": "the Thames"}) + "\n")
     spec = DecontamSpec(files=[{"name": "mine", "paths": [str(user)]}])
-    assert ensure_index(resolve_benchmarks(spec), tmp_path / "i1").match(f"Q: {SHORT} A: the Thames").item == "mine.jsonl:0"
+    mine = ensure_index(resolve_benchmarks(spec), tmp_path / "i1")
+    assert mine.match(f"Q: {SHORT} A: the Thames").item == "mine.jsonl:0"
     forced = DecontamSpec(files=[{"name": "mine", "paths": [str(user)], "shape": "mmlu"}])
     with pytest.raises(ValueError, match="shape 'mmlu'"):
         ensure_index(resolve_benchmarks(forced), tmp_path / "i2")
