@@ -2,8 +2,9 @@
 which importer options the recipe adds, which steps the kind runs beyond the shared ones. ``build_block`` is the
 whole build: read sources (+ self-cognition rows) -> steps -> ``builders/writer.py``.
 
-Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> render -> length
-(tokens) -> sample -> exact count; then every kept conversation gets a language label and the writer writes the set.
+Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> (a kind's middle
+steps) -> decontam (``decontam_step.py``) -> render -> length (tokens) -> sample -> exact count; then every kept
+conversation gets a language label and the writer writes the set.
 
 A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
 rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first
@@ -38,6 +39,7 @@ from .block_steps import (
     StructureStep,
     TokenLengthStep,
 )
+from .decontam_step import DecontamStep
 from .writer import BlockContext, BlockWrite, write_block
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -244,6 +246,7 @@ def build_block(
 
     language = LanguageStep()
     middle = kind.steps_middle(recipe, ctx, Path(out_dir).resolve())
+    middle.append(DecontamStep(recipe.decontaminate, Path(out_dir).resolve(), base))  # every kind, on by default
     steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
     run_steps(steps, items, books, clock.timings)
     clock.t0 = time.perf_counter()

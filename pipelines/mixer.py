@@ -5,7 +5,8 @@ markers make a re-run skip finished tasks, and every task rewrites its own outpu
 resumes without lost or doubled documents. The manifest is written last (temp name, then rename): a folder
 without it is not a shard set.
 
-    A filter    reader [+ extractor] + filters (rejects -> DIR/rejected/<source>/<step>/)  -> .work/filtered/<source>
+    A filter    reader [+ extractor] + filters + decontam (``pipelines/decontam.py``; rejects ->
+                DIR/rejected/<source>/<step>/)                                               -> .work/filtered/<source>
                 every source is filtered before any is judged empty (``on_empty``: one error naming all, or skip)
     B count     TokensCounter + ledger (id, tokens)                                          -> .work/ledger/<source>
     C plan      per-source token targets from the weights, seeded selection + upsampling    -> .work/plan/<source>.parquet
@@ -30,6 +31,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from shardsmith.pipelines import shards
+from shardsmith.pipelines.decontam import MixDecontamination
 from shardsmith.pipelines.dedup import dedup_mix
 from shardsmith.pipelines.stats import rank_stats, step_changes, step_counts
 from shardsmith.recipes import load_recipe
@@ -83,6 +85,7 @@ class MixBuild:
         self.tasks: dict[str, int] = {}
         self.documents: dict[str, Path] = {}  # a source's documents after filtering, once a later phase rewrote them
         self.dedup_info: dict | None = None
+        self.decontam = MixDecontamination(recipe.decontaminate, self.out)  # benchmarks resolved (or warned) here
 
     @property
     def active(self) -> list[SourceSpec]:
@@ -118,7 +121,7 @@ class MixBuild:
                 )
             force = True  # the other recipe's build never finished a task: nothing of value to keep
         if force:
-            for sub in [".work", "train", "validation", "rejected", "tokenizer", "text", MANIFEST_NAME]:
+            for sub in [".work", "train", "validation", "rejected", "flagged", "tokenizer", "text", MANIFEST_NAME]:
                 p = self.out / sub
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         self.work.mkdir(parents=True, exist_ok=True)
@@ -167,6 +170,7 @@ class MixBuild:
         if extractor is not None:
             steps.append(("extract", extractor))
         steps += build_filter_steps(src, str(self.out / "rejected"))
+        steps += self.decontam.steps(src.name, str(self.out / "rejected"))
         writer = JsonlWriter(str(self.work / "filtered" / src.name), output_filename="${rank}.jsonl.gz")
         logging_dir = self.logs / "filter" / src.name
         _executor([s for _, s in steps] + [writer], self.tasks[src.name], self.recipe.workers, logging_dir).run()
@@ -394,6 +398,7 @@ class MixBuild:
             recipe_sha256=_fingerprint(self.recipe),
             text_files=self.text_files() if self.recipe.write_text == "parquet" else None,
             dedup=self.dedup_info,
+            decontamination=self.decontam.report(self.logs, [s.name for s in self.active]),
         )
         return shards.finalize(self.out, manifest)
 

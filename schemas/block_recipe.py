@@ -29,6 +29,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .answer_forms import FORMS, parse_spec
 from .common import Strict, TokenizerSpec
+from .decontam import DecontamSpec
 from .distill import PoolSpec, TeacherSpec
 
 
@@ -224,6 +225,10 @@ class SftBlockRecipe(Strict):
     loss: Literal["assistant", "all"] = Field(
         "assistant", description="assistant: loss on the replies (+ end markers) only (T1B, Memphis, Steel); all: on "
         "every token, prompt included (fgpt's and rasbt's main collate)"
+    )
+    decontaminate: DecontamSpec = Field(
+        default_factory=DecontamSpec, description="benchmark decontamination (schemas/decontam.py); on by default, "
+        "`false` opts out"
     )
     on_error: Literal["drop", "fail"] = Field(
         "drop", description="a record the importer cannot use (missing answer key, empty option, malformed row): drop "

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .decontam import DecontamReport
+
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "datatrove-ds"
 FORMAT_VERSION = 1
@@ -136,6 +138,9 @@ class ShardManifest(_Open):
     text_files: list[TextFile] | None = Field(None, description="mixes with `write_text: parquet`: the text export")
     dedup: dict[str, Any] | None = Field(
         None, description="mixes: the dedup settings, keep order and removals per source (exact, near, of other sources)"
+    )
+    decontamination: DecontamReport | None = Field(
+        None, description="benchmarks checked and hits per source and benchmark, or why nothing was checked"
     )
     files: list[SetFile] = Field(
         default_factory=list, description="every file of the set except manifest.json, sorted by path"

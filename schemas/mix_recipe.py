@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .common import Strict, TokenizerSpec, repeated
 from .dedup import DedupSpec
+from .decontam import DecontamSpec
 
 # One row per kind in pipelines/source_kinds.py (SOURCE_KINDS, same order; tests/test_sources.py checks)
 SourceKind = Literal[
@@ -187,6 +188,10 @@ class MixRecipe(Strict):
     )
     dedup: DedupSpec = Field(default_factory=DedupSpec, description="exact + MinHash dedup after filtering (on)")
     sources: list[SourceSpec] = Field(min_length=1)
+    decontaminate: DecontamSpec = Field(
+        default_factory=DecontamSpec, description="benchmark decontamination of every source after its filters "
+        "(schemas/decontam.py); on by default, `false` opts out"
+    )
 
     @field_validator("sources")
     @classmethod

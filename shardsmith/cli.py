@@ -1,4 +1,5 @@
-"""The `shardsmith` command: one verb per thing users do (mix, build, train, inspect, summary, tokenizer, demo)."""
+"""The `shardsmith` command: one verb per thing users do (mix, build, train, inspect, summary, decontam-report,
+tokenizer, demo)."""
 
 from __future__ import annotations
 
@@ -115,6 +116,14 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_decontam_report(args) -> int:
+    from shardsmith.pipelines.decontam import format_report
+    from shardsmith.schemas.manifest import ShardManifest
+
+    print(format_report(ShardManifest.load(args.dir).decontamination, args.dir))
+    return 0
+
+
 def cmd_tokenizer_train(args) -> int:
     from shardsmith.pipelines.tokenizers import train_bpe_from_files
     from shardsmith.schemas.common import TokenizerTrainSpec
@@ -199,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", help="wrap each prompt as one user turn of this chat template (t1b, chatml, ...)")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.set_defaults(func=cmd_summary, verbose=False)
+
+    p = sub.add_parser("decontam-report", help="the benchmarks a shard set was checked against and the hits per "
+                       "source and benchmark (or why it was not checked)")
+    p.add_argument("dir", help="a shard set folder")
+    p.set_defaults(func=cmd_decontam_report, verbose=False)
 
     p = sub.add_parser("tokenizer", help="train or show tokenizers")
     tsub = p.add_subparsers(dest="tok_command", required=True)

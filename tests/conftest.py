@@ -15,6 +15,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # gets one intra-op thread, instead of every process spinning one thread per core against the others.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# Builds decontaminate against $SHARDSMITH_BENCHMARKS when a recipe names no benchmarks: a developer's setting must not
+# change what the tests build (tests that need it set it themselves).
+os.environ.pop("SHARDSMITH_BENCHMARKS", None)
+
 
 def data_root() -> Path:
     return Path(os.environ.get("SHARDSMITH_DATA") or (REPO.parent / "shared" / "data")).resolve()

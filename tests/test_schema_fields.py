@@ -75,6 +75,9 @@ DEDUP_REFUSED = DEDUP + "test_recipe_refuses_unknown_dedup_sources_and_untiered_
 SPANS = DEDUP + "test_sentence_span_dedup_cuts_a_repeated_paragraph_from_the_later_document"
 SIGNATURE = "test_dedup_signature.py::test_signature_files_equal_datatrove"
 SIGNATURE_SETTINGS = "test_dedup_signature.py::test_settings_reach_the_stage"
+DECONT = "test_decontam.py::"
+DECONT_ENV = DECONT + "test_benchmarks_from_env_none_said_loudly_and_opt_out_recorded"
+DECONT_LEN = DECONT + "test_ngram_min_ngram_and_min_overlap_shape_what_is_caught"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
@@ -373,6 +376,21 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "SentenceDedupSpec.n_sentences": (SPANS,),
     "SentenceDedupSpec.min_doc_words": (SPANS,),
     "SentenceDedupSpec.sources": (SPANS, DEDUP_REFUSED),
+    # --- decontamination (schemas/decontam.py), in mix and block recipes ---------------------------------------
+    "MixRecipe.decontaminate": (DECONT + "test_mix_drops_a_planted_document_with_benchmark_and_item",),
+    "SftBlockRecipe.decontaminate": (DECONT + "test_sft_block_from_rasbt_reports_and_drops_its_mmlu_question",
+                                     DECONT_ENV),
+    "DecontamSpec.enabled": (DECONT_ENV,),
+    "DecontamSpec.benchmarks": (DECONT + "test_benchmark_paths_resolve_names_skip_train_and_fail_in_one_line",),
+    "DecontamSpec.files": (DECONT + "test_sft_block_from_rasbt_reports_and_drops_its_mmlu_question",),
+    "DecontamSpec.action": (DECONT + "test_sft_block_from_rasbt_reports_and_drops_its_mmlu_question",),
+    "DecontamSpec.ngram": (DECONT_LEN,),
+    "DecontamSpec.min_ngram": (DECONT_LEN,),
+    "DecontamSpec.min_overlap": (DECONT_LEN,),
+    "DecontamSpec.index": (DECONT + "test_mix_drops_a_planted_document_with_benchmark_and_item",),
+    "BenchmarkFiles.name": (DECONT + "test_sft_block_from_rasbt_reports_and_drops_its_mmlu_question",),
+    "BenchmarkFiles.paths": (DECONT + "test_benchmark_paths_resolve_names_skip_train_and_fail_in_one_line",),
+    "BenchmarkFiles.shape": (DECONT + "test_benchmark_paths_resolve_names_skip_train_and_fail_in_one_line",),
 }
 
 # Accepted fields with no test that shows their effect yet: what the code does with each. Known gaps, for the
