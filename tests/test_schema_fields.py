@@ -350,6 +350,8 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "SourceSpec.on_empty": (OUTPUTS + "test_on_empty_skip_renormalises_and_says_so",),
     "FilterChain.chain": (WORDS + "test_named_chains_build_for_en_and_zh",
                           WORDS + "test_default_chain_resolves_by_kind"),
+    "FilterChain.pii": ("test_pii.py::test_pii_is_the_last_step_of_every_named_chain_and_can_be_turned_off",
+                        "test_pii.py::test_mix_manifest_counts_replacements_and_records_opt_out"),
     "FilterChain.word_splitter": (WORDS + "test_word_splitter_setting_per_chain_and_per_step",
                                   WORDS + "test_fineweb_edu_documents_kept_with_fineweb2024"),
     "FilterSpec.step": ("test_filters.py::test_unknown_param_and_step_errors",),
