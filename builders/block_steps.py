@@ -237,6 +237,13 @@ def _texts(item: Item, rendered: bool) -> list[str]:
     return [r.doc_text if rendered else "".join(m.content for m in c.messages) for c, r in item.documents()]
 
 
+def seeded_subset(n: int, k: int, seed: str, drop: tuple[str, str]) -> list[Verdict]:
+    """Keep ``k`` of ``n`` rows drawn by ``random.Random(seed).sample`` (the same seed and rows: the same draw), the
+    rest get the ``drop`` verdict. The one chooser of the sampling steps (``sample``/``sample_rate`` and ``count``)."""
+    chosen = set(random.Random(seed).sample(range(n), k))
+    return [None if i in chosen else drop for i in range(n)]
+
+
 class SampleStep(BlockStep):
     """Per-source caps after filtering (``sample``: at most N; ``sample_rate``: a share), seeded by source name."""
 
@@ -255,8 +262,7 @@ class SampleStep(BlockStep):
         target = int(round(n * src.sample_rate)) if src.sample_rate is not None else n
         if src.sample is not None:
             target = min(target, src.sample)
-        chosen = set(random.Random(f"{self.seed}:{books.name}").sample(range(n), target))
-        return [None if i in chosen else ("sampled_out", f"sampling cap {target} of {n}") for i in range(n)]
+        return seeded_subset(n, target, f"{self.seed}:{books.name}", ("sampled_out", f"sampling cap {target} of {n}"))
 
 
 class CountStep(BlockStep):
@@ -282,8 +288,8 @@ class CountStep(BlockStep):
             self.short.append(f"{books.name}: {len(items)} rows after filtering, {asked} asked, short by "
                               f"{target - len(items)}")
             return [None] * len(items)
-        chosen = set(random.Random(f"{self.seed}:{books.name}:count").sample(range(len(items)), target))
-        return [None if i in chosen else ("over_count", f"count {target} of {len(items)}") for i in range(len(items))]
+        return seeded_subset(len(items), target, f"{self.seed}:{books.name}:count",
+                             ("over_count", f"count {target} of {len(items)}"))
 
     def close(self) -> None:
         if self.short:

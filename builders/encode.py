@@ -4,7 +4,7 @@ A block used to be tokenized twice (the token-length filter, then datatrove's ``
 ``LocalPipelineExecutor``, which reloaded the tokenizer per split and left ``.work/`` logs in the block). Here the
 writer's exact encoding is computed once and kept on the item:
 
-* :class:`DocEncoder` holds datatrove's own ``DocumentTokenizer`` (``pipelines.shards.tokenizer_step``) for its
+* :class:`DocEncoder` holds datatrove's own ``DocumentTokenizer`` (as ``pipelines.shards.tokenizer_step`` sets it up) for its
   configured tokenizer (the EOS post-processor) and its ``get_loss_values``; what it hands back is byte for byte
   what ``DocumentTokenizer.write_unshuffled`` writes. The shards are then written with datatrove's ``TokenizedFile``
   (``builders/writer.py``). Only the loop around those is here: datatrove has no call that encodes without writing.
@@ -48,11 +48,14 @@ class DocEncoder:
     ``no_loss_ranges``) for documents in memory."""
 
     def __init__(self, tokenizer_json: str | Path, eos_token: str):
-        from shardsmith.pipelines.shards import tokenizer_step
+        from datatrove.pipeline.tokens import DocumentTokenizer
 
-        # the step never runs: it configures the tokenizer and computes loss masks exactly as when it writes
-        self.step = tokenizer_step(Path(tokenizer_json).parent, tokenizer_json, eos_token, seed=0, loss_masks=True,
-                                   shuffle=False)
+        # The step never runs: it configures the tokenizer and computes loss masks exactly as when it writes.
+        # object.__new__ skips PipelineStep.__new__'s dependency check, which scans every installed distribution's
+        # metadata (~0.3 s) to confirm `tokenizers`, imported already.
+        self.step = object.__new__(DocumentTokenizer)
+        self.step.__init__(str(Path(tokenizer_json).parent), str(tokenizer_json), eos_token=eos_token,
+                           save_loss_metadata=True, shuffle_documents=False)
         self.tokenizer = self.step.tokenizer
         self.token_size = self.step.token_size
         self.dtype = np.dtype("<u4" if self.token_size == 4 else "<u2")
