@@ -13,7 +13,8 @@ imported before the clock starts on both sides — process start-up is not the b
   against them afterwards. ``encode`` s is the encode_batch call alone.
 
 Passes alternate builder / tokenizer (``--repeat`` times); the medians are reported. Records/s: builder = records
-read / builder s; tokenizer = documents written / tokenizer s. Ratio = builder s / tokenizer s (target: <= 2).
+read / builder s; tokenizer = documents written / tokenizer s. Ratio = builder s / tokenizer s (target: <= 2);
+cpu ratio: the same in process CPU seconds (all threads), steadier than wall time on a shared machine.
 
     python scripts/bench_blocks.py [--kinds sft,mcq] [--repeat 3] [--json out.json]
 """
@@ -43,15 +44,38 @@ class BenchRecipe:
     """A shipped block recipe made runnable on the samples: sources whose data is not shipped are removed, a file
     teacher replaces an hf one (its outputs: each pooled question's reference answer)."""
 
-    kind: str
-    recipe: str
+    kind: str  # the row's name: the block kind, or kind-variant
+    recipe: str  # a recipe of recipes/blocks/, or a key of GENERATED
     drop_sources: tuple[str, ...] = ()
     file_teacher: bool = False
     env: dict = field(default_factory=dict)
 
 
+# The SFT recipe scripts/bench_sft.py measured (this script replaces it): ten real SFT sets, zh+en language filter.
+SFT_SETS = {  # name: (path under the data root, declared language)
+    "belle_2m": ("sft_zh_belle/train_2M_CN_sample.json", "zh"),
+    "belle_3_5m": ("sft_zh_belle/train_3.5M_CN_sample.json", "zh"),
+    "firefly": ("sft_zh_firefly/firefly-train-1.1M_sample.jsonl", "zh"),
+    "alpaca_zh": ("sft_alpaca_zh_demo/alpaca_zh_demo.json", "zh"),
+    "ruozhiba": ("sft_zh_better_ruozhiba/ruozhiba_qa.json", "zh"),
+    "alpaca_en": ("sft_alpaca_en_demo/alpaca_en_demo.json", "en"),
+    "oasst1": ("sft_oasst1_en_pairs/oasst1_en_instruction_response_pairs.json", "en"),
+    "alpaca_orig": ("sft_alpaca_original_fixture/alpaca.json", "en"),
+    "dolly": ("sft_alpaca_original_fixture/dolly.json", "en"),
+    "rasbt": ("sft_rasbt_ch07/instruction-data.json", "en"),
+}
+GENERATED = {
+    "sft-10-sets": lambda data: {
+        "kind": "sft", "name": "sft-10-sets", "seed": 1, "tokenizer": {"name": "gpt2"}, "template": "t1b",
+        "validation": {"fraction": 0.02},
+        "filters": {"language": {"keep": ["zh", "en"]}, "dedup": {"exact": True, "near": False}},
+        "sources": [{"name": n, "paths": [str(data / p)], "language": lang} for n, (p, lang) in SFT_SETS.items()],
+    },
+}
+
 BENCH = [
     BenchRecipe("sft", "fgpt-instruct", env={"ALPACA_CLEANED": "{data}/sft_alpaca_original_fixture/alpaca.json"}),
+    BenchRecipe("sft-lid", "sft-10-sets"),
     BenchRecipe("preference", "t1b-ultrafeedback"),
     BenchRecipe("mcq", "steel-mcq", drop_sources=("wanjuan_exam",), env={"WANJUAN_EXAM": "unused"}),
     BenchRecipe("cot", "memphis-cot"),
@@ -68,7 +92,7 @@ def prepare(bench: BenchRecipe, data: Path, folder: Path) -> Path:
     os.environ["SHARDSMITH_DATA"] = str(data)
     for k, v in bench.env.items():
         os.environ.setdefault(k, v.format(data=data))
-    recipe = load_recipe_dict(BLOCKS / f"{bench.recipe}.yaml")
+    recipe = GENERATED[bench.recipe](data) if bench.recipe in GENERATED else load_recipe_dict(BLOCKS / f"{bench.recipe}.yaml")
     recipe["sources"] = [s for s in recipe["sources"] if s["name"] not in bench.drop_sources]
     for s in recipe["sources"]:
         s["paths"] = [str((BLOCKS / p).resolve()) for p in s.get("paths", [])]
@@ -119,10 +143,10 @@ def pass_build(recipe: Path, out: Path, result: Path) -> None:
     from shardsmith.builders.build import build
 
     timings: dict = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     build(str(recipe), str(out), timings=timings)
-    seconds = time.perf_counter() - t0
-    result.write_text(json.dumps({"seconds": seconds, "timings": timings}), encoding="utf-8")
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    result.write_text(json.dumps({"seconds": seconds, "cpu": cpu, "timings": timings}), encoding="utf-8")
 
 
 def rendered_texts(block: Path) -> tuple[list[str], list[list[int]], str]:
@@ -157,14 +181,14 @@ def pass_tokenize(block: Path, texts_file: Path, result: Path) -> None:
 
     data = json.loads(texts_file.read_text(encoding="utf-8"))
     path = str(block / ShardManifest.load(block).tokenizer.path / "tokenizer.json")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tk = Tokenizer.from_file(path)
     t1 = time.perf_counter()
     enc = tk.encode_batch(data["texts"], add_special_tokens=False)
-    t2 = time.perf_counter()
+    t2, cpu = time.perf_counter(), time.process_time() - c0
     eos_id = tk.token_to_id(data["eos"])
     bad = sum(e.ids + [eos_id] != want for e, want in zip(enc, data["ids"]))
-    result.write_text(json.dumps({"seconds": t2 - t0, "encode": t2 - t1, "documents": len(enc), "mismatched": bad,
+    result.write_text(json.dumps({"seconds": t2 - t0, "cpu": cpu, "encode": t2 - t1, "documents": len(enc), "mismatched": bad,
                                   "tokens": sum(len(e.ids) + 1 for e in enc)}), encoding="utf-8")
 
 
@@ -174,13 +198,14 @@ def _child(*args: str) -> None:
 
 def bench_kind(bench: BenchRecipe, data: Path, tmp: Path, repeat: int) -> dict:
     recipe = prepare(bench, data, tmp / bench.kind)
-    build_s, tok_s, enc_s, timings, tok = [], [], [], [], {}
+    build_s, tok_s, enc_s, build_cpu, tok_cpu, timings, tok = [], [], [], [], [], [], {}
     block = tmp / bench.kind / "block"
     for r in range(repeat):
         res = tmp / bench.kind / f"build{r}.json"
         _child("--pass-build", str(recipe), str(block), str(res))
         b = json.loads(res.read_text())
         build_s.append(b["seconds"])
+        build_cpu.append(b["cpu"])
         timings.append(b["timings"])
         texts_file = tmp / bench.kind / "texts.json"
         if r == 0:
@@ -193,6 +218,7 @@ def bench_kind(bench: BenchRecipe, data: Path, tmp: Path, repeat: int) -> dict:
             raise SystemExit(f"{bench.kind}: {tok['mismatched']} documents re-encode to other ids than the shards hold")
         tok_s.append(tok["seconds"])
         enc_s.append(tok["encode"])
+        tok_cpu.append(tok["cpu"])
     b_med, t_med = statistics.median(build_s), statistics.median(tok_s)
     read = timings[0]["conversations_read"]
     return {
@@ -200,7 +226,9 @@ def bench_kind(bench: BenchRecipe, data: Path, tmp: Path, repeat: int) -> dict:
         "documents": tok["documents"], "tokens": tok["tokens"],
         "builder_s": round(b_med, 3), "tokenizer_s": round(t_med, 4), "encode_s": round(statistics.median(enc_s), 4),
         "builder_records_per_s": round(read / b_med, 1), "tokenizer_records_per_s": round(tok["documents"] / t_med, 1),
-        "ratio": round(b_med / t_med, 2), "builder_runs_s": [round(x, 3) for x in build_s],
+        "ratio": round(b_med / t_med, 2),
+        "builder_cpu_s": round(statistics.median(build_cpu), 3), "tokenizer_cpu_s": round(statistics.median(tok_cpu), 4),
+        "ratio_cpu": round(statistics.median(build_cpu) / statistics.median(tok_cpu), 2), "builder_runs_s": [round(x, 3) for x in build_s],
         "tokenizer_runs_s": [round(x, 4) for x in tok_s],
         "stages_s": {k: round(statistics.median(t[k] for t in timings), 3) for k in timings[0]
                      if isinstance(timings[0][k], float)},
@@ -240,19 +268,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_row(r: dict) -> None:
     stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages_s"].items() if k != "total" and v >= 0.01)
-    print(f"{r['kind']}: builder runs {r['builder_runs_s']} s, tokenizer runs {r['tokenizer_runs_s']} s; "
+    print(f"{r['kind']}: builder runs {r['builder_runs_s']} s (cpu {r['builder_cpu_s']}), tokenizer runs "
+          f"{r['tokenizer_runs_s']} s (cpu {r['tokenizer_cpu_s']}); "
           f"stages (median s): {stages}", flush=True)
 
 
 def _table(rows: list[dict]) -> str:
     head = (f"{'kind':11s} {'recipe':18s} {'read':>7s} {'docs':>6s} {'builder s':>9s} {'rec/s':>8s} "
-            f"{'tokenizer s':>11s} {'(encode)':>8s} {'docs/s':>8s} {'ratio':>6s}")
+            f"{'tokenizer s':>11s} {'(encode)':>8s} {'docs/s':>8s} {'ratio':>6s} {'cpu ratio':>9s}")
     lines = [head]
     for r in rows:
         flag = "" if r["ratio"] <= TARGET_RATIO else "  over target"
         lines.append(f"{r['kind']:11s} {r['recipe']:18s} {r['records_read']:7d} {r['documents']:6d} "
                      f"{r['builder_s']:9.3f} {r['builder_records_per_s']:8.0f} {r['tokenizer_s']:11.4f} {r['encode_s']:8.4f} "
-                     f"{r['tokenizer_records_per_s']:8.0f} {r['ratio']:6.2f}{flag}")
+                     f"{r['tokenizer_records_per_s']:8.0f} {r['ratio']:6.2f} {r['ratio_cpu']:9.2f}{flag}")
     return "\n".join(lines)
 
 
