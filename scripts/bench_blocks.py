@@ -2,7 +2,8 @@
 """Benchmark the block builder per kind against bare tokenization of the same rendered text, in the same run.
 
 For each kind (sft, preference, mcq, cot, repair, surgical, distill with a file teacher) a shipped recipe of
-``recipes/blocks/`` is built on the real samples in $SHARDSMITH_DATA (default ../shared/data). Two timings per pass,
+``recipes/blocks/`` is built on the real samples in $SHARDSMITH_DATA (default ../shared/data), plus ``sft-lid``: the
+ten real SFT sets with the zh+en language filter that the former ``scripts/bench_sft.py`` measured. Two timings per pass,
 each in a fresh Python process (nothing warm: no loaded tokenizer, fastText model or BPE cache; Python modules are
 imported before the clock starts on both sides — process start-up is not the builder's work):
 
@@ -17,6 +18,8 @@ read / builder s; tokenizer = documents written / tokenizer s. Ratio = builder s
 cpu ratio: the same in process CPU seconds (all threads), steadier than wall time on a shared machine.
 
     python scripts/bench_blocks.py [--kinds sft,mcq] [--repeat 3] [--json out.json]
+
+Exits 1 when a row misses the target (the table marks it), 0 when all meet it.
 """
 
 from __future__ import annotations
