@@ -62,12 +62,23 @@ class DocEncoder:
         self.bound = byte_bound(self.tokenizer)
 
     def encode(self, docs: list[tuple[Conversation, Rendered]]) -> list[EncodedDoc]:
+        """Batches of ``BATCH``; the next batch's ``encode_batch`` (Rust, GIL released) runs in a second thread while
+        this one turns the previous batch into bytes and loss masks (Python), so the cores do not idle between."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        batches = [docs[i: i + BATCH] for i in range(0, len(docs), BATCH)]
         out: list[EncodedDoc] = []
-        for i in range(0, len(docs), BATCH):
-            batch = docs[i: i + BATCH]
-            encoded = self.tokenizer.encode_batch([r.doc_text for _, r in batch])
-            out += [self._one(c, r, e) for (c, r), e in zip(batch, encoded)]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._encode_batch, batches[0]) if batches else None
+            for k, batch in enumerate(batches):
+                encoded = pending.result()
+                if k + 1 < len(batches):
+                    pending = pool.submit(self._encode_batch, batches[k + 1])
+                out += [self._one(c, r, e) for (c, r), e in zip(batch, encoded)]
         return out
+
+    def _encode_batch(self, batch: list[tuple[Conversation, Rendered]]) -> list:
+        return self.tokenizer.encode_batch([r.doc_text for _, r in batch])
 
     def _one(self, conv: Conversation, r: Rendered, encoding) -> EncodedDoc:
         from datatrove.data import Document
