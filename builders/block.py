@@ -48,6 +48,7 @@ class Item:
     copy: int = 0  # > 0: a deliberate repeat (self-cognition ``repeat``), exempt from dedup
     rejected: Conversation | None = None
     rendered_rejected: Rendered | None = None
+    encoded: list | None = None  # EncodedDoc per document, when the token-length step already tokenized them
 
     def convs(self) -> list[Conversation]:
         return [self.conv] if self.rejected is None else [self.conv, self.rejected]

@@ -17,6 +17,7 @@ from shardsmith.schemas.records import Conversation
 
 from .block import BlockStep, BuildError, Item, SourceBooks, Verdict, held_out_per_source
 from .dedup import Deduper, normalize_text
+from .encode import DocEncoder
 from .filters import LanguageJudge, check_chars, check_structure, normalize_label
 from .templates import RenderError, render
 
@@ -186,12 +187,16 @@ class RenderStep(BlockStep):
 
 class TokenLengthStep(BlockStep):
     """Tokens with the block's tokenizer (batched): of the turns' content (Steel) or of the rendered document
-    (+1 for EOS); a pair is as long as its longer side."""
+    (+1 for EOS); a pair is as long as its longer side.
+
+    A text whose byte bound (:func:`~shardsmith.builders.encode.byte_bound`) is within the limit cannot be too long
+    and is not tokenized here (the writer tokenizes what is kept). A rendered document that is tokenized keeps its
+    encoding (``Item.encoded``): the writer writes it as is instead of tokenizing it again."""
 
     name, timing = "length_tokens", "length_tokens"
 
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
+    def __init__(self, encoder: DocEncoder):
+        self.encoder = encoder
 
     def applies(self, books: SourceBooks) -> bool:
         return bool(books.length.max_tokens)
@@ -199,16 +204,44 @@ class TokenLengthStep(BlockStep):
     def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
         length = books.length
         rendered = length.count_tokens_of == "rendered"
-        docs = [d for it in items for d in it.documents()]
-        texts = [r.doc_text if rendered else "".join(m.content for m in c.messages) for c, r in docs]
-        counts = [len(e.ids) + rendered for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
-        if len(docs) != len(items):  # pairs
-            counts = [max(a, b) for a, b in zip(counts[0::2], counts[1::2])]
+        bound = self.encoder.bound
+        unsure = [it for it in items
+                  if bound is None or any(bound(t) + rendered > length.max_tokens for t in _texts(it, rendered))]
+        if rendered:
+            self._encode(unsure)
+        else:
+            self._count_content(unsure)
         out: list[Verdict] = []
-        for it, n in zip(items, counts):
-            it.n_tokens = n
-            out.append(("too_long_tokens", f"{n} > {length.max_tokens} tokens") if n > length.max_tokens else None)
+        for it in items:
+            n = it.n_tokens
+            out.append(("too_long_tokens", f"{n} > {length.max_tokens} tokens") if n and n > length.max_tokens else None)
         return out
+
+    def _encode(self, items: list[Item]) -> None:
+        encoded = self.encoder.encode([d for it in items for d in it.documents()])
+        i = 0
+        for it in items:
+            k = len(it.documents())
+            it.encoded, i = encoded[i: i + k], i + k
+            it.n_tokens = max(e.n_ids for e in it.encoded)
+
+    def _count_content(self, items: list[Item]) -> None:
+        texts = [t for it in items for t in _texts(it, False)]
+        counts = iter(len(e.ids) for e in self.encoder.tokenizer.encode_batch(texts, add_special_tokens=False))
+        for it in items:
+            it.n_tokens = max(next(counts) for _ in it.documents())
+
+
+def _texts(item: Item, rendered: bool) -> list[str]:
+    """What the token-length filter counts, per document of the item."""
+    return [r.doc_text if rendered else "".join(m.content for m in c.messages) for c, r in item.documents()]
+
+
+def seeded_subset(n: int, k: int, seed: str, drop: tuple[str, str]) -> list[Verdict]:
+    """Keep ``k`` of ``n`` rows drawn by ``random.Random(seed).sample`` (the same seed and rows: the same draw), the
+    rest get the ``drop`` verdict. The one chooser of the sampling steps (``sample``/``sample_rate`` and ``count``)."""
+    chosen = set(random.Random(seed).sample(range(n), k))
+    return [None if i in chosen else drop for i in range(n)]
 
 
 class SampleStep(BlockStep):
@@ -229,8 +262,7 @@ class SampleStep(BlockStep):
         target = int(round(n * src.sample_rate)) if src.sample_rate is not None else n
         if src.sample is not None:
             target = min(target, src.sample)
-        chosen = set(random.Random(f"{self.seed}:{books.name}").sample(range(n), target))
-        return [None if i in chosen else ("sampled_out", f"sampling cap {target} of {n}") for i in range(n)]
+        return seeded_subset(n, target, f"{self.seed}:{books.name}", ("sampled_out", f"sampling cap {target} of {n}"))
 
 
 class CountStep(BlockStep):
@@ -256,8 +288,8 @@ class CountStep(BlockStep):
             self.short.append(f"{books.name}: {len(items)} rows after filtering, {asked} asked, short by "
                               f"{target - len(items)}")
             return [None] * len(items)
-        chosen = set(random.Random(f"{self.seed}:{books.name}:count").sample(range(len(items)), target))
-        return [None if i in chosen else ("over_count", f"count {target} of {len(items)}") for i in range(len(items))]
+        return seeded_subset(len(items), target, f"{self.seed}:{books.name}:count",
+                             ("over_count", f"count {target} of {len(items)}"))
 
     def close(self) -> None:
         if self.short:

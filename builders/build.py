@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import pathlib
 from typing import Any
@@ -27,4 +29,21 @@ def build(recipe_path: str, out_dir: str, overrides: list[str] | None = None, ti
 
     recipe, data = load_block_recipe(recipe_path, overrides)
     base = pathlib.Path(recipe_path).resolve().parent
-    return build_block(recipe, out_dir, recipe_dict=data, base_dir=base, timings=timings)
+    with gc_paused():
+        return build_block(recipe, out_dir, recipe_dict=data, base_dir=base, timings=timings)
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Python's cycle collector off for the build, one collection after. A build holds every record of every
+    source (pydantic objects, rendered text, encodings) alive until it writes; each full collection walks all of them
+    again, which cost about a fifth of a build's CPU time (ff-surgical) while finding almost nothing: records are
+    trees, not cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()

@@ -176,7 +176,7 @@ def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: Lang
     steps: list[BlockStep] = [StructureStep(), CharLengthStep(), language]
     if recipe.filters.dedup is not None:
         steps.append(DedupStep(recipe.filters.dedup, recipe.seed))
-    steps += [*middle, RenderStep(ctx.template, ctx.eos, loss_on_all=recipe.loss == "all"), TokenLengthStep(ctx.tokenizer),
+    steps += [*middle, RenderStep(ctx.template, ctx.eos, loss_on_all=recipe.loss == "all"), TokenLengthStep(ctx.encoder),
               SampleStep(recipe.seed), CountStep(recipe)]
     return steps
 

@@ -42,6 +42,7 @@ from shardsmith.schemas.manifest import ShardManifest, SourceInfo
 from shardsmith.schemas.records import Conversation
 
 from .block import BuildError, Item, SourceBooks, held_out_per_source
+from .encode import BATCH, DocEncoder, EncodedDoc
 from .templates import Rendered, resolve_template, template_info
 
 
@@ -54,8 +55,9 @@ class BlockContext:
     base: Path
     template: TemplateDef
     tok: Any  # pipelines.tokenizers.ResolvedTokenizer
-    tokenizer: Any  # tokenizers.Tokenizer
+    tokenizer: Any  # tokenizers.Tokenizer (the encoder's: loaded once, EOS post-processor set)
     special_ids: dict[str, int] = field(default_factory=dict)
+    encoder: DocEncoder | None = None
 
     @property
     def eos(self) -> str | None:
@@ -72,14 +74,15 @@ class BlockContext:
         if spec.train is not None:
             raise BuildError("a block cannot train its tokenizer; point tokenizer.name at the pretraining tokenizer")
         tok = resolve_tokenizer(spec)
-        tk = tok.load()
+        encoder = DocEncoder(tok.tokenizer_json, tok.eos_token)
+        tk = encoder.tokenizer
         special_ids = {}
         for s in tpl.special_tokens:
             ids = tk.encode(s, add_special_tokens=False).ids
             if len(ids) != 1:
                 raise BuildError(f"template '{tpl.name}': marker {s!r} encodes to {len(ids)} ids {ids}, expected one")
             special_ids[s] = ids[0]
-        return cls(recipe, base, tpl, tok, tk, special_ids)
+        return cls(recipe, base, tpl, tok, tk, special_ids, encoder)
 
 
 def split_items(items: dict[str, list[Item]], recipe: SftBlockRecipe) -> dict[str, list[Item]]:
@@ -156,9 +159,8 @@ def write_block(out_dir: str | os.PathLike, items: dict[str, list[Item]], ctx: B
             folder = tmp / split
             folder.mkdir()
             if lst:
-                docs = [d for it in lst for d in it.documents()]
-                _tokenize_split(docs, folder, ctx.tok, recipe.seed, tmp / ".work" / split)
-                tally.attribute(folder, split, docs, ctx.tok.token_size)
+                write_split(lst, folder, ctx.encoder)
+                tally.attribute(folder, split, [d for it in lst for d in it.documents()], ctx.tok.token_size)
         t0 = _tick(timings, "tokenize", t0)
         _write_rejected(tmp, w.books, recipe.write_rejected)
         _write_reports(tmp, w.disagreements, splits if w.document_report else None)
@@ -264,26 +266,32 @@ def _split_rule(recipe: SftBlockRecipe, split_by: str, splits: dict[str, list[It
     return rule
 
 
-def _tokenize_split(docs_in: list[tuple[Conversation, Rendered]], folder: Path, tok, seed: int, logdir: Path) -> None:
-    from datatrove.data import Document
-    from datatrove.executor import LocalPipelineExecutor
+def write_split(items: list[Item], folder: Path, encoder: DocEncoder) -> None:
+    """The split's documents, in order, into ``<split>_00000_unshuffled.ds`` (+ ``.index``, ``.loss``,
+    ``.metadata``) with datatrove's ``TokenizedFile``: what ``DocumentTokenizer(shuffle_documents=False)`` writes.
 
-    from shardsmith.pipelines.shards import tokenizer_step
+    A document the token-length step encoded is written from that encoding; the others are encoded here, a batch at
+    a time. One file per split: datatrove caps file sizes only when it shuffles, and a block keeps its order (pairs
+    adjacent).
+    """
+    from datatrove.pipeline.tokens.tokenizer import TokenizedFile, get_output_filename
 
-    docs = [
-        Document(text=r.doc_text, id=f"{c.source}/{c.id}", metadata={"no_loss_ranges": list(r.no_loss), "source": c.source})
-        for c, r in docs_in
-    ]
+    out = TokenizedFile(str(folder), get_output_filename(folder.name, 0, "unshuffled"), save_index=True,
+                        save_loss_metadata=True, tokenizer_name_or_path=str(encoder.step.tokenizer_name_or_path),
+                        save_final_metadata=True, token_size=encoder.token_size)
+    docs = [(d, e) for it in items for d, e in zip(it.documents(), it.encoded or [None] * len(it.documents()))]
+    for i in range(0, len(docs), BATCH):
+        for doc in _encoded(docs[i: i + BATCH], encoder):
+            out.write_bytes(doc.tokens)
+            out.write_loss_bytes(doc.loss)
+    out.close()
 
-    def reader(data=None, rank: int = 0, world_size: int = 1):
-        yield from docs
 
-    # one file per split: datatrove caps file sizes only when it shuffles, and a block keeps its order (pairs adjacent)
-    step = tokenizer_step(folder, tok.tokenizer_json, tok.eos_token, seed=seed, loss_masks=True,
-                          save_filename=folder.name, shuffle=False)
-    logdir.mkdir(parents=True, exist_ok=True)
-    LocalPipelineExecutor(pipeline=[reader, step], tasks=1, workers=1, logging_dir=str(logdir),
-                          skip_completed=False).run()
+def _encoded(docs: list[tuple[tuple[Conversation, Rendered], EncodedDoc | None]], encoder: DocEncoder) -> list[EncodedDoc]:
+    """Each document's encoding: the one it carries when made from this very rendering, else a fresh one."""
+    stale = [i for i, ((_, r), e) in enumerate(docs) if e is None or e.rendered is not r]
+    fresh = dict(zip(stale, encoder.encode([docs[i][0] for i in stale])))
+    return [fresh.get(i) or e for i, (_, e) in enumerate(docs)]
 
 
 @dataclass
