@@ -124,7 +124,7 @@ class CausalLM:
             rows += [r] * need[seq]
             cols += range(len(seq) - need[seq], len(seq))
         logits = self._position_logits(ids.to(self.device), torch.tensor(rows), torch.tensor(cols))
-        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+        logprobs = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1).cpu().numpy()
         out, at = {}, 0
         for seq in batch:
             out[seq] = logprobs[at:at + need[seq]]

@@ -199,10 +199,10 @@ def evaluate(model_dir: str | os.PathLike, benches: list[str], shots: int, out_d
     benchmark script reuses one); else the model is loaded only if some item is still unscored."""
     from tqdm.auto import tqdm
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     for name in benches:
         get_benchmark(name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, {"model": str(Path(model_dir).resolve()), "benchmarks": list(benches), "shots": shots, "split": split,
                           "limit": limit})
     items_path = out / "items.jsonl"

@@ -47,9 +47,9 @@ BENCH_FILES = {  # benchmark folder -> files copied (a few subjects keep the tes
 }
 
 
-def bench_folder(shared: Path, dest: Path) -> Path:
-    """A benchmark folder laid out like ../shared/data, holding the files of :data:`BENCH_FILES`."""
-    for folder, files in BENCH_FILES.items():
+def bench_folder(shared: Path, dest: Path, files_by_folder: dict[str, list[str]] | None = None) -> Path:
+    """A benchmark folder laid out like ../shared/data, holding the files of :data:`BENCH_FILES` (or the given)."""
+    for folder, files in (files_by_folder or BENCH_FILES).items():
         for rel in files:
             target = dest / folder / rel
             target.parent.mkdir(parents=True, exist_ok=True)
