@@ -32,7 +32,7 @@ from shardsmith.builders.importers import ImportShapeError
 from shardsmith.builders.mcq import expand_mcq_paths, import_questions
 from shardsmith.schemas.records import CotExample, Drop, McqQuestion
 
-from .domains import MMLU_DOMAINS
+from .domains import CEVAL_DOMAINS, CMMLU_DOMAINS, MMLU_DOMAINS
 
 ENV_BENCHMARKS = "SHARDSMITH_BENCHMARKS"
 FEWSHOT_DELIMITER = "\n\n"
@@ -95,8 +95,10 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("mmlu", "mcq_mmlu", {"test": "test", "dev": "dev"}, "test", "mcq", "acc_letter", "dev",
               domains=MMLU_DOMAINS,
               description="The following are multiple choice questions (with answers) about {subject}.\n\n"),
-    Benchmark("cmmlu", "mcq_cmmlu", {"test": "test", "dev": "dev"}, "test", "mcq", "acc_letter", "dev", ZH),
-    Benchmark("ceval", "mcq_ceval", {"val": "val", "dev": "dev"}, "val", "mcq", "acc_letter", "dev", ZH),
+    Benchmark("cmmlu", "mcq_cmmlu", {"test": "test", "dev": "dev"}, "test", "mcq", "acc_letter", "dev", ZH,
+              domains=CMMLU_DOMAINS),
+    Benchmark("ceval", "mcq_ceval", {"val": "val", "dev": "dev"}, "val", "mcq", "acc_letter", "dev", ZH,
+              domains=CEVAL_DOMAINS),
     Benchmark("arc_easy", "mcq_arc", {"validation": "ARC-Easy/validation"}, "validation", "mcq", "acc_text"),
     Benchmark("arc_challenge", "mcq_arc", {"validation": "ARC-Challenge/validation"}, "validation", "mcq",
               "acc_text"),

@@ -65,6 +65,7 @@ def test_cli_writes_results_items_and_table(cli_run):
     assert results["mmlu"]["metrics"]["acc_letter"]["acc"] == np.mean([r["chosen"]["letter"] == r["gold"] for r in mmlu])
     assert set(results["mmlu"]["domains"]) == {"stem", "humanities"}  # anatomy, high_school_world_history
     assert set(results["mmlu"]["subjects"]) == {"anatomy", "high_school_world_history"}
+    assert set(results["cmmlu"]["domains"]) == {"stem"} and set(results["ceval"]["domains"]) == {"other"}
     row = mmlu[0]
     assert len(row["loglikelihood"]["letter"]) == len(row["loglikelihood"]["text"]) == 4
     assert row["chosen"]["letter"] == int(np.argmax(row["loglikelihood"]["letter"]))

@@ -20,3 +20,18 @@ def test_mmlu_domains_match_lm_eval():
         theirs.setdefault(domain, set()).add(subject)
     assert {d: set(s) for d, s in MMLU_DOMAINS.items()} == theirs
     assert sum(len(s) for s in theirs.values()) == 57
+
+
+@pytest.mark.parametrize("folder,split,suffix", [("mcq_mmlu", "test", "_test.csv"), ("mcq_cmmlu", "test", ".csv"),
+                                                 ("mcq_ceval", "val", "_val.csv")])
+def test_domain_tables_cover_the_subject_files(folder, split, suffix):
+    from conftest import need_data
+    from shardsmith.evaluation.benchmarks import BENCHMARKS
+
+    root = need_data(folder)
+    bench = next(b for b in BENCHMARKS.values() if b.folder == folder)
+    subjects = [s for subjects in bench.domains.values() for s in subjects]
+    assert len(subjects) == len(set(subjects))
+    files = {p.name[:-len(suffix)] for p in (root / folder / split).glob(f"*{suffix}")}
+    assert set(subjects) == files
+    assert set(bench.domains) == {"stem", "humanities", "social_sciences", "other"}
