@@ -119,7 +119,8 @@ def benchmarks_root(data: str | os.PathLike | None) -> Path:
     """``--data``, else ``$SHARDSMITH_BENCHMARKS``: a folder holding ``mcq_*`` folders like ``../shared/data``."""
     root = data or os.environ.get(ENV_BENCHMARKS)
     if not root:
-        raise EvalError(f"no benchmark folder: pass --data DIR or set {ENV_BENCHMARKS} (a folder holding mcq_mmlu/, ...)")
+        raise EvalError(f"no benchmark folder: pass --data DIR or set {ENV_BENCHMARKS} "
+                        "(a folder holding mcq_mmlu/, ...)")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise EvalError(f"benchmark folder {root} does not exist")

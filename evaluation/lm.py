@@ -157,7 +157,6 @@ class CausalLM:
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"
-        out = []
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
         texts: dict[int, str] = {}
         with torch.inference_mode():
@@ -171,8 +170,7 @@ class CausalLM:
                     texts[i] = cut_at_stop(tok.decode(row, skip_special_tokens=True), stop)
                 if progress:
                     progress(len(idx))
-        out = [texts[i] for i in range(len(prompts))]
-        return out
+        return [texts[i] for i in range(len(prompts))]
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

@@ -203,8 +203,8 @@ def evaluate(model_dir: str | os.PathLike, benches: list[str], shots: int, out_d
         get_benchmark(name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, {"model": str(Path(model_dir).resolve()), "benchmarks": list(benches), "shots": shots, "split": split,
-                          "limit": limit})
+    _check_settings(out, {"model": str(Path(model_dir).resolve()), "benchmarks": list(benches), "shots": shots,
+                          "split": split, "limit": limit})
     items_path = out / "items.jsonl"
     done = {(r["benchmark"], r["id"]) for r in read_item_rows(items_path)}
     for name in benches:
@@ -213,7 +213,8 @@ def evaluate(model_dir: str | os.PathLike, benches: list[str], shots: int, out_d
         if not todo:
             continue
         lm = lm or _load(model_dir, batch_size, device, dtype)
-        with tqdm(total=len(items), initial=len(items) - len(todo), desc=name, unit="item", disable=not progress) as bar:
+        with tqdm(total=len(items), initial=len(items) - len(todo), desc=name, unit="item",
+                  disable=not progress) as bar:
             for start in range(0, len(todo), CHUNK_ITEMS):
                 chunk = todo[start:start + CHUNK_ITEMS]
                 rows = (score_generation_items(lm, chunk, max_new_tokens) if chunk[0].prompt is not None

@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         diff = float(np.abs(mine - ref).max())
         chosen = [(mine[i:i + 4].argmax(), mine[i + 4:i + 8].argmax()) for i in range(0, len(mine), per_item)]
         base = [(ref[i:i + 4].argmax(), ref[i + 4:i + 8].argmax()) for i in range(0, len(ref), per_item)]
-        results[name].update(max_abs_ll_diff_vs_lm_eval=diff, items_choice_differs=sum(a != b for a, b in zip(chosen, base)))
+        differs = sum(a != b for a, b in zip(chosen, base))
+        results[name].update(max_abs_ll_diff_vs_lm_eval=diff, items_choice_differs=differs)
     speedup = results["shardsmith batched"]["items_per_s"] / results["lm-eval HFLM"]["items_per_s"]
 
     print("| mode | items/s | seconds | max |Δ ll| vs lm-eval | items choosing differently |")

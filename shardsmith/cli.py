@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "hellaswag,truthfulqa,gsm8k")
     p.add_argument("--shots", type=int, default=0)
     p.add_argument("--split", default=None, help="default: each benchmark's test split (mmlu: test, ceval: val)")
-    p.add_argument("--data", default=None, help="folder holding mcq_* benchmark folders (default $SHARDSMITH_BENCHMARKS)")
+    p.add_argument("--data", default=None,
+                   help="folder holding mcq_* benchmark folders (default $SHARDSMITH_BENCHMARKS)")
     p.add_argument("--limit", type=int, default=None, help="at most N items per benchmark file (per subject)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")

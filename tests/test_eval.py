@@ -62,7 +62,8 @@ def test_cli_writes_results_items_and_table(cli_run):
         assert 0 <= primary["acc"] <= 1 and primary["stderr"] >= 0
     # accuracy is recomputed from the items: the letter choice against the gold index
     mmlu = [r for r in rows if r["benchmark"] == "mmlu"]
-    assert results["mmlu"]["metrics"]["acc_letter"]["acc"] == np.mean([r["chosen"]["letter"] == r["gold"] for r in mmlu])
+    letter_hits = [r["chosen"]["letter"] == r["gold"] for r in mmlu]
+    assert results["mmlu"]["metrics"]["acc_letter"]["acc"] == np.mean(letter_hits)
     assert set(results["mmlu"]["domains"]) == {"stem", "humanities"}  # anatomy, high_school_world_history
     assert set(results["mmlu"]["subjects"]) == {"anatomy", "high_school_world_history"}
     assert set(results["cmmlu"]["domains"]) == {"stem"} and set(results["ceval"]["domains"]) == {"other"}

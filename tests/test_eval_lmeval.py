@@ -6,7 +6,6 @@ one-shot, HellaSwag's length-normalised choice)."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import numpy as np
