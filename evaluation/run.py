@@ -193,10 +193,11 @@ def markdown_table(results: dict) -> str:
 def evaluate(model_dir: str | os.PathLike, benches: list[str], shots: int, out_dir: str | os.PathLike, *,
              split: str | None = None, data: str | os.PathLike | None = None, limit: int | None = None,
              batch_size: int = 32, device: str | None = None, dtype: str = "float32", max_new_tokens: int = 256,
-             progress: bool = True, lm=None) -> dict:
+             progress: bool = True, lm=None, chunk_items: int = CHUNK_ITEMS) -> dict:
     """Score ``benches`` on the HF model folder ``model_dir``; returns the results dict also written to
     ``out_dir/results.json`` (items in ``out_dir/items.jsonl``). ``lm``: an already loaded :class:`CausalLM` (the
-    benchmark script reuses one); else the model is loaded only if some item is still unscored."""
+    benchmark script reuses one); else the model is loaded only if some item is still unscored. ``chunk_items``: items
+    scored between two appends (and fsyncs) of ``items.jsonl``: what a killed run loses at most."""
     from tqdm.auto import tqdm
 
     for name in benches:
@@ -215,8 +216,8 @@ def evaluate(model_dir: str | os.PathLike, benches: list[str], shots: int, out_d
         lm = lm or _load(model_dir, batch_size, device, dtype)
         with tqdm(total=len(items), initial=len(items) - len(todo), desc=name, unit="item",
                   disable=not progress) as bar:
-            for start in range(0, len(todo), CHUNK_ITEMS):
-                chunk = todo[start:start + CHUNK_ITEMS]
+            for start in range(0, len(todo), chunk_items):
+                chunk = todo[start:start + chunk_items]
                 rows = (score_generation_items(lm, chunk, max_new_tokens) if chunk[0].prompt is not None
                         else score_choice_items(lm, chunk))
                 append_rows(items_path, rows)

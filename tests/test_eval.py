@@ -170,3 +170,42 @@ def test_final_number():
     assert final_number("so 3 + 4 = 7\n#### 1,007") == "1007"
     assert final_number("#### 2 then #### -3.5") == "-3.5"
     assert final_number("no marker 12") is None
+
+
+def test_killed_run_resumes_without_rescoring(env, lm, tmp_path):
+    """SIGKILL a real run once its first chunk is on disk; the re-run scores exactly the items not yet written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from shardsmith.evaluation import evaluate
+
+    tmp, model, bench = env
+    out = tmp_path / "killed"
+    code = ("from shardsmith.evaluation import evaluate; "
+            f"evaluate({str(model)!r}, ['truthfulqa'], 0, {str(out)!r}, data={str(bench)!r}, limit=120, "
+            "progress=False, chunk_items=4)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    items = out / "items.jsonl"
+    deadline = time.time() + 120
+    while proc.poll() is None and not (items.is_file() and items.stat().st_size) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {json.loads(line)["id"] for line in items.read_bytes().decode().splitlines() if line.endswith("}")}
+    assert 0 < len(done) < 120, "the run finished (or wrote nothing) before it was killed"
+
+    scored_items = []
+
+    class Counting:
+        def loglikelihoods(self, pairs, progress=None):
+            scored_items.extend({c for c, _ in pairs})
+            return lm.loglikelihoods(pairs, progress)
+
+    evaluate(model, ["truthfulqa"], 0, out, data=bench, limit=120, progress=False, lm=Counting())
+    rows = _rows(out)
+    assert len(rows) == len({r["id"] for r in rows}) == 120
+    assert len(set(scored_items)) == 120 - len(done)  # one context per TruthfulQA item, none of the finished ones
