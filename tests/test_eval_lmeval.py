@@ -67,7 +67,7 @@ def first_requests(dataset):
 '''
 
 
-def _yaml(name: str, fields: dict, bench: Path) -> str:
+def _yaml(name: str, fields: dict, bench: Path, cache: Path) -> str:
     fields = dict(fields)
     files = {"test": str(bench / fields.pop("data"))}
     fewshot = fields.pop("fewshot", None)
@@ -75,7 +75,7 @@ def _yaml(name: str, fields: dict, bench: Path) -> str:
         files["dev"] = str(bench / fewshot)
         fields.update(fewshot_split="dev", fewshot_config={"sampler": "first_n"}, num_fewshot=1)
     process = fields.pop("process_docs", None)
-    config = {"task": name, "dataset_path": fields.pop("dataset_path"), "dataset_kwargs": {"data_files": files},
+    config = {"task": name, "dataset_path": fields.pop("dataset_path"), "dataset_kwargs": {"data_files": files, "cache_dir": str(cache)},
               "test_split": "test", "output_type": "multiple_choice", **fields,
               "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}]}
     text = json.dumps(config, ensure_ascii=False, indent=1)  # JSON is YAML
@@ -92,7 +92,7 @@ def setup(tmp_path_factory):
     tasks.mkdir()
     (tasks / "ss_utils.py").write_text(UTILS)
     for name, (_, _, _, fields) in TASKS.items():
-        (tasks / f"{name}.yaml").write_text(_yaml(name, fields, bench))
+        (tasks / f"{name}.yaml").write_text(_yaml(name, fields, bench, tmp / "hf-datasets"))
     return tmp, model, bench, tasks
 
 
@@ -112,7 +112,8 @@ def _theirs(model: Path, tasks: Path) -> dict:
     from lm_eval.tasks import TaskManager
 
     lm = HFLM(pretrained=str(model), batch_size=32, device="cpu", dtype=DTYPE)
-    out = simple_evaluate(model=lm, tasks=list(TASKS), task_manager=TaskManager(include_path=str(tasks)),
+    manager = TaskManager(include_path=str(tasks), include_defaults=False)  # indexing lm-eval's own tasks takes a minute
+    out = simple_evaluate(model=lm, tasks=list(TASKS), task_manager=manager,
                           limit=LIMIT, log_samples=True, num_fewshot=None, bootstrap_iters=0)
     return out["samples"]
 
