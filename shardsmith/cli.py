@@ -97,6 +97,14 @@ def cmd_merge(args) -> int:
         record = moving_average(args.models, args.decay, args.out, args.method)
     print(f"merged ({record['method']}, t={record['t']}) into {args.out}: digest {record['digest'][:16]}…, "
           f"{len(record['colinear_tensors'])} colinear tensors interpolated linearly")
+def cmd_eval(args) -> int:
+    from shardsmith.evaluation import evaluate, markdown_table
+
+    benches = [b.strip() for b in args.bench.split(",") if b.strip()]
+    results = evaluate(args.model, benches, args.shots, args.out, split=args.split, data=args.data, limit=args.limit,
+                       batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+                       max_new_tokens=args.max_new_tokens)
+    print(markdown_table(results["benchmarks"]))
     return 0
 
 
@@ -192,6 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["slerp", "linear"], default="slerp")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_merge, verbose=False)
+    p = sub.add_parser("eval", help="score an HF-format model folder on local benchmark files")
+    p.add_argument("model", help="HF-format causal LM folder (a trainer export, any HF checkpoint)")
+    p.add_argument("--bench", required=True, help="comma-separated: mmlu,cmmlu,ceval,arc_easy,arc_challenge,"
+                                                  "hellaswag,truthfulqa,gsm8k")
+    p.add_argument("--shots", type=int, default=0)
+    p.add_argument("--split", default=None, help="default: each benchmark's test split (mmlu: test, ceval: val)")
+    p.add_argument("--data", default=None,
+                   help="folder holding mcq_* benchmark folders (default $SHARDSMITH_BENCHMARKS)")
+    p.add_argument("--limit", type=int, default=None, help="at most N items per benchmark file (per subject)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="GSM8K generation length")
+    p.add_argument("--out", required=True, help="writes results.json and items.jsonl; re-run to resume")
+    p.set_defaults(func=cmd_eval, verbose=False)
 
     p = sub.add_parser("inspect", help="print a shard set's manifest, decode sample documents, chart the mix")
     p.add_argument("dir")
