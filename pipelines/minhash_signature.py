@@ -170,6 +170,10 @@ class FastMinhashSignature(MinhashDedupSignature):
         self.rank_offset = rank_offset
         self.shared_words = shared_words
         self._split_words = None  # looked up in the worker (not pickled with the step)
+        # datatrove's cached tokenizer object is shared per process; once another step has used it, it holds a
+        # spaCy pipeline with the jieba module, which cannot be pickled to the executor's workers. Our
+        # ``get_shingles`` never reads it.
+        self.word_tokenizer = None
         self._xxh64 = self.config.hash_config.hash_fc == "xxhash" and self.config.hash_config.precision == 64
 
     @property

@@ -97,6 +97,9 @@ def cmd_merge(args) -> int:
         record = moving_average(args.models, args.decay, args.out, args.method)
     print(f"merged ({record['method']}, t={record['t']}) into {args.out}: digest {record['digest'][:16]}…, "
           f"{len(record['colinear_tensors'])} colinear tensors interpolated linearly")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from shardsmith.evaluation import evaluate, markdown_table
 
@@ -200,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["slerp", "linear"], default="slerp")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_merge, verbose=False)
+
     p = sub.add_parser("eval", help="score an HF-format model folder on local benchmark files")
     p.add_argument("model", help="HF-format causal LM folder (a trainer export, any HF checkpoint)")
     p.add_argument("--bench", required=True, help="comma-separated: mmlu,cmmlu,ceval,arc_easy,arc_challenge,"

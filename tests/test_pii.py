@@ -105,6 +105,7 @@ def test_mix_manifest_counts_replacements_and_records_opt_out(real_docs, tmp_pat
         return {"name": name, "kind": "generic", "paths": [str(data)], "weight": 1, "filters": filters}
 
     recipe = {"name": "pii", "seed": 1, "tokenizer": {"name": "gpt2"}, "validation_fraction": 0.0,
+              "dedup": {"enabled": False},  # the three sources read the same file on purpose
               "write_text": "parquet", "sources": [src("only_pii", ["pii"]), src("chain", "encyclopedia"),
                                                    src("opt_out", {"chain": "encyclopedia", "pii": False})]}  # fmt: skip
     path = tmp_path / "recipe.yaml"
