@@ -10,11 +10,13 @@ One function per measurement (add others beside them):
   2. ``bench_stages``: documents/s of each phase of the dedup (sign, buckets, cluster, resolve, filter), English and
      Chinese sources deduplicated together as in a mix;
   3. ``bench_memory``: peak memory (child-process max RSS) of the whole dedup at 1x and 4x input (4x = four copies of
-     every document under other ids: they are all removed as exact duplicates).
+     every document under other ids: they are all removed as exact duplicates);
+  4. decontamination: ``scripts/bench_decontam.py`` run in this run (index build, documents/s cold, peak memory at
+     1x and 4x input, false positives).
 
 The machine may be shared: ratios within one run are what count.
 
-Usage: python scripts/bench_dedup.py [--quick] [--runs N] [--only signature|stages|memory]
+Usage: python scripts/bench_dedup.py [--quick] [--runs N] [--only signature|stages|memory|decontam]
 """
 
 from __future__ import annotations
@@ -224,7 +226,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer documents, one run per side")
     ap.add_argument("--runs", type=int, default=3, help="cold passes per side and language (median reported)")
-    ap.add_argument("--only", choices=["signature", "stages", "memory"], default=None, help="run one section")
+    ap.add_argument("--only", choices=["signature", "stages", "memory", "decontam"], default=None,
+                    help="run one section (decontam: scripts/bench_decontam.py in this run)")
     ap.add_argument("--signature-child", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -268,6 +271,12 @@ def main() -> None:
             rows = [bench_memory(corpus, s, tmp / "memory") for s in (1, 4)]
             print(table(rows))
             print(f"peak RSS 4x / 1x: {rows[1]['peak_rss_MB'] / rows[0]['peak_rss_MB']:.2f}")
+    if args.only in (None, "decontam"):
+        print("\n## decontamination: scripts/bench_decontam.py (index build, docs/s cold, peak memory 1x / 4x)",
+              flush=True)
+        bench = Path(__file__).with_name("bench_decontam.py")
+        if subprocess.call([sys.executable, str(bench), "--repeat", str(runs), "--data", str(DATA)]) != 0:
+            sys.exit("bench_decontam.py failed")
     if failed:
         sys.exit("signature files differ between datatrove's stage and shardsmith's")
 
