@@ -228,9 +228,11 @@ def test_benchmarks_from_env_none_said_loudly_and_opt_out_recorded(data, tmp_pat
     assert "NOT checked for benchmark contamination" in capfd.readouterr().err
 
 
-def test_mix_drops_a_planted_document_with_benchmark_and_item(data, index, web, tmp_path):
+@pytest.mark.parametrize("action", ["drop", "flag"])
+def test_mix_drops_a_planted_document_with_benchmark_and_item(data, index, web, tmp_path, action):
     """A mix source holding real C4 pages and two with a GSM8K and a CMMLU item embedded: the two are rejected under
-    rejected/<source>/decontam/ with benchmark and item; the manifest counts them per source and benchmark."""
+    rejected/<source>/decontam/ with benchmark and item (``flag``: kept, and recorded under flagged/); the manifest
+    counts them per source and benchmark either way."""
     from shardsmith.pipelines.mixer import build_mix
     from shardsmith.recipes import load_recipe
     from shardsmith.schemas.mix_recipe import MixRecipe
@@ -241,7 +243,8 @@ def test_mix_drops_a_planted_document_with_benchmark_and_item(data, index, web, 
     src.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs)))
     recipe = {"name": "m", "tokenizer": {"name": "gpt2"}, "validation_fraction": 0,
               "sources": [{"name": "web", "kind": "generic", "paths": [str(src)], "weight": 1, "filters": "none"}],
-              "decontaminate": {"files": subset_files(data), "index": str(index.folder)}}  # the module's: reused
+              "decontaminate": {"files": subset_files(data), "index": str(index.folder),  # the module's: reused
+                                "action": action}}
     path = tmp_path / "mix.yaml"
     path.write_text(yaml.safe_dump(recipe))
     out = build_mix(load_recipe(MixRecipe, str(path)), tmp_path / "out", progress=False).parent
@@ -251,6 +254,11 @@ def test_mix_drops_a_planted_document_with_benchmark_and_item(data, index, web, 
     assert sorted(e.id for e in rep.examples) == ["d40", "d41"]
     assert not (out.parent / "out.decontam-index").exists()  # `index:` keeps it where the recipe says
     assert ShardManifest.load(out).decontamination.index == str(index.folder)
+    step = next(st for st in ShardManifest.load(out).filters["web"] if st.step == "decontam")
+    recorded = out / ("rejected" if action == "drop" else "flagged") / "web" / "decontam"
+    ids = sorted(json.loads(line)["id"] for f in recorded.glob("*.jsonl.gz") for line in gzip.open(f, "rt"))
+    assert ids == ["d40", "d41"]
+    assert (step.read, step.dropped) == (42, 2 if action == "drop" else 0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
