@@ -95,7 +95,8 @@ def merge_state(ta: dict, tb: dict, t: float, method: Method) -> tuple[dict, lis
 def merge_folders(a: str | Path, b: str | Path, t: float, out: str | Path, method: Method = "slerp",
                   log=print) -> dict:
     """Merge HF folders ``a`` (t=0) and ``b`` (t=1) into ``out``; returns the ``merge.json`` record."""
-    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     a, b, out = Path(a), Path(b), Path(out)
     if not 0.0 <= t <= 1.0:
@@ -110,7 +111,8 @@ def merge_folders(a: str | Path, b: str | Path, t: float, out: str | Path, metho
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(a, tmp)
     for f in _weight_files(a):
-        names = load_file(f).keys()
+        with safe_open(f, framework="pt") as handle:  # the file's tensor names, without reading the tensors again
+            names = list(handle.keys())
         save_file({k: merged[k].contiguous() for k in names}, tmp / f.name, metadata={"format": "pt"})
     record = _record(a, b, t, method, colinear, merged)
     (tmp / "merge.json").write_text(json.dumps(record, indent=2))
