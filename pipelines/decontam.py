@@ -27,6 +27,7 @@ the page cache and memory does not grow with the input, which is streamed throug
 
 **Benchmarks** (:func:`resolve_benchmarks`): the recipe's ``decontaminate.benchmarks`` (+ ``files``), else
 ``$SHARDSMITH_BENCHMARKS``, else nothing — and then the build logs a warning and the manifest says ``not_checked``.
+An entry may name a hub split (``hf:cais/mmlu:all@test``, :mod:`.hub_benchmarks`), fetched once into a local cache.
 Reading the benchmark files reuses the MCQ/CoT/SFT importers of ``builders/`` (``builders/benchmarks.py``), imported
 lazily when an index is built, the way ``pipelines/block_source.py`` builds blocks: the parsing has one home.
 """
@@ -54,6 +55,7 @@ from xxhash import xxh3_64_intdigest
 
 from shardsmith.schemas.decontam import BenchmarkInfo, DecontamHit, DecontamReport, DecontamSpec
 
+from .hub_benchmarks import fetch_hub_benchmark, is_hub_name
 from .zh_filters import DETAIL_KEY
 
 ENV_BENCHMARKS = "SHARDSMITH_BENCHMARKS"
@@ -354,8 +356,9 @@ def _benchmark_folders(path: Path) -> dict[str, Path]:
 
 
 def resolve_benchmarks(spec: DecontamSpec | None, base: str | os.PathLike | None = None) -> BenchmarkPlan:
-    """The benchmarks a build checks: the recipe's, else ``$SHARDSMITH_BENCHMARKS``, else none (said loudly).
-    A path that does not exist is a one-line error naming it."""
+    """The benchmarks a build checks: the recipe's, else ``$SHARDSMITH_BENCHMARKS`` (entries separated by commas),
+    else none (said loudly). An entry is a local folder/file or a hub name ``hf:<repo>[:<config>][@<split>]``
+    (:mod:`.hub_benchmarks`: fetched once into a local cache). A path that does not exist is a one-line error."""
     from shardsmith.builders.benchmarks import benchmark_files
 
     spec = spec or DecontamSpec()
@@ -364,9 +367,14 @@ def resolve_benchmarks(spec: DecontamSpec | None, base: str | os.PathLike | None
     base = Path(base) if base else Path.cwd()
     roots, where = spec.benchmarks, "the recipe's decontaminate.benchmarks"
     if roots is None and os.environ.get(ENV_BENCHMARKS):
-        roots, where = [os.environ[ENV_BENCHMARKS]], f"${ENV_BENCHMARKS}={os.environ[ENV_BENCHMARKS]}"
+        env = os.environ[ENV_BENCHMARKS]
+        roots, where = [r.strip() for r in env.split(",") if r.strip()], f"${ENV_BENCHMARKS}={env}"
     plan = BenchmarkPlan("checked", "", spec)
     for raw in roots or []:
+        if is_hub_name(raw):
+            name, file = fetch_hub_benchmark(raw)
+            plan.sets[name] = [file]
+            continue
         p = Path(os.path.expandvars(os.path.expanduser(raw)))
         p = p if p.is_absolute() else base / p
         if not p.exists():

@@ -4,7 +4,8 @@ records (``decontamination``). The index and the steps live in ``pipelines/decon
 Recipe::
 
     decontaminate:                      # on by default; `decontaminate: false` opts out (the manifest says so)
-      benchmarks: [../shared/data]      # folders of mcq_<name>/ folders, or one benchmark's folder/file;
+      benchmarks: [../shared/data]      # folders of mcq_<name>/ folders, one benchmark's folder/file, or a hub
+                                        # name hf:cais/mmlu:all@test (fetched once, then cached);
                                         # unset: $SHARDSMITH_BENCHMARKS; neither: the build says it was not checked
       files: [{name: my_eval, paths: [my_eval.jsonl]}]   # any user file of questions/answers (MCQ, CoT, SFT shapes)
       action: drop                      # drop | flag (keep, record)
@@ -37,8 +38,9 @@ class DecontamSpec(Strict):
 
     enabled: bool = Field(True, description="false: opt out (the manifest records that nothing was checked)")
     benchmarks: list[str] | None = Field(
-        None, description="folders holding mcq_<name>/ benchmark folders (laid out like ../shared/data), or one "
-        "benchmark's folder or file; unset: $SHARDSMITH_BENCHMARKS"
+        None, description="folders holding mcq_<name>/ benchmark folders (laid out like ../shared/data), one "
+        "benchmark's folder or file, or a hub name hf:<repo>[:<config>][@<split>] (fetched once into a local cache; "
+        "only then is the hub touched); unset: $SHARDSMITH_BENCHMARKS (entries separated by commas)"
     )
     files: list[BenchmarkFiles] = Field(default_factory=list, description="user files of questions/answers")
     action: Literal["drop", "flag"] = Field("drop", description="drop: reject with the benchmark and item; flag: "
