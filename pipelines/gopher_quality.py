@@ -15,12 +15,47 @@ tokenizer the words come from the split the repetition filter already made.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from datatrove.data import Document
 from datatrove.pipeline.filters import GopherQualityFilter
 from datatrove.utils.text import PUNCTUATION_SET, split_into_words
 
-__all__ = ["FastGopherQualityFilter"]
+__all__ = ["FastGopherQualityFilter", "gopher_document_checks"]
+
+
+def gopher_document_checks(f: GopherQualityFilter, text: str, *, length_words: int, avg_word_length: float,
+                           ratio_words: int, alpha_words: int, stop_words: Callable[[], int]) -> bool | tuple[bool, str]:
+    """Gopher's document-level rules, in datatrove's order with its reasons, over counts the caller made.
+
+    Callers differ only in how they count (datatrove 0.10.1 vs FineWeb's 2024 filter): ``length_words`` is the
+    document length the length rules use, ``ratio_words`` the denominator of the hash / ellipsis / alphabetic
+    ratios, ``alpha_words`` the words holding a letter, ``stop_words()`` (called last, only when reached) the
+    stop-word count the rule compares."""
+    if f.min_doc_words and length_words < f.min_doc_words:
+        return False, "gopher_short_doc"
+    if f.max_doc_words and length_words > f.max_doc_words:
+        return False, "gopher_long_doc"
+    if f.min_avg_word_length and avg_word_length < f.min_avg_word_length:
+        return False, "gopher_below_avg_threshold"
+    if f.max_avg_word_length and avg_word_length > f.max_avg_word_length:
+        return False, "gopher_above_avg_threshold"
+    if f.max_symbol_word_ratio and text.count("#") / ratio_words > f.max_symbol_word_ratio:
+        return False, "gopher_too_many_hashes"
+    if f.max_symbol_word_ratio and (text.count("...") + text.count("…")) / ratio_words > f.max_symbol_word_ratio:
+        return False, "gopher_too_many_ellipsis"
+    lines = text.splitlines()
+    bullets = sum(s.lstrip().startswith("•") or s.lstrip().startswith("-") for s in lines)
+    if f.max_bullet_lines_ratio and bullets / len(lines) > f.max_bullet_lines_ratio:
+        return False, "gopher_too_many_bullets"
+    ellipsis_lines = sum(s.rstrip().endswith("...") or s.rstrip().endswith("…") for s in lines)
+    if f.max_ellipsis_lines_ratio and ellipsis_lines / len(lines) > f.max_ellipsis_lines_ratio:
+        return False, "gopher_too_many_end_ellipsis"
+    if f.max_non_alpha_words_ratio and alpha_words / ratio_words < f.max_non_alpha_words_ratio:
+        return False, "gopher_below_alpha_threshold"
+    if f.min_stop_words and stop_words() < f.min_stop_words:
+        return False, "gopher_enough_stop_words"
+    return True
 
 
 class FastGopherQualityFilter(GopherQualityFilter):
@@ -51,40 +86,7 @@ class FastGopherQualityFilter(GopherQualityFilter):
             if alpha:
                 n_alpha += count
 
-        if self.min_doc_words and n_non_symbol < self.min_doc_words:
-            return False, "gopher_short_doc"
-        if self.max_doc_words and n_non_symbol > self.max_doc_words:
-            return False, "gopher_long_doc"
-
         avg_word_length = non_symbol_chars / n_non_symbol if n_non_symbol else float("nan")  # np.mean([]) is nan
-        if self.min_avg_word_length and avg_word_length < self.min_avg_word_length:
-            return False, "gopher_below_avg_threshold"
-        if self.max_avg_word_length and avg_word_length > self.max_avg_word_length:
-            return False, "gopher_above_avg_threshold"
-
-        if self.max_symbol_word_ratio and text.count("#") / n_words > self.max_symbol_word_ratio:
-            return False, "gopher_too_many_hashes"
-        if self.max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > self.max_symbol_word_ratio:
-            return False, "gopher_too_many_ellipsis"
-
-        lines = text.splitlines()
-        if (
-            self.max_bullet_lines_ratio
-            and sum(s.lstrip().startswith("•") or s.lstrip().startswith("-") for s in lines) / len(lines)
-            > self.max_bullet_lines_ratio
-        ):
-            return False, "gopher_too_many_bullets"
-        if (
-            self.max_ellipsis_lines_ratio
-            and sum(s.rstrip().endswith("...") or s.rstrip().endswith("…") for s in lines) / len(lines)
-            > self.max_ellipsis_lines_ratio
-        ):
-            return False, "gopher_too_many_end_ellipsis"
-
-        if self.max_non_alpha_words_ratio and n_alpha / n_words < self.max_non_alpha_words_ratio:
-            return False, "gopher_below_alpha_threshold"
-
-        if self.min_stop_words and len(self.stop_words.intersection(counts)) < self.min_stop_words:
-            return False, "gopher_enough_stop_words"
-
-        return True
+        return gopher_document_checks(self, text, length_words=n_non_symbol, avg_word_length=avg_word_length,
+                                      ratio_words=n_words, alpha_words=n_alpha,
+                                      stop_words=lambda: len(self.stop_words.intersection(counts)))

@@ -47,11 +47,12 @@ import string
 from collections import OrderedDict, defaultdict
 from functools import lru_cache
 
-import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.filters import GopherQualityFilter
 from datatrove.utils.text import split_into_words
 from datatrove.utils.word_tokenizers import WordTokenizer
+
+from .gopher_quality import gopher_document_checks
 
 __all__ = [
     "WORD_SPLITTERS",
@@ -282,29 +283,7 @@ class FineWeb2024GopherQualityFilter(GopherQualityFilter):
         words = split_into_words(text, self.language)
         counted = [w for w in words if w not in string.punctuation]
         n_words = len(counted)
-        if self.min_doc_words and n_words < self.min_doc_words:
-            return False, "gopher_short_doc"
-        if self.max_doc_words and n_words > self.max_doc_words:
-            return False, "gopher_long_doc"
-        avg_word_length = np.mean([len(w) for w in counted])
-        if self.min_avg_word_length and avg_word_length < self.min_avg_word_length:
-            return False, "gopher_below_avg_threshold"
-        if self.max_avg_word_length and avg_word_length > self.max_avg_word_length:
-            return False, "gopher_above_avg_threshold"
-        if self.max_symbol_word_ratio and text.count("#") / n_words > self.max_symbol_word_ratio:
-            return False, "gopher_too_many_hashes"
-        if self.max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > self.max_symbol_word_ratio:
-            return False, "gopher_too_many_ellipsis"
-        lines = text.splitlines()
-        bullets = sum(s.lstrip().startswith("•") or s.lstrip().startswith("-") for s in lines)
-        if self.max_bullet_lines_ratio and bullets / len(lines) > self.max_bullet_lines_ratio:
-            return False, "gopher_too_many_bullets"
-        ellipsis_lines = sum(s.rstrip().endswith("...") or s.rstrip().endswith("…") for s in lines)
-        if self.max_ellipsis_lines_ratio and ellipsis_lines / len(lines) > self.max_ellipsis_lines_ratio:
-            return False, "gopher_too_many_end_ellipsis"
-        with_alpha = sum(any(c.isalpha() for c in w) for w in words)
-        if self.max_non_alpha_words_ratio and with_alpha / n_words < self.max_non_alpha_words_ratio:
-            return False, "gopher_below_alpha_threshold"
-        if self.min_stop_words and sum(w in self.stop_words for w in words) < self.min_stop_words:
-            return False, "gopher_enough_stop_words"
-        return True
+        avg_word_length = sum(len(w) for w in counted) / n_words if n_words else float("nan")  # = np.mean
+        return gopher_document_checks(self, text, length_words=n_words, avg_word_length=avg_word_length,
+                                      ratio_words=n_words, alpha_words=sum(any(c.isalpha() for c in w) for w in words),
+                                      stop_words=lambda: sum(w in self.stop_words for w in words))
