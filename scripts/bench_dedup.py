@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -32,8 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SHARDSMITH_DATA") or REPO.parent / "shared" / "data").resolve()
+from bench_common import DATA, start_bench, table  # noqa: E402  (scripts/ is on sys.path when run)
 
 # (kind, path under DATA) of the real samples read; every web_* / zh_* sample whose kind has a reader
 ENGLISH = [
@@ -62,14 +60,6 @@ def load_texts(samples: list[tuple[str, str]], language: str) -> list[str]:
         src = SourceSpec(name=Path(rel).parts[0], kind=kind, paths=[str(DATA / rel)], weight=1, language=language)
         texts += [d.text for d in build_reader(src).run()]
     return texts
-
-
-def table(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
-    out = ["  ".join(k.ljust(widths[k]) for k in keys)]
-    out += ["  ".join(str(r[k]).ljust(widths[k]) for k in keys) for r in rows]
-    return "\n".join(out)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -231,13 +221,7 @@ def main() -> None:
     ap.add_argument("--signature-child", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if not DATA.is_dir():
-        sys.exit(f"real samples not found at {DATA}; set SHARDSMITH_DATA")
-    import shardsmith.pipelines  # noqa: F401
-    from loguru import logger
-
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    start_bench()
     if args.signature_child:
         return signature_child(*args.signature_child)
     if args.memory_child:

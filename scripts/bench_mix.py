@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SHARDSMITH_DATA") or REPO.parent / "shared" / "data").resolve()
+from bench_common import DATA, start_bench, table  # noqa: E402  (scripts/ is on sys.path when run)
 
 
 def load_docs(kind: str, rel: str, language: str, limit: int | None = None):
@@ -370,14 +368,6 @@ sources:
     }
 
 
-def table(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
-    out = ["  ".join(k.ljust(widths[k]) for k in keys)]
-    out += ["  ".join(str(r[k]).ljust(widths[k]) for k in keys) for r in rows]
-    return "\n".join(out)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer documents and runs (no verdict check on all docs)")
@@ -386,13 +376,7 @@ def main() -> None:
     ap.add_argument("--lang", choices=["en", "zh"], default=None, help="filter chains: one language only")
     ap.add_argument("--chain-child", nargs=4, metavar=("SIDE", "LANG", "DOCS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if not DATA.is_dir():
-        sys.exit(f"real samples not found at {DATA}; set SHARDSMITH_DATA")
-    import shardsmith.pipelines  # noqa: F401  (imports datatrove, which installs its own DEBUG handler)
-    from loguru import logger
-
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    start_bench()
     if args.chain_child:
         chain_child(*args.chain_child)
         return
