@@ -126,7 +126,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("truth_list", ".", {"validation": "mcq_truthfulqa/TruthfulQA.csv", "custom": "truth_list"},
               "validation", "truth_list", "truth_match", group_label="categories"),
     Benchmark("surgical", ".", {"custom": "surgical"}, "validation", "surgical", "format_ok", group_label="forms",
-              derived_splits={"validation": format_bench.default_items}),
+              derived_splits={"validation": format_bench.default_items, "block": format_bench.block_items}),
 )}
 
 
@@ -283,9 +283,9 @@ def truth_list_item(bench: Benchmark, t: truth_list.TruthItem, shots: list[truth
 
 
 def surgical_item(bench: Benchmark, f: format_bench.FormItem, shots: list) -> EvalItem:
-    """Format bench: the strict-form prompt as a user turn; few-shot examples do not apply."""
+    """Format bench: the strict-form prompt (a user turn, or a block's templated prompt); no few-shot examples."""
     return EvalItem(bench.name, f.id, f.form, {"form": f.form, "spec": f.spec, "expected": f.expected},
-                    prompt=f.prompt, chat=True)
+                    prompt=f.prompt, chat=f.chat)
 
 
 ITEM_BUILDERS: dict[str, Callable] = {"mcq": mcq_item, "continuation": continuation_item,

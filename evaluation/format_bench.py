@@ -14,11 +14,14 @@ Items (two splits):
   MMLU test, numeric_only from GSM8K test, yes_no (a proposed correct answer -> Yes, a seeded incorrect one -> No)
   and exact_n_list (n = 3) from TruthfulQA. ``--limit`` applies per file and form. A record a form cannot use
   (TruthfulQA row with fewer than 3 usable correct answers, ...) is left out, as the block drops it.
+* ``block``: a built ``kind: surgical`` block at ``surgical_block/`` of the benchmark folder (:func:`block_items`):
+  its held-out documents, prompted exactly as the block trains (template included, decoded from its shards), scored
+  against its ``reports/documents.jsonl`` answer key.
 * ``custom``: JSON lines under ``surgical/`` of the benchmark folder, one item per line: ``{"prompt": str,
   "form": str, "spec": {...}?, "expected": ...?, "id": str?}``, or ``{"prompt": str, "metadata": {"form", "spec",
   "expected"}, "id": str?}`` — a built block's ``reports/documents.jsonl`` row (its answer key) with the prompt added.
 
-The prompt is the user turn: a model folder whose tokenizer has a chat template gets it applied (with the generation
+Outside ``block``, the prompt is the user turn: a model folder whose tokenizer has a chat template gets it applied (with the generation
 prompt); a base model gets the prompt and a newline. Few-shot examples do not apply (the instruction sentence states
 the form). Generation stops at a blank line (an exact-N list is several lines).
 """
@@ -51,6 +54,7 @@ class FormItem:
     form: str
     spec: dict
     expected: Any = None
+    chat: bool = True  # False: the prompt already holds the chat template (a built block's documents)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,46 @@ def default_items(root: Path, limit: int | None) -> list[FormItem]:
     return [item for src in FORM_SOURCES for item in source_items(src, root, limit)]
 
 
+# --- block split: a built surgical block ----------------------------------------------------------------------
+BLOCK_FOLDER = "surgical_block"
+BLOCK_SPLIT = "validation"
+
+
+def block_items(root: Path, limit: int | None) -> list[FormItem]:
+    """The held-out (``validation``) documents of the built surgical block at ``root/surgical_block`` (a copy or a
+    link): each prompt is the document's tokens before its first loss-carrying token — the templated prompt the
+    block trains on, decoded with the block's own tokenizer — and its answer key is the ``reports/documents.jsonl``
+    row with the same split and index. At most ``limit`` items."""
+    from tokenizers import Tokenizer
+
+    from shardsmith.pipelines.shards import split_files
+    from shardsmith.schemas.manifest import ShardManifest
+
+    block = root / BLOCK_FOLDER
+    report = block / "reports" / "documents.jsonl"
+    try:
+        manifest = ShardManifest.load(block)
+    except (FileNotFoundError, ValueError) as err:
+        raise FormBenchError(f"{block}: not a built block ({err})") from None
+    if not report.is_file():
+        raise FormBenchError(f"{report} does not exist: {block} is not a surgical block (no answer key)")
+    keys = [(i, row) for i, row in iter_raw(report) if isinstance(row, dict) and row.get("split") == BLOCK_SPLIT]
+    tok = Tokenizer.from_file(str(block / manifest.tokenizer.path / "tokenizer.json"))
+    docs = [doc for f in split_files(block, BLOCK_SPLIT, manifest.token_size) for doc in f.documents()]
+    if len(keys) != len(docs):
+        raise FormBenchError(f"{report}: {len(keys)} {BLOCK_SPLIT} rows for {len(docs)} {BLOCK_SPLIT} documents")
+    items = []
+    for (line, row), (ids, loss) in list(zip(keys, docs))[:limit]:
+        where = f"{report}: line {line + 1}"
+        if row.get("index") != len(items) or loss is None or not loss.any():
+            raise FormBenchError(f"{where}: field 'index' does not match document {len(items)} of {BLOCK_SPLIT}, "
+                                 "or the document has no loss-carrying target")
+        prompt = tok.decode([int(t) for t in ids[:int(loss.argmax())]], skip_special_tokens=False)
+        items.append(_form_item({"id": row.get("id"), "prompt": prompt, "metadata": row.get("metadata")}, where,
+                                f"{BLOCK_SPLIT}/{len(items)}", chat=False))
+    return items
+
+
 # --- custom split: JSON lines ----------------------------------------------------------------------------------
 _FIELDS = {"prompt", "form", "spec", "expected", "id", "metadata", "split", "index", "source"}
 
@@ -134,7 +178,7 @@ def read_form_items(path: Path) -> list[FormItem]:
     return items
 
 
-def _form_item(rec: Any, where: str, default_id: str) -> FormItem:
+def _form_item(rec: Any, where: str, default_id: str, chat: bool = True) -> FormItem:
     if not isinstance(rec, dict):
         raise FormBenchError(f"{where}: expected an object {{prompt, form, spec?, expected?, id?}}")
     unknown = sorted(set(rec) - _FIELDS)
@@ -153,7 +197,8 @@ def _form_item(rec: Any, where: str, default_id: str) -> FormItem:
         spec = parse_spec(key["form"], key.get("spec"))
     except FormError as err:
         raise FormBenchError(f"{where}: field '{prefix}form'/'{prefix}spec': {err}") from None
-    return FormItem(str(rec.get("id", default_id)), rec["prompt"], key["form"], spec_dict(spec), key.get("expected"))
+    return FormItem(str(rec.get("id") or default_id), rec["prompt"], key["form"], spec_dict(spec), key.get("expected"),
+                    chat)
 
 
 # --- scoring ------------------------------------------------------------------------------------------------------

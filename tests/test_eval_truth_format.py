@@ -269,3 +269,60 @@ def test_cmmlu_china_specific_end_to_end(env, lm, tmp_path):
     assert domains["china_specific"]["acc_letter"]["acc"] == sum(r["chosen"]["letter"] == r["gold"] for r in rows) / 4
     assert "| cmmlu / china_specific | acc_letter |" in __import__(
         "shardsmith.evaluation", fromlist=["markdown_table"]).markdown_table(results)
+
+
+# --- a built surgical block ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def block_root(env, tmp_path_factory):
+    """A small build of the shipped ff-surgical recipe (yes/no both ways and numeric-only, 6 held out) at
+    ROOT/surgical_block."""
+    from shardsmith.builders.build import load_block_recipe
+    from shardsmith.builders.kinds import build_block
+    from shardsmith.schemas.block_recipe import SurgicalBlockRecipe
+
+    need_data("mcq_truthfulqa", "mcq_gsm8k")
+    recipe_path = Path(__file__).resolve().parents[1] / "recipes" / "blocks" / "ff-surgical.yaml"
+    _, data = load_block_recipe(recipe_path)
+    keep = {"yes_no_yes": {"count": 6}, "yes_no_no": {"count": 6}, "numeric_only_gsm8k": {"count": 6, "limit": 40}}
+    data["sources"] = [{**s, **keep[s["name"]]} for s in data["sources"] if s["name"] in keep]
+    data["validation"] = {"count": 6}
+    root = tmp_path_factory.mktemp("blockroot")
+    build_block(SurgicalBlockRecipe.model_validate(data), root / "surgical_block", base_dir=recipe_path.parent)
+    return root
+
+
+def test_block_split_reads_the_built_blocks_prompts_and_answer_key(block_root):
+    """Each item is a held-out document's templated prompt and its documents.jsonl answer key; the block's own
+    targets, scored as generations, are 100 % compliant and correct."""
+    from shardsmith.builders.writer import inspect_documents
+    from shardsmith.evaluation import load_items
+    from shardsmith.evaluation.run import GENERATIONS, summarise
+
+    block = block_root / "surgical_block"
+    items = load_items("surgical", data=block_root, split="block")
+    keys = [json.loads(x) for x in (block / "reports" / "documents.jsonl").read_text().splitlines()]
+    keys = [k for k in keys if k["split"] == "validation"]
+    docs = inspect_documents(block, "validation")
+    assert len(items) == len(keys) == len(docs) == 6
+    rows = []
+    for item, key, doc in zip(items, keys, docs):
+        reply = "".join(doc["loss_runs"])
+        assert not item.chat and item.id == key["id"] and item.prompt + reply == doc["text"]
+        assert item.prompt.endswith("### Response:\n") and item.gold["expected"] == key["metadata"]["expected"]
+        target = reply.removesuffix("<|endoftext|>")
+        rows.append({"benchmark": "surgical", "id": item.id, "subject": item.subject, "gold": item.gold,
+                     "chosen": GENERATIONS["surgical"].chosen(item.gold, target), "generated": target})
+    metrics = summarise(rows, ["surgical"])["surgical"]["metrics"]
+    assert metrics["format_ok"]["acc"] == metrics["correct"]["acc"] == 1.0 and metrics["correct"]["n"] == 6
+
+
+def test_block_split_end_to_end(env, lm, block_root, tmp_path):
+    from shardsmith.evaluation import evaluate
+    from shardsmith.schemas.answer_forms import score
+
+    results = evaluate(env[1], ["surgical"], 0, tmp_path, split="block", data=block_root, max_new_tokens=4,
+                       progress=False, lm=lm)["benchmarks"]["surgical"]
+    assert results["metrics"]["format_ok"]["n"] == 6 and set(results["forms"]) == {"yes_no", "numeric_only"}
+    rows = _rows(tmp_path)
+    assert [r["chosen"]["form_ok"] for r in rows] == [
+        score(r["generated"], r["gold"]["form"], r["gold"]["spec"], r["gold"]["expected"]).form_ok for r in rows]
