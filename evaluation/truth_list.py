@@ -106,11 +106,18 @@ def read_truth_items(path: Path, source: str) -> list[TruthItem]:
     return _read_truthfulqa(path, source) if path.name.lower().endswith(".csv") else _read_jsonl(path)
 
 
+TRUTHFULQA_COLUMNS = ("Question", "Best Answer", "Correct Answers", "Incorrect Answers")
+
+
 def _read_truthfulqa(path: Path, source: str) -> list[TruthItem]:
     items = []
     for i, rec in iter_mcq_file(path, shape="truthfulqa"):
         if isinstance(rec, _RecordDrop):
             raise TruthListError(f"{path}: {rec.detail}")
+        missing = [c for c in TRUTHFULQA_COLUMNS if c not in rec]
+        if missing:
+            raise TruthListError(f"{path}: row {i + 1}: no field '{missing[0]}' (TruthfulQA's columns: "
+                                 f"{', '.join(TRUTHFULQA_COLUMNS)})")
         try:
             row = truthful_row(rec, source=source, rec_id=f"{source}/{i}")
         except _RecordDrop as err:  # NotRewritable and the importer's field errors

@@ -211,6 +211,8 @@ def test_chat_prompt_uses_the_models_template(lm):
     ("truth_list", "truth_list", '{"prompt": "p", "answers": ["a"]}\n', "bad.jsonl: line 1: unknown field 'answers'"),
     ("truth_list", "truth_list", '{"prompt": "p", "accepted": ["a"]}\n{"prompt": \n',
      "bad.jsonl: line 2: Expecting value"),
+    ("truth_list", "mcq_truthfulqa", "Question,Best Answer,Incorrect Answers\nq?,yes,no\n",
+     "TruthfulQA.csv: row 1: no field 'Correct Answers'"),
     ("surgical", "surgical", '{"prompt": "p", "form": "haiku"}\n',
      "bad.jsonl: line 1: field 'form'/'spec': unknown answer form 'haiku'"),
     ("surgical", "surgical", '{"prompt": "p", "form": "exact_n_list", "spec": {"n": 0}}\n',
@@ -222,10 +224,11 @@ def test_bad_files_are_one_line_errors(env, tmp_path, capsys, bench_name, folder
 
     _, model, _ = env
     (tmp_path / "bench" / folder).mkdir(parents=True)
-    (tmp_path / "bench" / folder / "bad.jsonl").write_text(text, encoding="utf-8")
+    csv_file = folder == "mcq_truthfulqa"
+    (tmp_path / "bench" / folder / ("TruthfulQA.csv" if csv_file else "bad.jsonl")).write_text(text, encoding="utf-8")
     capsys.readouterr()
-    assert main(["eval", str(model), "--bench", bench_name, "--split", "custom", "--data", str(tmp_path / "bench"),
-                 "--out", str(tmp_path / "out")]) == 2
+    assert main(["eval", str(model), "--bench", bench_name, "--split", "validation" if csv_file else "custom",
+                 "--data", str(tmp_path / "bench"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("error:") == 1 and message in err, err
 
