@@ -1,8 +1,9 @@
 """The format-compliance bench (``surgical``): the surgical block's strict answer forms, scored by their checkers.
 
 FF_3.13's card reports a "strict format-discipline bench (yes/no, exact-N, single-letter)" at 60 % (``../shared/
-seeds/000_*.txt`` line 221; ``../shared/notes/seeds-code.md`` §1.1 and §3.4: rule-based checkers per item type,
-shared with the surgical builder). Each item is a prompt in one form of ``schemas/answer_forms.py``; the model's
+seeds/000_4d9fd4106af5dafd.txt`` line 221, and "format compliance 25 (15/25)" in its 106-bench, line 72;
+``../shared/notes/seeds-code.md`` lines 116 and §3.4: rule-based checkers per item type, shared with the surgical
+builder). Each item is a prompt in one form of ``schemas/answer_forms.py``; the model's
 greedy generation is scored by :func:`~shardsmith.schemas.answer_forms.score` — the checker the surgical block's
 targets must pass — for (a) ``format_ok``: the response is in the strict form, and (b) ``correct``: it is in the form
 and the right answer (items without an ``expected`` answer count in (a) only). results.json has both per form.

@@ -1,10 +1,11 @@
 """The FF TRUTH-list bench: a prompt, a list of accepted answers (and optionally a FALSE list); greedy generation.
 
-FF_3.13's card (``../shared/seeds/000_*.txt`` line 64: "Custom 106-prompt benchmark with strict TRUTH-list
-scoring", per category: arithmetic, open-ended, person, science, geography, format compliance) does not publish the
-matching rule, nor the 106 prompts. ``../shared/notes/seeds-code.md`` (§1.1 Evaluation, lines 111-115 and §3.4)
-fixes the rule this module implements: *each item carries a list of accepted answers (aliases); a response scores
-iff, after normalisation, it contains or equals one of them, optionally with a FALSE list that vetoes*.
+FF_3.13's card (``../shared/seeds/000_4d9fd4106af5dafd.txt``, FF_3.13/README.md, lines 63-73: "Custom 106-prompt
+benchmark with strict TRUTH-list scoring", per category: arithmetic, open-ended, person, science, geography, format
+compliance; line 199: greedy decoding) publishes neither the matching rule nor the 106 prompts.
+``../shared/notes/seeds-code.md`` (§1.1 Evaluation, lines 111-115; §3.4) fixes the rule this module implements:
+*each item carries a list of accepted answers (aliases); a response scores iff, after normalisation, it contains or
+equals one of them, optionally with a FALSE list that vetoes*.
 
 Exactly, in :func:`truth_match`:
 
