@@ -30,7 +30,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Any
 
 from shardsmith.builders.cot import read_cot_examples

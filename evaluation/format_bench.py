@@ -37,8 +37,8 @@ from shardsmith.builders import surgical
 from shardsmith.builders.cot import read_cot_examples
 from shardsmith.builders.importers import _RecordDrop, iter_raw
 from shardsmith.builders.mcq import expand_mcq_paths, import_questions, iter_mcq_file
-from shardsmith.schemas.records import Drop
 from shardsmith.schemas.answer_forms import FormError, parse_spec, score, spec_dict
+from shardsmith.schemas.records import Drop
 
 STOP = ("\n\n",)
 SEED = 0

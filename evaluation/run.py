@@ -12,10 +12,9 @@ import math
 import os
 import re
 from collections import defaultdict
-from pathlib import Path
-
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 

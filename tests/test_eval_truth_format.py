@@ -123,8 +123,8 @@ def test_checkers_as_evaluators_on_planted_generations():
 def test_default_format_set_is_the_surgical_builders(env):
     """The default split is built by builders/surgical.py's rewriters: every form, the block's prompts, and each
     item's own strict target passes its checker."""
-    from shardsmith.builders.surgical import mcq_single_letter
     from shardsmith.builders.mcq import import_questions
+    from shardsmith.builders.surgical import mcq_single_letter
     from shardsmith.evaluation import load_items
     from shardsmith.schemas.answer_forms import parse_spec
 
@@ -261,7 +261,7 @@ def test_cmmlu_china_specific_counted_on_the_real_sample():
 def test_cmmlu_china_specific_end_to_end(env, lm, tmp_path):
     """A tiny-model run over anatomy (STEM), chinese_history (Humanities) and ancient_chinese (Social Science):
     the last two also count under china_specific."""
-    from shardsmith.evaluation import evaluate
+    from shardsmith.evaluation import evaluate, markdown_table
 
     _, model, bench = env
     results = evaluate(model, ["cmmlu"], 0, tmp_path, data=bench, limit=2, progress=False, lm=lm)["benchmarks"]
@@ -270,8 +270,7 @@ def test_cmmlu_china_specific_end_to_end(env, lm, tmp_path):
         "stem": 2, "humanities": 2, "social_sciences": 2, "china_specific": 4}
     rows = [r for r in _rows(tmp_path) if r["subject"] in ("chinese_history", "ancient_chinese")]
     assert domains["china_specific"]["acc_letter"]["acc"] == sum(r["chosen"]["letter"] == r["gold"] for r in rows) / 4
-    assert "| cmmlu / china_specific | acc_letter |" in __import__(
-        "shardsmith.evaluation", fromlist=["markdown_table"]).markdown_table(results)
+    assert "| cmmlu / china_specific | acc_letter |" in markdown_table(results)
 
 
 # --- a built surgical block ---------------------------------------------------------------------------------------
