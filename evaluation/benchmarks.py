@@ -14,10 +14,14 @@ Prompt forms (one :class:`ChoiceForm` per way an item is scored; the few-shot ex
   ``答案：``; TruthfulQA ``Q: `` / ``A:``; HellaSwag the context alone) with each full option as the continuation.
   Its ``_norm`` metric divides each log-likelihood by the option's length in characters (lm-eval's ``acc_norm``).
 * GSM8K: ``Question: {question}\\nAnswer:`` then greedy generation; the answer is the number after ``####``.
+* ``truth_list`` (the FF TRUTH-list bench, ``truth_list.py``): ``Q: {question}\\nA:`` (TruthfulQA) or a file's own
+  prompt, greedy generation to the end of the line, scored against the item's accepted and FALSE answers.
+* ``surgical`` (format compliance, ``format_bench.py``): the surgical block's strict-form prompts as a user turn,
+  greedy generation, scored by the form's checker from ``schemas/answer_forms.py``.
 
 Few-shot examples: MMLU / CMMLU / C-Eval take the first K rows of the subject's ``dev`` file (lm-eval's
-``first_n`` sampler); GSM8K the first K of ``train``; ARC, HellaSwag and TruthfulQA the first K other items of the
-evaluated split (their only local split).
+``first_n`` sampler); GSM8K the first K of ``train``; ARC, HellaSwag, TruthfulQA and the TRUTH list the first K
+other items of the evaluated split (their only local split); the format bench takes none.
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shardsmith.builders.cot import read_cot_examples
 from shardsmith.builders.importers import ImportShapeError
 from shardsmith.builders.mcq import expand_mcq_paths, import_questions
 from shardsmith.schemas.records import CotExample, Drop, McqQuestion
 
-from .domains import CEVAL_DOMAINS, CMMLU_DOMAINS, MMLU_DOMAINS
+from . import format_bench, truth_list
+from .domains import CEVAL_DOMAINS, CMMLU_DOMAINS, CMMLU_EXTRA_DOMAINS, MMLU_DOMAINS
 
 ENV_BENCHMARKS = "SHARDSMITH_BENCHMARKS"
 FEWSHOT_DELIMITER = "\n\n"
@@ -53,14 +59,16 @@ class ChoiceForm:
 
 @dataclass(frozen=True)
 class EvalItem:
-    """One benchmark item: ``forms`` for log-likelihood scoring, or ``prompt`` for generation (GSM8K)."""
+    """One benchmark item: ``forms`` for log-likelihood scoring, or ``prompt`` for generation (GSM8K, TRUTH list,
+    format bench; ``chat``: the prompt is a user turn, wrapped in the model's chat template when it has one)."""
 
     bench: str
     id: str
     subject: str | None
-    gold: int | str  # option index, or GSM8K's final number
+    gold: Any  # option index; GSM8K's final number; {accepted, rejected}; {form, spec, expected}
     forms: dict[str, ChoiceForm] = field(default_factory=dict)
     prompt: str | None = None
+    chat: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,11 @@ EN, ZH = Labels(), Labels("问题：", "答案：")
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A registry row. ``splits`` maps a split name to its file or folder under ``folder``; ``fewshot_split`` is
-    where few-shot examples come from (None: other items of the evaluated split)."""
+    """A registry row. ``splits`` maps a split name to its file or folder under ``folder``; ``derived_splits`` maps a
+    split name to a function ``(root, limit) -> records`` for splits built from other benchmarks' files (the format
+    bench); ``fewshot_split`` is where few-shot examples come from (None: other items of the evaluated split).
+    ``extra_domains``: groups that overlap the ``domains`` partition (CMMLU's China specific), reported beside it;
+    ``group_label``: the results.json key of the per-subject rows (the format bench's subjects are its forms)."""
 
     name: str
     folder: str
@@ -89,6 +100,9 @@ class Benchmark:
     labels: Labels = EN
     domains: dict[str, tuple[str, ...]] | None = None
     description: str | None = None  # few-shot header; {subject} is filled with the subject's words
+    extra_domains: dict[str, tuple[str, ...]] | None = None
+    group_label: str = "subjects"
+    derived_splits: dict[str, Callable] = field(default_factory=dict)
 
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
@@ -96,7 +110,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               domains=MMLU_DOMAINS,
               description="The following are multiple choice questions (with answers) about {subject}.\n\n"),
     Benchmark("cmmlu", "mcq_cmmlu", {"test": "test", "dev": "dev"}, "test", "mcq", "acc_letter", "dev", ZH,
-              domains=CMMLU_DOMAINS),
+              domains=CMMLU_DOMAINS, extra_domains=CMMLU_EXTRA_DOMAINS),
     Benchmark("ceval", "mcq_ceval", {"val": "val", "dev": "dev"}, "val", "mcq", "acc_letter", "dev", ZH,
               domains=CEVAL_DOMAINS),
     Benchmark("arc_easy", "mcq_arc", {"validation": "ARC-Easy/validation"}, "validation", "mcq", "acc_text"),
@@ -108,6 +122,10 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               "acc_text"),
     Benchmark("gsm8k", "mcq_gsm8k", {"test": "test.jsonl", "train": "train.jsonl"}, "test", "gsm8k",
               "exact_match", "train"),
+    Benchmark("truth_list", ".", {"validation": "mcq_truthfulqa/TruthfulQA.csv", "custom": "truth_list"},
+              "validation", "truth_list", "truth_match", group_label="categories"),
+    Benchmark("surgical", ".", {"custom": "surgical"}, "validation", "surgical", "format_ok", group_label="forms",
+              derived_splits={"validation": format_bench.default_items, "block": format_bench.block_items}),
 )}
 
 
@@ -133,10 +151,15 @@ def get_benchmark(name: str) -> Benchmark:
     return BENCHMARKS[name]
 
 
+def _check_split(bench: Benchmark, split: str) -> None:
+    if split not in bench.splits and split not in bench.derived_splits:
+        raise EvalError(f"{bench.name}: no split '{split}' (local splits: "
+                        f"{', '.join([*bench.splits, *bench.derived_splits])})")
+
+
 def split_files(bench: Benchmark, root: Path, split: str) -> list[Path]:
     """The data files of one split, sorted (metadata files beside Arrow data left out)."""
-    if split not in bench.splits:
-        raise EvalError(f"{bench.name}: no split '{split}' (local splits: {', '.join(bench.splits)})")
+    _check_split(bench, split)
     where = root / bench.folder / bench.splits[split]
     if not where.exists():
         raise EvalError(f"{bench.name}: {where} does not exist (split '{split}' under {root})")
@@ -166,6 +189,26 @@ def read_questions(bench: Benchmark, path: Path) -> list[McqQuestion]:
 
 def read_gsm8k(bench: Benchmark, path: Path) -> list[CotExample]:
     return _checked(read_cot_examples(path, source=bench.name, shape="gsm8k"), path)
+
+
+def read_truth_list(bench: Benchmark, path: Path) -> list[truth_list.TruthItem]:
+    try:
+        return truth_list.read_truth_items(path, source=bench.name)
+    except (truth_list.TruthListError, ImportShapeError) as err:
+        raise EvalError(str(err)) from None
+
+
+def read_form_items(bench: Benchmark, path: Path) -> list[format_bench.FormItem]:
+    try:
+        return format_bench.read_form_items(path)
+    except (format_bench.FormBenchError, ImportShapeError) as err:
+        raise EvalError(str(err)) from None
+
+
+READERS: dict[str, Callable[[Benchmark, Path], list]] = {
+    "mcq": read_questions, "continuation": read_questions, "truthfulqa": read_questions, "gsm8k": read_gsm8k,
+    "truth_list": read_truth_list, "surgical": read_form_items}
+"""How each benchmark kind reads one file of a split."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -231,8 +274,22 @@ def gsm8k_item(bench: Benchmark, ex: CotExample, shots: list[CotExample]) -> Eva
     return EvalItem(bench.name, ex.id, None, ex.answer, prompt=_with_shots("", shot_text, gsm8k_prompt(ex.question)))
 
 
+def truth_list_item(bench: Benchmark, t: truth_list.TruthItem, shots: list[truth_list.TruthItem]) -> EvalItem:
+    """TRUTH list: the prompt (few-shot: other items' prompts, each followed by its first accepted answer)."""
+    shot_text = [f"{s.prompt} {s.accepted[0]}" for s in shots]
+    return EvalItem(bench.name, t.id, t.category, {"accepted": list(t.accepted), "rejected": list(t.rejected)},
+                    prompt=_with_shots("", shot_text, t.prompt))
+
+
+def surgical_item(bench: Benchmark, f: format_bench.FormItem, shots: list) -> EvalItem:
+    """Format bench: the strict-form prompt (a user turn, or a block's templated prompt); no few-shot examples."""
+    return EvalItem(bench.name, f.id, f.form, {"form": f.form, "spec": f.spec, "expected": f.expected},
+                    prompt=f.prompt, chat=f.chat)
+
+
 ITEM_BUILDERS: dict[str, Callable] = {"mcq": mcq_item, "continuation": continuation_item,
-                                      "truthfulqa": truthfulqa_item, "gsm8k": gsm8k_item}
+                                      "truthfulqa": truthfulqa_item, "gsm8k": gsm8k_item,
+                                      "truth_list": truth_list_item, "surgical": surgical_item}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -240,7 +297,19 @@ ITEM_BUILDERS: dict[str, Callable] = {"mcq": mcq_item, "continuation": continuat
 
 
 def _read(bench: Benchmark, path: Path) -> list:
-    return read_gsm8k(bench, path) if bench.kind == "gsm8k" else read_questions(bench, path)
+    return READERS[bench.kind](bench, path)
+
+
+def _split_records(bench: Benchmark, root: Path, split: str, limit: int | None) -> list[tuple[list, int | None]]:
+    """(records, how many of them to score) per file of a split; a derived split is one list, already cut to
+    ``limit`` per source file. The whole file stays available for same-split few-shot examples."""
+    _check_split(bench, split)
+    if split in bench.derived_splits:
+        try:
+            return [(bench.derived_splits[split](root, limit), None)]
+        except (format_bench.FormBenchError, ImportShapeError, ValueError) as err:
+            raise EvalError(f"{bench.name}: {err}") from None
+    return [(_read(bench, path), limit) for path in split_files(bench, root, split)]
 
 
 def _fewshot_pool(bench: Benchmark, root: Path, shots: int) -> dict[str | None, list] | None:
@@ -272,9 +341,8 @@ def load_items(name: str, *, data: str | os.PathLike | None = None, split: str |
         raise EvalError(f"--shots must be >= 0, not {shots}")
     pool = _fewshot_pool(bench, root, shots)
     items: list[EvalItem] = []
-    for path in split_files(bench, root, split or bench.default_split):
-        records = _read(bench, path)
-        for rec in records[:limit] if limit is not None else records:
+    for records, cut in _split_records(bench, root, split or bench.default_split, limit):
+        for rec in records[:cut]:
             items.append(ITEM_BUILDERS[bench.kind](bench, rec, _shots_for(rec, shots, pool, records)))
     if not items:
         raise EvalError(f"{name}: the split holds no items")

@@ -149,6 +149,14 @@ class CausalLM:
     # ------------------------------------------------------------------------------------------------------------
     # generation
 
+    def chat_prompt(self, user: str) -> str:
+        """``user`` as one user turn: the tokenizer's chat template with its generation prompt when the folder has
+        one (a chat model answers in the form it was tuned on), else the text and a newline (a base model)."""
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                                      add_generation_prompt=True)
+        return user + "\n"
+
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int, stop: Sequence[str],
                  progress: Callable[[int], None] | None = None) -> list[str]:
         """Greedy continuations, each cut at the first ``stop`` string; batched with left padding."""

@@ -12,10 +12,13 @@ import math
 import os
 import re
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import format_bench, truth_list
 from .benchmarks import EvalError, EvalItem, get_benchmark, load_items
 from .domains import subject_to_domain
 
@@ -108,11 +111,49 @@ def final_number(text: str) -> str | None:
     return found[-1].replace(",", "") if found else None
 
 
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a == b
+
+
+def _truth_chosen(gold: dict, text: str) -> dict:
+    verdict = truth_list.truth_match(text, gold["accepted"], gold["rejected"])
+    return {"matched": verdict.matched, "vetoed_by": verdict.vetoed_by}
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How a generated benchmark kind is scored: where generation stops, what an items.jsonl row records as
+    ``chosen`` (from the item's gold and the generated text), and the metrics a row counts for (from the row, so
+    results.json is always recomputed from items.jsonl)."""
+
+    stop: tuple[str, ...]
+    chosen: Callable[[object, str], dict]
+    hits: Callable[[dict], dict[str, bool]]
+
+
+GENERATIONS: dict[str, Generation] = {
+    "gsm8k": Generation(GSM8K_STOP, lambda gold, text: {"answer": final_number(text)},
+                        lambda row: {"exact_match": row["chosen"]["answer"] is not None
+                                     and _same_number(row["chosen"]["answer"], row["gold"])}),
+    "truth_list": Generation(truth_list.STOP, _truth_chosen,
+                             lambda row: {"truth_match": row["chosen"]["matched"] is not None
+                                          and row["chosen"]["vetoed_by"] is None}),
+    "surgical": Generation(format_bench.STOP, lambda gold, text: format_bench.form_verdict(text, gold),
+                           format_bench.form_hits),
+}
+
+
 def score_generation_items(lm, items: list[EvalItem], max_new_tokens: int, progress=None) -> list[dict]:
-    texts = lm.generate([it.prompt for it in items], max_new_tokens=max_new_tokens, stop=GSM8K_STOP,
-                        progress=progress)
+    """Greedy generations of one benchmark's items (a chunk never mixes benchmarks), scored by its
+    :data:`GENERATIONS` row; ``chat`` items go through the model's chat template."""
+    gen = GENERATIONS[get_benchmark(items[0].bench).kind]
+    prompts = [lm.chat_prompt(it.prompt) if it.chat else it.prompt for it in items]
+    texts = lm.generate(prompts, max_new_tokens=max_new_tokens, stop=gen.stop, progress=progress)
     return [{"benchmark": it.bench, "id": it.id, "subject": it.subject, "gold": it.gold,
-             "chosen": {"answer": final_number(t)}, "generated": t} for it, t in zip(items, texts)]
+             "chosen": gen.chosen(it.gold, t), "generated": t} for it, t in zip(items, texts)]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -120,17 +161,10 @@ def score_generation_items(lm, items: list[EvalItem], max_new_tokens: int, progr
 
 
 def _correct(row: dict) -> dict[str, bool]:
-    if "generated" in row:
-        return {"exact_match": row["chosen"]["answer"] is not None
-                and _same_number(row["chosen"]["answer"], row["gold"])}
+    gen = GENERATIONS.get(get_benchmark(row["benchmark"]).kind)
+    if gen is not None:
+        return gen.hits(row)
     return {f"acc_{form}": chosen == row["gold"] for form, chosen in row["chosen"].items()}
-
-
-def _same_number(a: str, b: str) -> bool:
-    try:
-        return float(a) == float(b)
-    except ValueError:
-        return a == b
 
 
 def accuracy(hits: list[bool]) -> dict:
@@ -163,14 +197,25 @@ def summarise(rows: list[dict], benches: list[str]) -> dict:
             if r.get("subject"):
                 subjects[r["subject"]].append(r)
         if len(subjects) > 1:
-            entry["subjects"] = {s: _metrics(rs) for s, rs in sorted(subjects.items())}
+            entry[bench.group_label] = {s: _metrics(rs) for s, rs in sorted(subjects.items())}
         if bench.domains:
-            to_domain = subject_to_domain(bench.domains)
-            domains = defaultdict(list)
-            for r in mine:
-                domains[to_domain.get(r.get("subject"), "unmapped")].append(r)
-            entry["domains"] = {d: _metrics(rs) for d, rs in sorted(domains.items())}
+            entry["domains"] = _domain_metrics(bench, mine)
         out[name] = entry
+    return out
+
+
+def _domain_metrics(bench, rows: list[dict]) -> dict[str, dict]:
+    """Metrics per domain of the partition (``unmapped`` for a subject outside it), then per overlapping extra group
+    (CMMLU's China specific) that holds any of the rows."""
+    to_domain = subject_to_domain(bench.domains)
+    domains = defaultdict(list)
+    for r in rows:
+        domains[to_domain.get(r.get("subject"), "unmapped")].append(r)
+    out = {d: _metrics(rs) for d, rs in sorted(domains.items())}
+    for group, subjects in (bench.extra_domains or {}).items():
+        members = [r for r in rows if r.get("subject") in subjects]
+        if members:
+            out[group] = _metrics(members)
     return out
 
 
