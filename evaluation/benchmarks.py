@@ -134,8 +134,12 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
 
 
 def benchmarks_root(data: str | os.PathLike | None) -> Path:
-    """``--data``, else ``$SHARDSMITH_BENCHMARKS``: a folder holding ``mcq_*`` folders like ``../shared/data``."""
-    root = data or os.environ.get(ENV_BENCHMARKS)
+    """``--data``, else ``$SHARDSMITH_BENCHMARKS``: a folder holding ``mcq_*`` folders like ``../shared/data``.
+    The variable may list several comma-separated entries (decontamination reads them all, hub names too); the
+    evaluators read the first local folder among them."""
+    entries = [r.strip() for r in os.environ.get(ENV_BENCHMARKS, "").split(",")]
+    local = [r for r in entries if r and not r.startswith("hf:")]
+    root = data or (local[0] if local else None)
     if not root:
         raise EvalError(f"no benchmark folder: pass --data DIR or set {ENV_BENCHMARKS} "
                         "(a folder holding mcq_mmlu/, ...)")

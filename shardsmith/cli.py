@@ -207,16 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score an HF-format model folder on local benchmark files")
     p.add_argument("model", help="HF-format causal LM folder (a trainer export, any HF checkpoint)")
     p.add_argument("--bench", required=True, help="comma-separated: mmlu,cmmlu,ceval,arc_easy,arc_challenge,"
-                                                  "hellaswag,truthfulqa,gsm8k")
+                                                  "hellaswag,truthfulqa,gsm8k,truth_list,surgical")
     p.add_argument("--shots", type=int, default=0)
-    p.add_argument("--split", default=None, help="default: each benchmark's test split (mmlu: test, ceval: val)")
+    p.add_argument("--split", default=None, help="default: each benchmark's test split (mmlu: test, ceval: val); "
+                   "truth_list: validation|custom, surgical: validation|block|custom")
     p.add_argument("--data", default=None,
                    help="folder holding mcq_* benchmark folders (default $SHARDSMITH_BENCHMARKS)")
     p.add_argument("--limit", type=int, default=None, help="at most N items per benchmark file (per subject)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--dtype", default="float32")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="GSM8K generation length")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="generation length (gsm8k, truth_list, surgical)")
     p.add_argument("--out", required=True, help="writes results.json and items.jsonl; re-run to resume")
     p.set_defaults(func=cmd_eval, verbose=False)
 
