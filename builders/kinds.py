@@ -27,7 +27,18 @@ from shardsmith.schemas.block_recipe import PreferenceBlockRecipe, SftBlockRecip
 from shardsmith.schemas.manifest import PAIR_LAYOUT
 
 from . import cot, importers, mcq, self_cognition, surgical
-from .block import BlockStep, BuildError, Family, Item, SourceBooks, check_counts, read_source, run_steps
+from .block import (
+    BlockStep,
+    BuildError,
+    Family,
+    Item,
+    SourceBooks,
+    VisitMore,
+    VisitOrder,
+    check_counts,
+    read_source,
+    run_steps,
+)
 from .block_steps import (
     CharLengthStep,
     CountStep,
@@ -38,6 +49,7 @@ from .block_steps import (
     SampleStep,
     StructureStep,
     TokenLengthStep,
+    count_target,
 )
 from .decontam_step import DecontamStep
 from .writer import BlockContext, BlockWrite, write_block
@@ -181,7 +193,22 @@ def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: Lang
     return steps
 
 
-def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path) -> tuple[dict, dict]:
+VISIT_FACTOR, VISIT_EXTRA = 2, 64  # a count source's first pass judges 2 x its target + 64 records (VisitOrder)
+
+
+def visit_order(recipe: SftBlockRecipe, src: SftSource, visit_all: set[str]) -> VisitOrder | None:
+    """How a source with ``count`` is read (``block.VisitOrder``): seeded by recipe seed and source name; a first
+    pass judges ``VISIT_FACTOR x target + VISIT_EXTRA`` records (on the samples every count source's survivors fill
+    that), the sources in ``visit_all`` every record. None for a source without ``count``."""
+    target = count_target(recipe, src)
+    if target is None:
+        return None
+    return VisitOrder(f"{recipe.seed}:{src.name}:count",
+                      None if src.name in visit_all else VISIT_FACTOR * target + VISIT_EXTRA)
+
+
+def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path,
+                 visit_all: set[str] = frozenset()) -> tuple[dict, dict]:
     """(items, books) per source name, in recipe order; self-cognition rows last."""
     items: dict[str, list[Item]] = {}
     books: dict[str, SourceBooks] = {}
@@ -189,7 +216,8 @@ def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path) -> tuple[d
     for src in recipe.sources:
         bk = books[src.name] = SourceBooks.for_source(src.name, src, recipe.filters, recipe.write_rejected)
         items[src.name] = read_source(src, base, bk, kind.family(src), options[src.name],
-                                      fail_on_drop=recipe.on_error == "fail")
+                                      fail_on_drop=recipe.on_error == "fail",
+                                      order=visit_order(recipe, src, visit_all))
     sc = getattr(recipe, "self_cognition", None)
     if sc:
         bk = books[sc.source_name] = SourceBooks.for_source(sc.source_name, None, recipe.filters, recipe.write_rejected)
@@ -205,9 +233,7 @@ def label_languages(items: dict[str, list[Item]]) -> None:
     undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
     if not undecided:
         return
-    from shardsmith.pipelines.lid import detect_language
-
-    from .filters import fix_cjk_label
+    from .filters import detect_language, fix_cjk_label
 
     preds = detect_language([it.conv.text("user", "assistant", sep=" ") for it in undecided])
     for it, (lg, score) in zip(undecided, preds):
@@ -241,14 +267,20 @@ def build_block(
     kind = KINDS[recipe.kind]
     ctx = BlockContext.resolve(recipe, base)
     clock.lap("tokenizer_resolve")
-    items, books = read_sources(recipe, kind, base)
-    clock.lap("import")
-
-    language = LanguageStep()
-    middle = kind.steps_middle(recipe, ctx, Path(out_dir).resolve())
-    middle.append(DecontamStep(recipe.decontaminate, Path(out_dir).resolve(), base))  # every kind, on by default
-    steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
-    run_steps(steps, items, books, clock.timings)
+    visit_all: set[str] = set()
+    while True:  # twice at most: the second pass judges every record of the count sources the first left short
+        items, books = read_sources(recipe, kind, base, visit_all)
+        clock.lap("import")
+        language = LanguageStep()
+        middle = kind.steps_middle(recipe, ctx, Path(out_dir).resolve())
+        middle.append(DecontamStep(recipe.decontaminate, Path(out_dir).resolve(), base))  # every kind, on by default
+        steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
+        try:
+            run_steps(steps, items, books, clock.timings)
+            break
+        except VisitMore as more:
+            visit_all |= more.sources
+            clock.t0 = time.perf_counter()
     clock.t0 = time.perf_counter()
     label_languages(items)
     clock.lap("language_kept")
