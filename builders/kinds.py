@@ -150,6 +150,23 @@ def _distill_steps(recipe, ctx: BlockContext, out: Path) -> list[BlockStep]:
     return [PoolStep(recipe.pool), TeacherStep(teacher, fail_on_silence=recipe.on_error == "fail")]
 
 
+VISIT_FACTOR, VISIT_EXTRA = 2, 64  # a first pass judges 2 x a source's target + 64 of its records (VisitOrder)
+
+
+def count_visit(recipe: SftBlockRecipe, src: SftSource) -> tuple[str, int] | None:
+    """A source with ``count``: read in the order seeded by recipe seed and source name, toward its target."""
+    target = count_target(recipe, src)
+    return None if target is None else (f"{recipe.seed}:{src.name}:count", target)
+
+
+def pool_visit(recipe, src: SftSource) -> tuple[str, int] | None:
+    """A distill source: read in its pool order (``distill.pool_order``), toward its share of the pool."""
+    from .distill import pool_seed, pool_targets
+
+    target = pool_targets(recipe.pool).get(src.name)
+    return None if target is None else (pool_seed(recipe.pool.seed, src.name), target)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # kinds
 
@@ -167,6 +184,8 @@ class BlockKind:
     steps_middle: Callable[[SftBlockRecipe, BlockContext, Path], list[BlockStep]] = lambda recipe, ctx, out: []
     source_kind: str = "sft"  # the manifest's sources[].kind is "<source_kind>:<shape>"
     document_report: bool = False  # reports/documents.jsonl: each document's metadata (an answer key to score)
+    # sources that keep a fixed number of rows: (order seed, rows) -> read in that order, a prefix judged first
+    visit: Callable[[SftBlockRecipe, SftSource], tuple[str, int] | None] = count_visit
 
 
 KINDS: dict[str, BlockKind] = {
@@ -176,7 +195,8 @@ KINDS: dict[str, BlockKind] = {
     "mcq": BlockKind("mcq", lambda src: MCQ, _mcq_options, source_kind="mcq"),
     "cot": BlockKind("cot", _cot_family, _cot_options, source_kind="cot"),
     "repair": BlockKind("repair", _any_family, _any_options, source_kind="repair"),
-    "distill": BlockKind("distill", _any_family, _any_options, steps_middle=_distill_steps, source_kind="distill"),
+    "distill": BlockKind("distill", _any_family, _any_options, steps_middle=_distill_steps, source_kind="distill",
+                         visit=pool_visit),
     "surgical": BlockKind("surgical", _surgical_family, _surgical_options, source_kind="surgical",
                           document_report=True),
 }
@@ -193,18 +213,15 @@ def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: Lang
     return steps
 
 
-VISIT_FACTOR, VISIT_EXTRA = 2, 64  # a count source's first pass judges 2 x its target + 64 records (VisitOrder)
-
-
-def visit_order(recipe: SftBlockRecipe, src: SftSource, visit_all: set[str]) -> VisitOrder | None:
-    """How a source with ``count`` is read (``block.VisitOrder``): seeded by recipe seed and source name; a first
-    pass judges ``VISIT_FACTOR x target + VISIT_EXTRA`` records (on the samples every count source's survivors fill
-    that), the sources in ``visit_all`` every record. None for a source without ``count``."""
-    target = count_target(recipe, src)
-    if target is None:
+def visit_order(kind: BlockKind, recipe: SftBlockRecipe, src: SftSource, visit_all: set[str]) -> VisitOrder | None:
+    """How a source that keeps a fixed number of rows is read (``block.VisitOrder``): in the kind's seeded order; a
+    first pass judges ``VISIT_FACTOR x target + VISIT_EXTRA`` records (on the samples every such source's survivors
+    fill its target from that), the sources in ``visit_all`` every record. None: read in file order."""
+    seed_target = kind.visit(recipe, src)
+    if seed_target is None:
         return None
-    return VisitOrder(f"{recipe.seed}:{src.name}:count",
-                      None if src.name in visit_all else VISIT_FACTOR * target + VISIT_EXTRA)
+    seed, target = seed_target
+    return VisitOrder(seed, None if src.name in visit_all else VISIT_FACTOR * target + VISIT_EXTRA)
 
 
 def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path,
@@ -217,7 +234,7 @@ def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path,
         bk = books[src.name] = SourceBooks.for_source(src.name, src, recipe.filters, recipe.write_rejected)
         items[src.name] = read_source(src, base, bk, kind.family(src), options[src.name],
                                       fail_on_drop=recipe.on_error == "fail",
-                                      order=visit_order(recipe, src, visit_all))
+                                      order=visit_order(kind, recipe, src, visit_all))
     sc = getattr(recipe, "self_cognition", None)
     if sc:
         bk = books[sc.source_name] = SourceBooks.for_source(sc.source_name, None, recipe.filters, recipe.write_rejected)
