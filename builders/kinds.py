@@ -3,8 +3,8 @@ which importer options the recipe adds, which steps the kind runs beyond the sha
 whole build: read sources (+ self-cognition rows) -> steps -> ``builders/writer.py``.
 
 Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> (a kind's middle
-steps) -> decontam (``decontam_step.py``) -> render -> length (tokens) -> sample -> exact count; then every kept
-conversation gets a language label and the writer writes the set.
+steps) -> decontam (``decontam_step.py``) -> (pii when ``pii: true``: ``pii_step.py``) -> render -> length (tokens)
+-> sample -> exact count; then every kept conversation gets a language label and the writer writes the set.
 
 A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
 rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first
@@ -208,7 +208,12 @@ def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: Lang
     steps: list[BlockStep] = [StructureStep(), CharLengthStep(), language]
     if recipe.filters.dedup is not None:
         steps.append(DedupStep(recipe.filters.dedup, recipe.seed))
-    steps += [*middle, RenderStep(ctx.template, ctx.eos, loss_on_all=recipe.loss == "all"), TokenLengthStep(ctx.encoder),
+    steps += middle
+    if recipe.pii:  # after every filter (and the teacher), on what is rendered
+        from .pii_step import PiiBlockStep
+
+        steps.append(PiiBlockStep())
+    steps += [RenderStep(ctx.template, ctx.eos, loss_on_all=recipe.loss == "all"), TokenLengthStep(ctx.encoder),
               SampleStep(recipe.seed), CountStep(recipe)]
     return steps
 
