@@ -257,9 +257,10 @@ def label_languages(items: dict[str, list[Item]]) -> None:
         return
     from .filters import detect_language, fix_cjk_label
 
-    preds = detect_language([it.conv.text("user", "assistant", sep=" ") for it in undecided])
-    for it, (lg, score) in zip(undecided, preds):
-        lg = fix_cjk_label(lg, it.conv.text("user", "assistant")) if lg and score >= 0.3 else "unknown"
+    texts = [it.conv.text("user", "assistant", sep=" ") for it in undecided]
+    # fix_cjk_label looks for kana, hangul and Han characters only: the separator (space or newline) is neither
+    for it, text, (lg, score) in zip(undecided, texts, detect_language(texts)):
+        lg = fix_cjk_label(lg, text) if lg and score >= 0.3 else "unknown"
         it.conv = it.conv.model_copy(update={"lang": lg})
 
 
