@@ -254,7 +254,8 @@ class VisitOrder:
     that pass every filter. Every filter judges a record alone, so judging a prefix of the order keeps exactly the
     rows judging every record would keep — as long as the prefix holds enough survivors; when it does not, the build
     judges every record (``VisitMore``). Only dedup looks across records: a duplicate among records never visited
-    is not seen."""
+    is not seen. Records never visited are never converted either: ``on_error: fail`` stops only on a bad record
+    it visits. The manifest's ``counts`` give ``read`` (visited) and ``unvisited`` per source."""
 
     seed: str
     visit: int | None = None
