@@ -1,7 +1,8 @@
 """Sources that keep a fixed number of rows (``count``; a distill pool's share) are read in a seeded order and only
 a prefix of it is judged (``builders.block.VisitOrder``): the rows written must be exactly those that judging every
 record keeps — with the default prefix, with every record judged, and with a prefix too short for its target (the
-build then judges the source whole). Built on the real GSM8K and TruthfulQA samples with small counts."""
+build then judges the source whole). Built on the real ARC (two files: the order runs across them) and TruthfulQA
+samples with small counts."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from shardsmith.builders.writer import inspect_documents
 from shardsmith.schemas.block_recipe import SurgicalBlockRecipe
 
 RECIPE = REPO / "recipes" / "blocks" / "ff-surgical.yaml"
-COUNTS = {"numeric_only_gsm8k": 40, "exact_3_list": 40}  # exact_3_list: a third of TruthfulQA rows are dropped
+COUNTS = {"single_letter_arc": 40, "exact_3_list": 40}  # exact_3_list: a third of TruthfulQA rows are dropped
 
 
 def _recipe() -> SurgicalBlockRecipe:
@@ -31,7 +32,7 @@ def _recipe() -> SurgicalBlockRecipe:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
     """name -> (documents of both splits, manifest counts), one build per prefix size."""
-    need_data("mcq_gsm8k", "mcq_truthfulqa")
+    need_data("mcq_arc", "mcq_truthfulqa")
     out = {}
     for name, factor, extra in [("default", kinds.VISIT_FACTOR, kinds.VISIT_EXTRA), ("all", 1, 10**9),
                                 ("target_only", 1, 0)]:
@@ -54,8 +55,8 @@ def test_a_judged_prefix_writes_the_rows_judging_every_record_writes(builds):
 
 def test_counts_add_up_over_the_visited_records_and_name_the_unvisited(builds):
     _, counts = builds["default"]
-    gsm8k = counts["numeric_only_gsm8k"]
-    assert gsm8k["read"] == 2 * (40 + 4) + 64 and gsm8k["read"] + gsm8k["unvisited"] == 7473  # 4: its held-out share
+    arc = counts["single_letter_arc"]
+    assert arc["read"] == 2 * (40 + 4) + 64 and arc["read"] + arc["unvisited"] == 869  # 4: its held-out share
     for c in counts.values():
         assert c["read"] == c["kept"] + sum(c["dropped"].values())
     # a prefix of exactly the target: exact_3_list drops a third, so its prefix falls short and it is read whole
