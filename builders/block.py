@@ -15,6 +15,7 @@ Every block kind (SFT, preference, MCQ, CoT, repair, ...) is: a row in ``builder
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -90,6 +91,7 @@ class SourceBooks:
     trimmed: Counter = field(default_factory=Counter)  # conversations the structure step trimmed and passed on
     drops: list[Drop] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    unvisited: int = 0  # raw records a count source never converted nor judged (``VisitOrder``)
 
     @classmethod
     def for_source(cls, name: str, src: SftSource | None, filters: Filters, keep_records: bool) -> SourceBooks:
@@ -180,6 +182,8 @@ def check_counts(items: dict[str, list[Item]], books: dict[str, SourceBooks]) ->
         counts[name] = {"read": bk.read, "kept": kept, "dropped": dict(sorted(bk.dropped.items()))}
         if bk.trimmed:
             counts[name]["trimmed"] = dict(sorted(bk.trimmed.items()))
+        if bk.unvisited:  # not part of read: never converted nor judged (``VisitOrder``)
+            counts[name]["unvisited"] = bk.unvisited
     return counts
 
 
@@ -241,34 +245,99 @@ def _streams(src: SftSource, base: Path, books: SourceBooks, family: Family) -> 
     return streams
 
 
+@dataclass(frozen=True)
+class VisitOrder:
+    """How a source with an exact ``count`` is read: its raw records in the seeded order ``random.Random(seed)
+    .shuffle`` gives, and only the first ``visit`` of them converted and judged (None: all).
+
+    The selection contract of ``count`` (``CountStep``): the first ``count`` (+ held-out share) records *in this order*
+    that pass every filter. Every filter judges a record alone, so judging a prefix of the order keeps exactly the
+    rows judging every record would keep — as long as the prefix holds enough survivors; when it does not, the build
+    judges every record (``VisitMore``). Only dedup looks across records: a duplicate among records never visited
+    is not seen. Records never visited are never converted either: ``on_error: fail`` stops only on a bad record
+    it visits. The manifest's ``counts`` give ``read`` (visited) and ``unvisited`` per source."""
+
+    seed: str
+    visit: int | None = None
+
+
+class VisitMore(Exception):
+    """Internal: these sources' visited prefix had too few survivors for their count; judge all their records."""
+
+    def __init__(self, sources: set[str]):
+        super().__init__(", ".join(sorted(sources)))
+        self.sources = sources
+
+
 def read_source(src: SftSource, base: Path, books: SourceBooks, family: Family, options: dict | None = None,
-                fail_on_drop: bool = False) -> list[Item]:
+                fail_on_drop: bool = False, order: VisitOrder | None = None) -> list[Item]:
     """Import a source's records (at most ``limit``); import drops go to the books, the rest become items.
 
     ``options``: the importer options (default: the source's own). ``fail_on_drop`` (``on_error: fail``): the first
     record of bad input (an import drop) stops the build with its file, record and reason instead of being counted;
-    a format's own rules (``FormatRule``, step ``format``) stay counted drops.
+    a format's own rules (``FormatRule``, step ``format``) stay counted drops. ``order``: read in that seeded order
+    (:class:`VisitOrder`); with ``limit``, the first ``limit`` records of the files, then that order over them.
     """
-    out: list[Item] = []
     kw = {"source": src.name, "shape": src.shape, "options": src.options if options is None else options,
           "id_field": src.id_field, "label_field": src.label_field, "shapes": family.shapes}
-    for where, stream in _streams(src, base, books, family):
-        id_prefix = where if where.startswith("hf:") else Path(where).name
-        for record in importers.import_records(stream, where=where, id_prefix=id_prefix, **kw):
-            if src.limit is not None and books.read >= src.limit:
-                break
-            books.read += 1
-            if isinstance(record, Drop):
-                if fail_on_drop and record.step == "import":
-                    raise BuildError(f"source {src.name}: {record.detail} ({record.reason}; on_error: fail)")
-                books.import_drop(record)
-                continue
-            record = _with_system(record, src.system)
-            if isinstance(record, PreferencePair):
-                out.append(Item(record.conversation("chosen"), rejected=record.conversation("rejected")))
-            else:
-                out.append(Item(record))
+    streams = _streams(src, base, books, family)
+    if order is not None and src.limit is None:
+        records = _visited_records(streams, books, order, kw)
+    else:
+        records = (r for where, stream in streams
+                   for r in importers.import_records(stream, where=where, id_prefix=_id_prefix(where), **kw))
+    out = _items(records, src, books, fail_on_drop)
+    if order is not None and src.limit is not None:
+        random.Random(order.seed).shuffle(out)
+    return out
+
+
+def _id_prefix(where: str) -> str:
+    return where if where.startswith("hf:") else Path(where).name
+
+
+def _items(records: Iterator, src: SftSource, books: SourceBooks, fail_on_drop: bool) -> list[Item]:
+    out: list[Item] = []
+    for record in records:
         if src.limit is not None and books.read >= src.limit:
             break
+        books.read += 1
+        if isinstance(record, Drop):
+            if fail_on_drop and record.step == "import":
+                raise BuildError(f"source {src.name}: {record.detail} ({record.reason}; on_error: fail)")
+            books.import_drop(record)
+            continue
+        record = _with_system(record, src.system)
+        if isinstance(record, PreferencePair):
+            out.append(Item(record.conversation("chosen"), rejected=record.conversation("rejected")))
+        else:
+            out.append(Item(record))
     books.step("import", books.read, len(out), Counter(books.dropped))
     return out
+
+
+def _visited_records(streams: list[tuple[str, Iterator]], books: SourceBooks, order: VisitOrder, kw: dict) -> list:
+    """Every file's raw records parsed, shuffled by ``order.seed`` over all files, the first ``order.visit`` converted
+    (each file's through ``import_records`` as usual: its shape, ids, drops), returned in the shuffled order."""
+    raw = [(s, i, rec) for s, (_, stream) in enumerate(streams) for i, rec in stream]
+    ranks = list(range(len(raw)))
+    random.Random(order.seed).shuffle(ranks)
+    visit = ranks if order.visit is None else ranks[: order.visit]
+    books.unvisited = len(raw) - len(visit)
+    per_stream: dict[int, list[tuple[int, int, Any]]] = {}
+    for pos, r in enumerate(visit):
+        s, i, rec = raw[r]
+        per_stream.setdefault(s, []).append((pos, i, rec))
+    tagged: list[tuple[int, Any]] = []
+    for s in sorted(per_stream):
+        where = streams[s][0]
+        at = [0]  # the position of the record import_records is converting (it yields a record's outputs in turn)
+
+        def feed(recs=per_stream[s], at=at):
+            for pos, i, rec in recs:
+                at[0] = pos
+                yield i, rec
+
+        tagged += [(at[0], r) for r in importers.import_records(feed(), where=where, id_prefix=_id_prefix(where), **kw)]
+    tagged.sort(key=lambda t: t[0])  # stable: a record's outputs keep their order
+    return [r for _, r in tagged]

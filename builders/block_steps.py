@@ -15,7 +15,7 @@ from typing import Any
 from shardsmith.schemas.block_recipe import DedupFilter, PairFilter, TemplateDef
 from shardsmith.schemas.records import Conversation
 
-from .block import BlockStep, BuildError, Item, SourceBooks, Verdict, held_out_per_source
+from .block import BlockStep, BuildError, Item, SourceBooks, Verdict, VisitMore, held_out_per_source
 from .dedup import Deduper, normalize_text
 from .encode import DocEncoder
 from .filters import LanguageJudge, check_chars, check_structure, normalize_label
@@ -239,7 +239,7 @@ def _texts(item: Item, rendered: bool) -> list[str]:
 
 def seeded_subset(n: int, k: int, seed: str, drop: tuple[str, str]) -> list[Verdict]:
     """Keep ``k`` of ``n`` rows drawn by ``random.Random(seed).sample`` (the same seed and rows: the same draw), the
-    rest get the ``drop`` verdict. The one chooser of the sampling steps (``sample``/``sample_rate`` and ``count``)."""
+    rest get the ``drop`` verdict: the chooser of ``sample``/``sample_rate``."""
     chosen = set(random.Random(seed).sample(range(n), k))
     return [None if i in chosen else drop for i in range(n)]
 
@@ -266,16 +266,18 @@ class SampleStep(BlockStep):
 
 
 class CountStep(BlockStep):
-    """Sources with an exact ``count``: keep exactly that many (plus their share of ``validation.count``), seeded;
-    when any source has fewer, the build fails naming every short source and by how much."""
+    """Sources with an exact ``count``: keep exactly that many (plus their share of ``validation.count``): the first
+    survivors in the source's seeded reading order (``block.VisitOrder``), the rest leave as ``over_count``. When a
+    source has fewer and some of its records were never visited, the build visits them all (``VisitMore``); when
+    it has fewer after all, the build fails naming every short source and by how much."""
 
     name, timing = "count", "sample"
     keeps_records = False
 
     def __init__(self, recipe):
-        self.seed = recipe.seed
         self.held_out = held_out_per_source(recipe) or {}
         self.short: list[str] = []
+        self.visit_more: set[str] = set()
 
     def applies(self, books: SourceBooks) -> bool:
         return books.src is not None and books.src.count is not None
@@ -284,13 +286,24 @@ class CountStep(BlockStep):
         count, extra = books.src.count, self.held_out.get(books.name, 0)
         target = count + extra
         if len(items) < target:
+            if books.unvisited:
+                self.visit_more.add(books.name)
             asked = f"{count} + {extra} held out" if extra else f"{count}"
             self.short.append(f"{books.name}: {len(items)} rows after filtering, {asked} asked, short by "
                               f"{target - len(items)}")
             return [None] * len(items)
-        return seeded_subset(len(items), target, f"{self.seed}:{books.name}:count",
-                             ("over_count", f"count {target} of {len(items)}"))
+        drop = ("over_count", f"count {target} of {len(items)}")
+        return [None] * target + [drop] * (len(items) - target)
 
     def close(self) -> None:
+        if self.visit_more:
+            raise VisitMore(self.visit_more)
         if self.short:
             raise BuildError("exact counts not met: " + "; ".join(self.short))
+
+
+def count_target(recipe, src) -> int | None:
+    """The rows a source with ``count`` keeps (its count + its held-out share), else None."""
+    if src.count is None:
+        return None
+    return src.count + (held_out_per_source(recipe) or {}).get(src.name, 0)

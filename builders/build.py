@@ -35,10 +35,12 @@ def build(recipe_path: str, out_dir: str, overrides: list[str] | None = None, ti
 
 @contextlib.contextmanager
 def gc_paused():
-    """Python's cycle collector off for the build, one collection after. A build holds every record of every
-    source (pydantic objects, rendered text, encodings) alive until it writes; each full collection walks all of them
+    """Python's cycle collector off for the build, back on after. A build holds every record of every source
+    (pydantic objects, rendered text, encodings) alive until it writes; each full collection walks all of them
     again, which cost about a fifth of a build's CPU time (ff-surgical) while finding almost nothing: records are
-    trees, not cycles."""
+    trees, not cycles, and reference counting frees them when the build returns. No forced collection after: on
+    fgpt-instruct and ff-surgical it found ~300 cyclic objects (not records) and took 0.05-0.25 s of a 0.6 s build;
+    the collector, back on, takes them in its own time."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -46,4 +48,3 @@ def gc_paused():
     finally:
         if enabled:
             gc.enable()
-        gc.collect()

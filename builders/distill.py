@@ -3,7 +3,8 @@
 Two parts the block pipeline strings together:
 
 - :func:`plan_pool` draws the questions: each source gives ``share * total`` of them (shares normalized, counts
-  rounded by largest remainder so they add up to ``total`` exactly), chosen reproducibly from ``seed``; each question
+  rounded by largest remainder so they add up to ``total`` exactly), the first of each source in an order shuffled
+  by ``seed`` (so a build reads only the head of that order); each question
   is the conversation up to its last user turn (any answer it came with is dropped: the teacher answers).
 - a teacher (:data:`TEACHERS`, built by :func:`make_teacher`) answers them: ``file`` reads outputs someone already
   generated, ``hf`` runs a local HF model through ``transformers`` generation, batched, with an append-only cache
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from shardsmith.builders.block import BlockStep, BuildError, Item, SourceBooks, Verdict, largest_remainder
+from shardsmith.builders.block import BlockStep, BuildError, Item, SourceBooks, Verdict, VisitMore, largest_remainder
 from shardsmith.builders.templates import RenderError, chat_prompt, render
 from shardsmith.pipelines.tokenizers import sha256_file
 from shardsmith.schemas.block_recipe import TemplateDef
@@ -102,18 +103,33 @@ def as_question(conv: Conversation) -> Conversation:
     return conv.model_copy(update={"messages": msgs})
 
 
+def pool_order(n: int, seed: int, source: str) -> list[int]:
+    """A pooled source's seeded order: ``random.Random(f"{seed}:{source}")`` shuffling ``range(n)`` — the order a
+    distill block reads the source in (``block.VisitOrder``, over its raw records)."""
+    order = list(range(n))
+    random.Random(pool_seed(seed, source)).shuffle(order)
+    return order
+
+
+def pool_seed(seed: int, source: str) -> str:
+    return f"{seed}:{source}"
+
+
 def plan_pool(pools: dict[str, list[Conversation]], shares: dict[str, float], total: int, seed: int,
               on_short: str = "fail") -> list[Conversation]:
-    """The question pool: per source (in ``shares`` order) ``plan_counts``'s ``taken`` records drawn at random
-    (``seed`` and the source name fix which; they keep their order in the source), each cut to a question by
+    """The question pool: per source (in ``shares`` order) ``plan_counts``'s ``taken`` records, the first ones in
+    the source's seeded order (:func:`pool_order`: ``seed`` and the source name fix which), each cut to a question by
     :func:`as_question`. Question ids must be unique across the pool (the teachers key outputs by id).
     ``plan_counts({k: len(v) ...}, shares, total, on_short)`` gives the same counts for the manifest."""
-    counts = plan_counts({k: len(v) for k, v in pools.items()}, shares, total, on_short)
-    pool: list[Conversation] = []
-    for c in counts:
-        rng = random.Random(f"{seed}:{c.source}")
-        picked = sorted(rng.sample(range(c.available), c.taken))
-        pool += [as_question(pools[c.source][i]) for i in picked]
+    return pool_of_ordered({k: [v[i] for i in pool_order(len(v), seed, k)] for k, v in pools.items()}, shares,
+                           total, on_short)
+
+
+def pool_of_ordered(ordered: dict[str, list[Conversation]], shares: dict[str, float], total: int,
+                    on_short: str = "fail") -> list[Conversation]:
+    """:func:`plan_pool` over sources already in their seeded order: each gives its first ``taken`` records."""
+    counts = plan_counts({k: len(v) for k, v in ordered.items()}, shares, total, on_short)
+    pool = [as_question(q) for c in counts for q in ordered[c.source][: c.taken]]
     _check_unique_ids(pool)
     return pool
 
@@ -517,8 +533,11 @@ def make_teacher(spec: FileTeacherSpec | HfTeacherSpec, *, template: TemplateDef
 
 
 class PoolStep(BlockStep):
-    """Draw the question pool over all sources by ``pool.shares`` (exact counts, seeded); records outside it leave
-    as ``not_in_pool`` (not an error: the pool is a sample), records inside lose their answers."""
+    """Draw the question pool over all sources by ``pool.shares`` (exact counts): each source's first survivors in
+    its seeded reading order (:func:`pool_order`; the build reads a pooled source in that order and judges only a
+    prefix of it, ``block.VisitOrder``). Records outside the pool leave as ``not_in_pool`` (not an error: the pool
+    is a sample), records inside lose their answers. A source whose judged prefix falls short while records remain
+    unread is read whole (``VisitMore``)."""
 
     name, timing = "pool", "pool"
     keeps_records = False
@@ -532,9 +551,13 @@ class PoolStep(BlockStep):
         pools = {name: [it.conv for it in lst] for name, lst in items.items()}
         shares = self.spec.shares
         try:
+            self.counts = plan_counts({k: len(v) for k, v in pools.items()}, shares, self.spec.total, "take_all")
+            unread = {c.source for c in self.counts if c.shortfall and books[c.source].unvisited}
+            if unread:
+                raise VisitMore(unread)
             self.counts = plan_counts({k: len(v) for k, v in pools.items()}, shares, self.spec.total,
                                       self.spec.on_short)
-            pool = plan_pool(pools, shares, self.spec.total, self.spec.seed, self.spec.on_short)
+            pool = pool_of_ordered(pools, shares, self.spec.total, self.spec.on_short)
         except PoolError as err:
             raise BuildError(str(err)) from None
         self.chosen = {(q.source, q.id) for q in pool}
@@ -547,6 +570,14 @@ class PoolStep(BlockStep):
 
     def manifest_fields(self) -> dict[str, Any]:
         return {"distill_pool": {"spec": self.spec.model_dump(mode="json"), "sources": [c.as_dict() for c in self.counts]}}
+
+
+def pool_targets(spec: PoolSpec) -> dict[str, int]:
+    """How many questions each pooled source gives (``share_counts``), to size what the build reads of it."""
+    try:
+        return share_counts(spec.shares, spec.total)
+    except PoolError as err:
+        raise BuildError(str(err)) from None
 
 
 class TeacherStep(BlockStep):

@@ -47,8 +47,11 @@ class DocEncoder:
     """datatrove's ``DocumentTokenizer`` encoding (tokenizer loaded once, EOS appended, loss mask from
     ``no_loss_ranges``) for documents in memory."""
 
-    def __init__(self, tokenizer_json: str | Path, eos_token: str):
+    def __init__(self, tokenizer_json: str | Path, eos_token: str, loaded=None):
+        """``loaded``: ``tokenizer_json`` already loaded (``ResolvedTokenizer.take_loaded``); this encoder takes it
+        over and sets datatrove's EOS post-processor on it instead of parsing the file again."""
         from datatrove.pipeline.tokens import DocumentTokenizer
+        from tokenizers.processors import TemplateProcessing
 
         # The step never runs: it configures the tokenizer and computes loss masks exactly as when it writes.
         # object.__new__ skips PipelineStep.__new__'s dependency check, which scans every installed distribution's
@@ -56,6 +59,10 @@ class DocEncoder:
         self.step = object.__new__(DocumentTokenizer)
         self.step.__init__(str(Path(tokenizer_json).parent), str(tokenizer_json), eos_token=eos_token,
                            save_loss_metadata=True, shuffle_documents=False)
+        if loaded is not None:  # PipelineStepWithTokenizer.tokenizer's configuration, on the loaded object
+            loaded.post_processor = TemplateProcessing(
+                single="$A <EOS>", special_tokens=[("<EOS>", loaded.token_to_id(eos_token))], pair=None)
+            self.step.__dict__["tokenizer"] = loaded  # the slot of its cached_property
         self.tokenizer = self.step.tokenizer
         self.token_size = self.step.token_size
         self.dtype = np.dtype("<u4" if self.token_size == 4 else "<u2")

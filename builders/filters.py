@@ -6,6 +6,7 @@ silently.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -158,14 +159,35 @@ class LangDecision:
     turns: list[tuple[str, str, float, int]] = field(default_factory=list)  # (role, lang, score, chars)
 
 
+def detect_language(texts: list[str]) -> list[tuple[str, float]]:
+    """``pipelines.lid.detect_language`` (the bundled ft176 model, the same ``LocalFastTextLID.predict_texts``), with
+    the model opened once per process straight from its local file.
+
+    datatrove's ``FastTextLID.model`` first runs ``check_required_dependencies``, which reads the metadata of every
+    installed distribution (~0.7 s), then copies the file into its asset cache under an inter-process lock (~0.3 s)
+    — protections for executors downloading a remote model. A block build is one process reading a local file, so it
+    opens that file with the class datatrove itself uses (``fasttext.FastText._FastText``); predictions are the same
+    model's."""
+    return _block_lid().predict_texts(list(texts))
+
+
+@functools.lru_cache(maxsize=1)
+def _block_lid():
+    from fasttext.FastText import _FastText
+
+    from shardsmith.pipelines.lid import LocalFastTextLID
+
+    lid = LocalFastTextLID(None)
+    lid._model = _FastText(lid.model_path)  # what FastTextLID.model would set, without its checks (see above)
+    return lid
+
+
 class LanguageJudge:
     """Decide per conversation from fastText over the chosen roles' turns, or from the dataset's own label."""
 
     def __init__(self, spec: LanguageFilter, detect=None):
         self.spec = spec
-        if detect is None:
-            from shardsmith.pipelines.lid import detect_language as detect
-        self.detect = detect
+        self.detect = detect or detect_language
         self.keep = set(spec.keep)
 
     def _fasttext(self, convs: list[Conversation]) -> list[LangDecision]:

@@ -3,8 +3,8 @@ which importer options the recipe adds, which steps the kind runs beyond the sha
 whole build: read sources (+ self-cognition rows) -> steps -> ``builders/writer.py``.
 
 Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> (a kind's middle
-steps) -> decontam (``decontam_step.py``) -> render -> length (tokens) -> sample -> exact count; then every kept
-conversation gets a language label and the writer writes the set.
+steps) -> decontam (``decontam_step.py``) -> (pii when ``pii: true``: ``pii_step.py``) -> render -> length (tokens)
+-> sample -> exact count; then every kept conversation gets a language label and the writer writes the set.
 
 A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
 rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first
@@ -27,7 +27,18 @@ from shardsmith.schemas.block_recipe import PreferenceBlockRecipe, SftBlockRecip
 from shardsmith.schemas.manifest import PAIR_LAYOUT
 
 from . import cot, importers, mcq, self_cognition, surgical
-from .block import BlockStep, BuildError, Family, Item, SourceBooks, check_counts, read_source, run_steps
+from .block import (
+    BlockStep,
+    BuildError,
+    Family,
+    Item,
+    SourceBooks,
+    VisitMore,
+    VisitOrder,
+    check_counts,
+    read_source,
+    run_steps,
+)
 from .block_steps import (
     CharLengthStep,
     CountStep,
@@ -38,6 +49,7 @@ from .block_steps import (
     SampleStep,
     StructureStep,
     TokenLengthStep,
+    count_target,
 )
 from .decontam_step import DecontamStep
 from .writer import BlockContext, BlockWrite, write_block
@@ -138,6 +150,23 @@ def _distill_steps(recipe, ctx: BlockContext, out: Path) -> list[BlockStep]:
     return [PoolStep(recipe.pool), TeacherStep(teacher, fail_on_silence=recipe.on_error == "fail")]
 
 
+VISIT_FACTOR, VISIT_EXTRA = 2, 64  # a first pass judges 2 x a source's target + 64 of its records (VisitOrder)
+
+
+def count_visit(recipe: SftBlockRecipe, src: SftSource) -> tuple[str, int] | None:
+    """A source with ``count``: read in the order seeded by recipe seed and source name, toward its target."""
+    target = count_target(recipe, src)
+    return None if target is None else (f"{recipe.seed}:{src.name}:count", target)
+
+
+def pool_visit(recipe, src: SftSource) -> tuple[str, int] | None:
+    """A distill source: read in its pool order (``distill.pool_order``), toward its share of the pool."""
+    from .distill import pool_seed, pool_targets
+
+    target = pool_targets(recipe.pool).get(src.name)
+    return None if target is None else (pool_seed(recipe.pool.seed, src.name), target)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # kinds
 
@@ -155,6 +184,8 @@ class BlockKind:
     steps_middle: Callable[[SftBlockRecipe, BlockContext, Path], list[BlockStep]] = lambda recipe, ctx, out: []
     source_kind: str = "sft"  # the manifest's sources[].kind is "<source_kind>:<shape>"
     document_report: bool = False  # reports/documents.jsonl: each document's metadata (an answer key to score)
+    # sources that keep a fixed number of rows: (order seed, rows) -> read in that order, a prefix judged first
+    visit: Callable[[SftBlockRecipe, SftSource], tuple[str, int] | None] = count_visit
 
 
 KINDS: dict[str, BlockKind] = {
@@ -164,7 +195,8 @@ KINDS: dict[str, BlockKind] = {
     "mcq": BlockKind("mcq", lambda src: MCQ, _mcq_options, source_kind="mcq"),
     "cot": BlockKind("cot", _cot_family, _cot_options, source_kind="cot"),
     "repair": BlockKind("repair", _any_family, _any_options, source_kind="repair"),
-    "distill": BlockKind("distill", _any_family, _any_options, steps_middle=_distill_steps, source_kind="distill"),
+    "distill": BlockKind("distill", _any_family, _any_options, steps_middle=_distill_steps, source_kind="distill",
+                         visit=pool_visit),
     "surgical": BlockKind("surgical", _surgical_family, _surgical_options, source_kind="surgical",
                           document_report=True),
 }
@@ -176,12 +208,29 @@ def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: Lang
     steps: list[BlockStep] = [StructureStep(), CharLengthStep(), language]
     if recipe.filters.dedup is not None:
         steps.append(DedupStep(recipe.filters.dedup, recipe.seed))
-    steps += [*middle, RenderStep(ctx.template, ctx.eos, loss_on_all=recipe.loss == "all"), TokenLengthStep(ctx.encoder),
+    steps += middle
+    if recipe.pii:  # after every filter (and the teacher), on what is rendered
+        from .pii_step import PiiBlockStep
+
+        steps.append(PiiBlockStep())
+    steps += [RenderStep(ctx.template, ctx.eos, loss_on_all=recipe.loss == "all"), TokenLengthStep(ctx.encoder),
               SampleStep(recipe.seed), CountStep(recipe)]
     return steps
 
 
-def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path) -> tuple[dict, dict]:
+def visit_order(kind: BlockKind, recipe: SftBlockRecipe, src: SftSource, visit_all: set[str]) -> VisitOrder | None:
+    """How a source that keeps a fixed number of rows is read (``block.VisitOrder``): in the kind's seeded order; a
+    first pass judges ``VISIT_FACTOR x target + VISIT_EXTRA`` records (on the samples every such source's survivors
+    fill its target from that), the sources in ``visit_all`` every record. None: read in file order."""
+    seed_target = kind.visit(recipe, src)
+    if seed_target is None:
+        return None
+    seed, target = seed_target
+    return VisitOrder(seed, None if src.name in visit_all else VISIT_FACTOR * target + VISIT_EXTRA)
+
+
+def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path,
+                 visit_all: set[str] = frozenset()) -> tuple[dict, dict]:
     """(items, books) per source name, in recipe order; self-cognition rows last."""
     items: dict[str, list[Item]] = {}
     books: dict[str, SourceBooks] = {}
@@ -189,7 +238,8 @@ def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path) -> tuple[d
     for src in recipe.sources:
         bk = books[src.name] = SourceBooks.for_source(src.name, src, recipe.filters, recipe.write_rejected)
         items[src.name] = read_source(src, base, bk, kind.family(src), options[src.name],
-                                      fail_on_drop=recipe.on_error == "fail")
+                                      fail_on_drop=recipe.on_error == "fail",
+                                      order=visit_order(kind, recipe, src, visit_all))
     sc = getattr(recipe, "self_cognition", None)
     if sc:
         bk = books[sc.source_name] = SourceBooks.for_source(sc.source_name, None, recipe.filters, recipe.write_rejected)
@@ -205,13 +255,12 @@ def label_languages(items: dict[str, list[Item]]) -> None:
     undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
     if not undecided:
         return
-    from shardsmith.pipelines.lid import detect_language
+    from .filters import detect_language, fix_cjk_label
 
-    from .filters import fix_cjk_label
-
-    preds = detect_language([it.conv.text("user", "assistant", sep=" ") for it in undecided])
-    for it, (lg, score) in zip(undecided, preds):
-        lg = fix_cjk_label(lg, it.conv.text("user", "assistant")) if lg and score >= 0.3 else "unknown"
+    texts = [it.conv.text("user", "assistant", sep=" ") for it in undecided]
+    # fix_cjk_label looks for kana, hangul and Han characters only: the separator (space or newline) is neither
+    for it, text, (lg, score) in zip(undecided, texts, detect_language(texts)):
+        lg = fix_cjk_label(lg, text) if lg and score >= 0.3 else "unknown"
         it.conv = it.conv.model_copy(update={"lang": lg})
 
 
@@ -241,14 +290,20 @@ def build_block(
     kind = KINDS[recipe.kind]
     ctx = BlockContext.resolve(recipe, base)
     clock.lap("tokenizer_resolve")
-    items, books = read_sources(recipe, kind, base)
-    clock.lap("import")
-
-    language = LanguageStep()
-    middle = kind.steps_middle(recipe, ctx, Path(out_dir).resolve())
-    middle.append(DecontamStep(recipe.decontaminate, Path(out_dir).resolve(), base))  # every kind, on by default
-    steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
-    run_steps(steps, items, books, clock.timings)
+    visit_all: set[str] = set()
+    while True:  # twice at most: the second pass judges every record of the count sources the first left short
+        items, books = read_sources(recipe, kind, base, visit_all)
+        clock.lap("import")
+        language = LanguageStep()
+        middle = kind.steps_middle(recipe, ctx, Path(out_dir).resolve())
+        middle.append(DecontamStep(recipe.decontaminate, Path(out_dir).resolve(), base))  # every kind, on by default
+        steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
+        try:
+            run_steps(steps, items, books, clock.timings)
+            break
+        except VisitMore as more:
+            visit_all |= more.sources
+            clock.t0 = time.perf_counter()
     clock.t0 = time.perf_counter()
     label_languages(items)
     clock.lap("language_kept")

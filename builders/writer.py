@@ -74,7 +74,7 @@ class BlockContext:
         if spec.train is not None:
             raise BuildError("a block cannot train its tokenizer; point tokenizer.name at the pretraining tokenizer")
         tok = resolve_tokenizer(spec)
-        encoder = DocEncoder(tok.tokenizer_json, tok.eos_token)
+        encoder = DocEncoder(tok.tokenizer_json, tok.eos_token, loaded=tok.take_loaded())
         tk = encoder.tokenizer
         special_ids = {}
         for s in tpl.special_tokens:

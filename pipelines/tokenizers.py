@@ -101,6 +101,9 @@ class ResolvedTokenizer:
     eos_id: int
     vocab_size: int  # len(tokenizer) including added tokens (max id + 1 if ids were sparse)
     special_tokens: dict[str, int] = field(default_factory=dict)
+    # The Tokenizer resolving already loaded from tokenizer_json (to read eos id, vocab size, specials); handed to the
+    # first caller of take_loaded() so that caller does not parse the file a second time (~0.13 s for GPT-2).
+    _loaded: Tokenizer | None = field(default=None, repr=False, compare=False)
 
     @property
     def tokenizer_json(self) -> Path:
@@ -119,6 +122,12 @@ class ResolvedTokenizer:
 
     def load(self) -> Tokenizer:
         return Tokenizer.from_file(str(self.tokenizer_json))
+
+    def take_loaded(self) -> Tokenizer:
+        """The tokenizer loaded while resolving, once (the caller owns it and may reconfigure it, e.g. set a
+        post-processor); later calls load a fresh copy, like :meth:`load`."""
+        tok, self._loaded = self._loaded, None
+        return tok if tok is not None else self.load()
 
     def copy_to(self, dest: str | os.PathLike) -> Path:
         """Copy the folder's files into ``dest`` (e.g. ``DIR/tokenizer``): temp folder, then rename over ``dest``."""
@@ -221,6 +230,7 @@ def load_tokenizer_folder(
         eos_id=eos_id,
         vocab_size=_vocab_size(tok),
         special_tokens=_special_tokens(tok),
+        _loaded=tok,
     )
 
 

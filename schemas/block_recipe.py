@@ -170,8 +170,10 @@ class SftSource(Strict):
     sample: int | None = Field(None, ge=1, description="keep at most N after filtering (seeded sample)")
     sample_rate: float | None = Field(None, gt=0, le=1, description="keep this share after filtering (Steel 70/340)")
     count: int | None = Field(
-        None, ge=1, description="exactly this many training rows after filtering (seeded), or the build fails naming "
-        "the source and the shortfall (FF repair blocks: 10,714 / 929 / 3,562)"
+        None, ge=1, description="exactly this many training rows after filtering, or the build fails naming the "
+        "source and the shortfall (FF repair blocks: 10,714 / 929 / 3,562). Which rows: the first that pass every "
+        "filter in the source's records shuffled by seed and source name; the build judges a prefix of that order "
+        "(2 x the rows + 64) and reads on only when it falls short (builders.block.VisitOrder)"
     )
     filters: SourceOverrides = Field(default_factory=SourceOverrides)
 
@@ -233,6 +235,10 @@ class SftBlockRecipe(Strict):
     on_error: Literal["drop", "fail"] = Field(
         "drop", description="a record the importer cannot use (missing answer key, empty option, malformed row): drop "
         "it with a counted reason, or stop the build naming the file, record and reason"
+    )
+    pii: bool = Field(
+        False, description="replace e-mail and public IPv4/IPv6 addresses in every message (the mixes' pii step, "
+        "pipelines/pii.py) before rendering; replacements counted per source in the manifest's filters"
     )
 
     @model_validator(mode="after")

@@ -5,7 +5,8 @@ For each kind (sft, preference, mcq, cot, repair, surgical, distill with a file 
 ``recipes/blocks/`` is built on the real samples in $SHARDSMITH_DATA (default ../shared/data), plus ``sft-lid``: the
 ten real SFT sets with the zh+en language filter that the former ``scripts/bench_sft.py`` measured. Two timings per pass,
 each in a fresh Python process (nothing warm: no loaded tokenizer, fastText model or BPE cache; Python modules are
-imported before the clock starts on both sides — process start-up is not the builder's work):
+imported before the clock starts on both sides, ``BUILD_IMPORTS`` for the builder — process start-up is not the
+builder's work):
 
 * builder: ``shardsmith.builders.build.build(recipe)`` end to end (tokenizer load, import, filters, render, token
   lengths, sampling, split, tokenize, write, manifest);
@@ -134,6 +135,18 @@ def _reference_answers(recipe: dict, path: Path, folder: Path) -> Path:
 # one measured pass, each in its own process
 
 
+# The modules a build imports on first use, imported before the builder's clock starts as the tokenizer pass imports
+# `tokenizers` before its own: module loading is process start-up, not the builder's work (it is measured on its
+# own: `python -X importtime -c "import shardsmith.builders.kinds"`). The hf teacher's torch/transformers are not
+# listed: the bench's distill row uses a file teacher.
+BUILD_IMPORTS = (
+    "shardsmith.builders.kinds", "shardsmith.builders.distill", "shardsmith.builders.pairs",
+    "shardsmith.pipelines.lid", "shardsmith.pipelines.tokenizers", "shardsmith.pipelines.shards",
+    "tokenizers", "tokenizers.processors", "fasttext.FastText", "datatrove.data", "datatrove.pipeline.tokens",
+    "datatrove.pipeline.tokens.tokenizer", "pyarrow", "pyarrow.ipc",
+)
+
+
 def pass_build(recipe: Path, out: Path, result: Path) -> None:
     """Time ``build`` in this (fresh) process; write the timings and the rendered texts the block holds."""
     import logging
@@ -142,7 +155,10 @@ def pass_build(recipe: Path, out: Path, result: Path) -> None:
 
     logger.remove()
     logging.getLogger().setLevel(logging.WARNING)
-    from shardsmith.builders import kinds  # noqa: F401  (the modules build() imports on its first call)
+    import importlib
+
+    for module in BUILD_IMPORTS:  # what build() imports on its first call (the tokenizer pass imports tokenizers too)
+        importlib.import_module(module)
     from shardsmith.builders.build import build
 
     timings: dict = {}

@@ -51,7 +51,7 @@ def block_digest(block: Path) -> dict[str, str]:
 
 def build_all(data: Path, tmp: Path, names: list[str] | None) -> dict[str, dict[str, str]]:
     from shardsmith.builders.build import build
-    from shardsmith.builders.demo import write_demo_sample
+    from shardsmith.demo.sft_sample import write_demo_sample
 
     os.environ["SFT_DEMO_DATA"] = str(write_demo_sample(tmp / "demo_data"))
     out = {}

@@ -160,3 +160,18 @@ def test_dedup_ascii_fast_path_equals_the_regex():
     rng = random.Random(7)
     texts = [chr(c) for c in range(128)] + ["".join(chr(rng.randrange(128)) for _ in range(80)) for _ in range(300)]
     assert [normalize_text(t) for t in texts] == [by_regex(t) for t in texts]
+
+
+def test_an_encoder_taking_over_the_resolved_tokenizer_encodes_as_one_loading_the_file(gpt2, conversations):
+    """The block context hands the tokenizer resolve_tokenizer loaded to its DocEncoder (one load per build); the
+    encoder sets datatrove's EOS post-processor on it and must encode exactly as the one that loads the file."""
+    tpl, tok, from_file = gpt2
+    fresh = resolve_tokenizer(TokenizerSpec(name="gpt2", add_special_tokens=list(tpl.special_tokens)))
+    loaded = fresh.take_loaded()
+    assert fresh.take_loaded() is not loaded  # handed over once; later callers load their own
+    taken = DocEncoder(fresh.tokenizer_json, fresh.eos_token, loaded=loaded)
+    assert taken.tokenizer is loaded
+    docs = [(c, render(c, tpl, tok.eos_token)) for c in conversations]
+    assert [(e.tokens, e.loss, e.n_ids) for e in taken.encode(docs)] == \
+        [(e.tokens, e.loss, e.n_ids) for e in from_file.encode(docs)]
+

@@ -418,3 +418,12 @@ def test_block_recipes_refuse_a_file_size_cap():
     demo = Path(__file__).resolve().parents[1] / "recipes" / "blocks" / "demo.yaml"
     with pytest.raises(RecipeError, match="field 'max_tokens_per_file': Extra inputs are not permitted"):
         load_recipe(SftBlockRecipe, demo, ["max_tokens_per_file=40"])
+
+
+def test_the_builders_fasttext_predicts_what_the_pipelines_one_predicts():
+    """builders.filters.detect_language opens the bundled model itself (without datatrove's asset copy and
+    dependency scan); the reference, pipelines.lid.detect_language, goes through datatrove's FastTextLID.model."""
+    from shardsmith.builders.filters import detect_language as builder_detect
+
+    texts = [ENGLISH, CODE, POEM, "Danke", "", "Bonjour à tous, comment allez-vous ?\nBien.", "中文，标点。" * 7]
+    assert builder_detect(texts) == detect_language(texts)

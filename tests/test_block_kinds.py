@@ -439,14 +439,12 @@ def test_ff_repair_hits_every_count_exactly(repair):
     assert m["counts"]["block_b_factual"]["dropped"] == {"too_long_chars": 3, "over_count": 83}
     pairs = dict(ff(d) for d in documents(repair))
     assert len(pairs) == sum(REPAIR_COUNTS.values()) + REPAIR_VALIDATION
-    assert pairs["Which of the following is most likely to disrupt a wetland ecosystem?\nA. construction of a housing "
-                 "development\nB. planting native wildflowers\nC. a period of heavy rainfall\nD. a lightning strike"] \
-        == "Answer: A"  # Block A, style answer_letter
-    assert pairs["Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much "
-                 "did she earn?"] == ("Weng earns 12/60 = $0.2 per minute.\nWorking 50 minutes, she earned 0.2 x 50 = "
-                                      "$10.\nAnswer: 10")  # Block D, answer_format answer_line
-    assert pairs["What happens to your nose if you tell a lie?"] == (
-        "Nothing in particular happens to your nose if you tell a lie")  # Block B, style answer_text
+    # three of the rows the seeded reading order keeps (block.VisitOrder), rendered character for character
+    assert pairs["Which plant part absorbs minerals?\nA. leaf\nB. root\nC. fruit\nD. flower"] \
+        == "Answer: B"  # Block A, style answer_letter
+    assert pairs["John writes 20 pages a day.  How long will it take him to write 3 books that are 400 pages each?"] \
+        == "He wants to write 3*400=1200 pages\nSo it will take him 1200/20=60 days\nAnswer: 60"  # Block D, answer_line
+    assert pairs["Can reindeer really fly?"] == "No, reindeer can't really fly"  # Block B, style answer_text
     factual = [r for q, r in pairs.items() if not re.search(r"\nA\. ", q) and "\nAnswer: " not in r]
     assert len(factual) == 64 and all(0 < len(r) < 100 for r in factual)  # Block B: the best answer, < 100 chars
 
@@ -484,10 +482,10 @@ def test_repair_options_reach_mcq_and_cot_sources():
             OPTION_LINE.fullmatch(x).groups() for x in prompt.split("\n") if OPTION_LINE.fullmatch(x))
         moved += assert_answer_kept(question, shown, reply.removeprefix("Answer: "), originals[question])
     assert len(items["block_a_mcq"]) == 40 and moved >= 20
-    assert items["block_b_factual"][0].conv.messages[1].content.endswith("Correct answer - A\n\n### Answer:\nA")
-    assert items["block_d_numeric"][0].conv.messages[1].content == (
-        "Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.\n\n"
-        "### Answer:\n72")
+    replies = {name: [it.conv.messages[1].content for it in items[name]] for name in items}  # in seeded order
+    assert any(r.endswith("Correct answer - A\n\n### Answer:\nA") for r in replies["block_b_factual"])
+    assert ("Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.\n\n"
+            "### Answer:\n72") in replies["block_d_numeric"]
 
 
 @pytest.mark.parametrize("name", ["steel-mcq", "memphis-cot", "ff-repair"])

@@ -277,6 +277,8 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "SurgicalSource.answer": (SURGICAL + "test_ff_surgical_yes_no_is_half_yes_half_no_in_each_split",
                               SURGICAL + "test_unquoted_yaml_yes_no_is_read_as_the_answer"),
     "SftBlockRecipe.on_error": (KINDS + "test_on_error_drop_counts_bad_rows_and_fail_stops_naming_the_record",),
+    "SftBlockRecipe.pii": ("test_block_pii.py::test_pii_true_writes_what_the_mixes_pii_step_writes_and_counts_it",
+                           "test_block_pii.py::test_pii_is_off_by_default"),
     "SftSource.count": (FF_REPAIR, REPAIR_SHORT),
     "Validation.count": (KINDS + "test_validation_count_holds_out_exactly_n", FF_REPAIR),
     "McqBlockRecipe.kind": (STEEL_MCQ,),
