@@ -79,6 +79,8 @@ def test_guard_rejects_the_best_headline_checkpoint_that_regresses_a_domain(plan
     # a guard that tolerates one failing domain lets it through
     loose = SelectSpec(metric="mmlu", guards=[{"metrics": DOMAINS, "max_drop_pp": 1.0, "max_failing": 1}])
     assert S.select_champion(loose, planted)["champion"]["tag"] == "step-4"
+    wide = SelectSpec(metric="mmlu", guards=[{"metrics": DOMAINS, "max_drop_pp": 6.0}])  # tolerates the 5 pp drop
+    assert S.select_champion(wide, planted)["champion"]["tag"] == "step-4"
     # select on a domain: stem is best at step-4 too; the guard on humanities still rejects it
     stem = SelectSpec(metric="mmlu/stem", guards=[{"metrics": ["mmlu/humanities"], "max_drop_pp": 0}])
     assert S.select_champion(stem, planted)["champion"]["tag"] == "step-2"
@@ -111,6 +113,15 @@ def test_no_candidate_passes_the_guards_hands_on_the_start(planted):
     assert report["champion"]["tag"] == "step-0" and "no candidate passed the guards" in report["champion"]["reason"]
     final = SelectSpec(metric="mmlu", guards=strict.guards, fallback="final")
     assert S.select_champion(final, [planted[0], planted[2]])["champion"]["tag"] == "step-4"
+
+
+def test_mode_min_and_include_start(planted):
+    assert S.select_champion(SelectSpec(metric="mmlu", mode="min"), planted)["champion"]["tag"] == "final"
+    report = S.select_champion(SelectSpec(metric="mmlu", mode="min", include_start=True), planted)
+    assert report["champion"]["tag"] == "step-0" and report["candidates"][0]["eligible"]
+    assert [c["against"] for c in report["comparisons"]] == ["runner-up"]  # the start is the champion itself
+    # with include_start and max the start (42 right) loses to step-2 (45) as before
+    assert S.select_champion(_rule(include_start=True), planted)["champion"]["tag"] == "step-2"
 
 
 def test_a_rule_naming_a_domain_the_results_lack_fails_in_one_line(planted):
@@ -149,6 +160,7 @@ def test_paired_test_within_noise_by_chance_and_significant_for_a_clear_differen
     assert (clear["first_only"], clear["second_only"]) == (20, 1)
     assert clear["p_mcnemar"] == 2 * 22 / 2 ** 21 and clear["verdict"] == "significant"
     assert clear["diff_pp"] == pytest.approx(38.0) and clear["ci95_pp"][0] > 0
+    assert S.paired_compare(better, worse, alpha=1e-5)["verdict"] == "within noise"  # p = 2.1e-5 >= alpha
 
 
 def test_item_correctness_per_metric():
@@ -169,6 +181,22 @@ def test_benchmark_file_table_matches_the_evaluators_registry():
 
     assert {n: (b.folder, b.splits, b.default_split) for n, b in BENCHMARKS.items()} == EVAL_BENCHMARK_FILES
     assert {n: b.fewshot_split for n, b in BENCHMARKS.items() if b.fewshot_split} == EVAL_FEWSHOT_SPLIT
+
+
+def test_eval_section_reaches_the_eval_command(tmp_path):
+    """Every eval field is passed to `shardsmith eval` (whose own tests show what each flag does)."""
+    from shardsmith.schemas.train_recipe import EvalSpec
+    from shardsmith.trainer.hooks import eval_command
+
+    spec = EvalSpec(benchmarks=["ceval", "cmmlu"], data="/b", split="dev", shots=3, limit=7, batch_size=5,
+                    dtype="bfloat16")
+    cmd = eval_command(tmp_path / "hf", tmp_path / "ev", spec)
+    assert cmd[1:5] == ["-m", "shardsmith.cli", "eval", str(tmp_path / "hf")]
+    flags = dict(zip(cmd[5::2], cmd[6::2]))
+    assert flags == {"--bench": "ceval,cmmlu", "--shots": "3", "--out": str(tmp_path / "ev"), "--batch-size": "5",
+                     "--dtype": "bfloat16", "--data": "/b", "--split": "dev", "--limit": "7"}
+    plain = eval_command(tmp_path / "hf", tmp_path / "ev", EvalSpec(benchmarks=["mmlu"]))
+    assert "--data" not in plain and "--split" not in plain and "--limit" not in plain  # the evaluator's defaults
 
 
 STAGE = {"name": "s", "objective": "sft", "data": {"sets": [{"path": "x"}]}, "max_steps": 4, "save_every": 2}
