@@ -226,20 +226,33 @@ class BenchmarkSweep(StageHook):
         self.every = eval_spec.every or save_every
 
     def _score(self, run: StageRun, step: int, tag: str) -> None:
+        """Rank 0 scores while the others wait; a failure there (the evaluator, a metric the rule names but the
+        results lack) stops every rank with it instead of leaving them at a barrier."""
         from shardsmith.trainer import engine as E
 
+        error = None
         if run.rank == 0:
-            folder = run.sdir / "eval" / f"step-{step}"
-            if not self._complete(folder):
-                t0 = time.perf_counter()
-                score_checkpoint(run.sdir / "hf" / tag, folder, self.spec, self.where)
-                run.log(f"{run.name}: scored hf/{tag} (step {step}) on {', '.join(self.spec.benchmarks)} in "
-                        f"{time.perf_counter() - t0:.1f}s")
-            if step == 0 and self.select is not None:
-                from shardsmith.trainer.selection import check_metrics
+            try:
+                self._score_here(run, step, tag)
+            except ValueError as err:
+                error = err
+        failed = E.all_sum([1.0 if error else 0.0])[0] if run.world > 1 else float(error is not None)
+        if error is not None:
+            raise error
+        if failed:
+            raise SweepError(f"{self.where}: scoring hf/{tag} failed on rank 0 (see its error)")
 
-                check_metrics(self.select, folder)
-        E.barrier()
+    def _score_here(self, run: StageRun, step: int, tag: str) -> None:
+        folder = run.sdir / "eval" / f"step-{step}"
+        if not self._complete(folder):
+            t0 = time.perf_counter()
+            score_checkpoint(run.sdir / "hf" / tag, folder, self.spec, self.where)
+            run.log(f"{run.name}: scored hf/{tag} (step {step}) on {', '.join(self.spec.benchmarks)} in "
+                    f"{time.perf_counter() - t0:.1f}s")
+        if step == 0 and self.select is not None:
+            from shardsmith.trainer.selection import check_metrics
+
+            check_metrics(self.select, folder)
 
     def _complete(self, folder: Path) -> bool:
         """Already scored by an earlier (killed, resumed) run with every benchmark of the spec."""
