@@ -215,6 +215,26 @@ def test_bad_eval_sections_are_refused_by_the_schema(extra, message):
         StageSpec(**{**STAGE, **extra})
 
 
+def test_shipped_sweeps_find_their_benchmark_files_in_shared_data():
+    """FF_3.13's repair, Steel's SFT and fgpt's pretrain sweeps pass the recipe check on ../shared/data's layout."""
+    from conftest import REPO
+
+    from shardsmith.trainer.stages import check_eval_files
+
+    shared = need_data("mcq_mmlu", "mcq_ceval", "mcq_cmmlu", "mcq_hellaswag_olmes")
+    swept = {}
+    for name in ("ff313", "steel", "fgpt"):
+        recipe = load_recipe(TrainRecipe, REPO / "recipes" / "train" / f"{name}.yaml")
+        for s in recipe.stages:
+            if s.eval is not None:
+                check_eval_files(s.model_copy(update={"eval": s.eval.model_copy(update={"data": str(shared)})}))
+                swept[f"{name}.{s.name}"] = (s.eval.benchmarks, s.eval.every, s.select.metric if s.select else None)
+    assert swept == {"ff313.repair": (["mmlu"], 50, "mmlu"), "steel.sft": (["ceval", "cmmlu"], 3000, "ceval"),
+                     "fgpt.pretrain": (["hellaswag"], 10000, None)}
+    repair = load_recipe(TrainRecipe, REPO / "recipes" / "train" / "ff313.yaml").stage("repair")
+    assert (repair.merge.t, repair.merge.method, repair.merge.toward) == (0.1, "slerp", "parent")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
