@@ -98,6 +98,7 @@ def test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes(tmp_p
     # t=0.10 SLERP toward the parent blends that champion; the blend is what the stage hands on
     sel, merge = info["repair"]["selection"], info["repair"]["merge"]
     assert sel["champion"]["tag"] in ("final", "step-0") and [c["step"] for c in sel["candidates"]] == [0, 4]
-    assert merge["base"] == f"hf/{sel['champion']['tag']}" and merge["t"] == 0.1 and info["repair"]["handoff"] == "merged"
+    assert merge["base"] == f"hf/{sel['champion']['tag']}" and merge["t"] == 0.1
+    assert info["repair"]["handoff"] == "merged"
     assert merge["b"] == str(out / "surgical" / "hf" / "final")
     assert "★" in (out / "repair" / "eval" / "sweep.md").read_text()

@@ -282,7 +282,8 @@ def test_missing_benchmark_file_is_one_line_at_check_time(tiny, tmp_path, capsys
     assert not (tmp_path / "run" / "sweep").exists()  # nothing trained
     recipe = _recipe(tmp_path, sft, tmp_path / "nowhere")
     assert cli_main(["train", recipe, "--out", str(tmp_path / "run")]) == 2
-    assert capsys.readouterr().err.strip().endswith(f"eval.data: benchmark folder {tmp_path / 'nowhere'} does not exist")
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"eval.data: benchmark folder {tmp_path / 'nowhere'} does not exist")
 
 
 def test_unknown_benchmark_fails_when_the_recipe_is_loaded(tmp_path):

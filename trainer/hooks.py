@@ -163,8 +163,8 @@ class Checkpoints(StageHook):
 
 
 class MergeStep(StageHook):
-    """After the final export (and a sweep's selection): ``hf/merged`` = merge(the stage's handoff so far — ``hf/final``
-    or the sweep's champion — at t=0, ``partner`` at t=1) by the stage's ``merge`` spec; ``stage.json`` records the
+    """After the final export (and a sweep's selection): ``hf/merged`` = merge(the stage's handoff so far, ``hf/final``
+    or the sweep's champion, at t=0; ``partner`` at t=1) by the stage's ``merge`` spec; ``stage.json`` records the
     merge and names ``merged`` as the stage's handoff."""
 
     def __init__(self, spec, partner: Path):

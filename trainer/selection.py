@@ -244,7 +244,8 @@ def select_champion(spec, scored: list[Scored]) -> dict:
         best = ranked[0]
         among = (f"{len(ranked)} of {sum(r['eligible'] for r in rows)} candidates passing the guards" if spec.guards
                  else f"{len(ranked)} candidates")
-        reason = f"{'highest' if spec.mode == 'max' else 'lowest'} {spec.metric} ({best['value_pp']:.2f}) among {among}"
+        word = "highest" if spec.mode == "max" else "lowest"
+        reason = f"{word} {spec.metric} ({best['value_pp']:.2f}) among {among}"
     else:
         best = rows[0] if spec.fallback == "start" else rows[-1]
         reason = f"no candidate passed the guards: handing on the {spec.fallback} ({best['tag']})"

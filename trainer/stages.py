@@ -7,7 +7,10 @@ Per stage, ``OUT/<stage>/`` holds::
     metrics.jsonl                  step, loss, lr, grad_norm, tokens_per_s, tokens_seen (+ val_loss); DPO adds
                                    pairs, dpo_accuracy, dpo_margin, dpo_reward_chosen/rejected, dpo_logp_*, ...
     loss.png                       the loss curve
-    stage.json                     status, parent weights and their digest, steps, world size
+    stage.json                     status, parent weights and their digest, steps, world size; ``handoff`` (the
+                                   hf/ folder later stages start from) and, with ``select:``, why that one
+    eval/step-N/                   with ``eval:``: `shardsmith eval`'s results.json + items.jsonl (step 0 = start)
+    eval/sweep.md, sweep.png       step x benchmark/domain table and plot; eval/selection.json: the champion rule
 
 Test hooks (environment): ``SHARDSMITH_TRAIN_STEP_DELAY`` (seconds slept after each step, to make a kill land
 mid-run) and ``SHARDSMITH_TRAIN_DEBUG_DIR`` (each rank writes the rows it read and its final weights digest).
