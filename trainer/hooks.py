@@ -260,12 +260,17 @@ class BenchmarkSweep(StageHook):
         return path.is_file() and set(self.spec.benchmarks) <= set(json.loads(path.read_text())["benchmarks"])
 
     def on_start(self, run: StageRun) -> None:
+        """Score the start; on ``--resume`` also every cadence step up to the resume point that a killed run had not
+        scored yet (the resume step's export is redone from the loaded checkpoint when the kill came before it)."""
         if run.start == 0:
             run.export("step-0")
         elif not (run.sdir / "hf" / "step-0").is_dir():
             raise SweepError(f"{self.where}: {run.sdir / 'hf' / 'step-0'} (the start weights the guards compare "
                              "against) is missing; re-run the stage without --resume")
-        self._score(run, 0, "step-0")
+        for step in [0] + list(range(self.every, run.start + 1, self.every)):
+            if step == run.start and step > 0 and not (run.sdir / "hf" / f"step-{step}").is_dir():
+                run.export(f"step-{step}")
+            self._score(run, step, f"step-{step}")
 
     def after_step(self, run: StageRun, end: StepEnd) -> None:
         if end.done % self.every or end.done >= run.stop:
