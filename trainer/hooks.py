@@ -211,7 +211,7 @@ def score_checkpoint(hf_dir: Path, out_dir: Path, spec, where: str) -> None:
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         raise SweepError(f"{where}: shardsmith eval on {hf_dir} failed (exit {proc.returncode}): "
-                           f"{lines[-1] if lines else 'no output'}")
+                         f"{lines[-1] if lines else 'no output'}")
 
 
 class BenchmarkSweep(StageHook):
