@@ -199,6 +199,20 @@ def test_eval_section_reaches_the_eval_command(tmp_path):
     assert "--data" not in plain and "--split" not in plain and "--limit" not in plain  # the evaluator's defaults
 
 
+def test_an_evaluator_failure_is_one_line_naming_stage_and_checkpoint(tmp_path):
+    import eval_fixtures as EF
+    from shardsmith.schemas.train_recipe import EvalSpec
+    from shardsmith.trainer.hooks import SweepError, score_checkpoint
+
+    bench = EF.bench_folder(need_data("mcq_mmlu"), tmp_path / "bench", {"mcq_mmlu": ["test/anatomy_test.csv"]})
+    spec = EvalSpec(benchmarks=["mmlu"], data=str(bench), limit=1)
+    with pytest.raises(SweepError) as err:
+        score_checkpoint(tmp_path / "hf" / "step-2", tmp_path / "ev", spec, "stages.s.eval")
+    assert str(err.value) == (f"stages.s.eval: shardsmith eval on {tmp_path / 'hf' / 'step-2'} failed (exit 2): "
+                              f"shardsmith eval: error: {tmp_path / 'hf' / 'step-2'}: not an HF model folder "
+                              "(no config.json)")
+
+
 STAGE = {"name": "s", "objective": "sft", "data": {"sets": [{"path": "x"}]}, "max_steps": 4, "save_every": 2}
 
 
