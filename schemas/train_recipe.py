@@ -148,6 +148,85 @@ class MergeSpec(Strict):
     method: Literal["slerp", "linear"] = "slerp"
 
 
+# What ``shardsmith eval`` reads, per benchmark: (folder under the benchmark root, {split: file or folder under it},
+# default split). A copy of evaluation/benchmarks.py's BENCHMARKS rows (the trainer checks an ``eval:`` section before
+# any work and must not import evaluation/, which imports builders/); tests/test_sweeps.py checks the two agree.
+EVAL_BENCHMARK_FILES: dict[str, tuple[str, dict[str, str], str]] = {
+    "mmlu": ("mcq_mmlu", {"test": "test", "dev": "dev"}, "test"),
+    "cmmlu": ("mcq_cmmlu", {"test": "test", "dev": "dev"}, "test"),
+    "ceval": ("mcq_ceval", {"val": "val", "dev": "dev"}, "val"),
+    "arc_easy": ("mcq_arc", {"validation": "ARC-Easy/validation"}, "validation"),
+    "arc_challenge": ("mcq_arc", {"validation": "ARC-Challenge/validation"}, "validation"),
+    "hellaswag": ("mcq_hellaswag_olmes", {"validation": "."}, "validation"),
+    "truthfulqa": ("mcq_truthfulqa", {"validation": "TruthfulQA.csv"}, "validation"),
+    "gsm8k": ("mcq_gsm8k", {"test": "test.jsonl", "train": "train.jsonl"}, "test"),
+}
+# the split few-shot examples come from (None: other items of the evaluated split), as in evaluation's registry
+EVAL_FEWSHOT_SPLIT = {"mmlu": "dev", "cmmlu": "dev", "ceval": "dev", "gsm8k": "train"}
+
+
+class EvalSpec(Strict):
+    """Benchmark sweep of a stage: the start weights (step 0), every ``every`` steps and the last step are exported
+    to HF and scored by ``shardsmith eval`` (a subprocess: the trainer does not import evaluation/) into
+    ``OUT/<stage>/eval/step-N/``."""
+
+    benchmarks: list[str] = Field(min_length=1, description="names known to `shardsmith eval` (mmlu, cmmlu, ...)")
+    data: str | None = Field(None, description="a folder holding mcq_* folders; default $SHARDSMITH_BENCHMARKS")
+    split: str | None = Field(None, description="default: each benchmark's own (mmlu test, ceval val, ...)")
+    shots: int = Field(0, ge=0)
+    every: int | None = Field(None, ge=1, description="score every N steps (default: the stage's save_every)")
+    limit: int | None = Field(None, ge=1, description="at most N items per benchmark file (per subject)")
+    batch_size: int = Field(32, ge=1)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        for n in names:
+            if n not in EVAL_BENCHMARK_FILES:
+                raise ValueError(f"unknown benchmark '{n}' (known: {', '.join(EVAL_BENCHMARK_FILES)})")
+        if dup := repeated(names):
+            raise ValueError(f"benchmark named twice: {', '.join(dup)}")
+        return names
+
+    @model_validator(mode="after")
+    def _split_exists(self) -> EvalSpec:
+        for n in self.benchmarks if self.split else ():
+            if self.split not in EVAL_BENCHMARK_FILES[n][1]:
+                raise ValueError(f"split '{self.split}': {n} has no such split "
+                                 f"(its splits: {', '.join(EVAL_BENCHMARK_FILES[n][1])})")
+        return self
+
+
+def metric_benchmark(metric: str) -> str:
+    """``mmlu`` of a metric reference ``BENCH[/DOMAIN-OR-SUBJECT][@METRIC]`` (e.g. ``mmlu/stem``,
+    ``hellaswag@acc_text``)."""
+    return metric.split("@")[0].split("/")[0]
+
+
+class GuardSpec(Strict):
+    """Reject a candidate when more than ``max_failing`` of ``metrics`` sit below the stage's start (step 0) by more
+    than ``max_drop_pp`` percentage points (FF_3.13: a +0.12 pp MMLU checkpoint that regressed weak domains)."""
+
+    metrics: list[str] = Field(min_length=1, description="metric references, e.g. mmlu/stem, mmlu/humanities")
+    max_drop_pp: float = Field(0.0, ge=0, description="allowed drop below the start, in percentage points")
+    max_failing: int = Field(0, ge=0, description="how many of `metrics` may exceed the drop")
+
+
+class SelectSpec(Strict):
+    """Which scored checkpoint the stage hands on (its champion): the best ``metric`` among the candidates that pass
+    every guard. ``init_from: previous`` / ``stage:NAME`` of a later stage then start from it, and a ``merge`` step
+    blends it."""
+
+    metric: str = Field(description="BENCH[/DOMAIN-OR-SUBJECT][@METRIC], e.g. mmlu, mmlu/stem, hellaswag")
+    mode: Literal["max", "min"] = "max"
+    guards: list[GuardSpec] = Field(default_factory=list)
+    include_start: bool = Field(False, description="the start weights (step 0) may win too")
+    fallback: Literal["start", "final"] = Field(
+        "start", description="the handoff when no candidate passes the guards: the start weights or the last step")
+    alpha: float = Field(0.05, gt=0, lt=1, description="paired tests: p >= alpha is reported as within noise")
+
+
 class StageSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     objective: Objective = "clm"
@@ -178,6 +257,8 @@ class StageSpec(Strict):
     export_dtype: Literal["auto", "bf16", "fp32", "fp16"] = "auto"
     dpo: DPOSpec | None = None
     merge: MergeSpec | None = None
+    eval: EvalSpec | None = Field(None, description="benchmark sweep over the stage's checkpoints")
+    select: SelectSpec | None = Field(None, description="champion rule over the sweep (needs eval)")
 
     @model_validator(mode="after")
     def _length(self) -> StageSpec:
@@ -205,6 +286,22 @@ class StageSpec(Strict):
     def _checkpoint_keys(self) -> StageSpec:
         if given(self, "keep_checkpoints") and self.save_every is None:
             raise ValueError("keep_checkpoints does nothing without save_every (no checkpoints are written)")
+        return self
+
+    @model_validator(mode="after")
+    def _sweep(self) -> StageSpec:
+        if self.eval is not None and self.eval.every is None and self.save_every is None:
+            raise ValueError("eval needs eval.every or save_every (the steps whose checkpoints are scored)")
+        if self.select is None:
+            return self
+        if self.eval is None:
+            raise ValueError("select needs an eval section (the scores it selects by)")
+        refs = [("select.metric", self.select.metric)] + [
+            (f"select.guards.{i}.metrics", m) for i, g in enumerate(self.select.guards) for m in g.metrics]
+        for where, ref in refs:
+            if metric_benchmark(ref) not in self.eval.benchmarks:
+                raise ValueError(f"{where}: '{ref}' names benchmark '{metric_benchmark(ref)}', which eval does not "
+                                 f"score (eval.benchmarks: {', '.join(self.eval.benchmarks)})")
         return self
 
     @property

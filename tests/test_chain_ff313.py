@@ -44,7 +44,7 @@ def _build_blocks(tmp_path, teacher, tok) -> dict:
 
 
 def test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes(tmp_path, monkeypatch):
-    need_data("mcq_hellaswag_olmes", "sft_alpaca_en_demo", "mcq_mmlu", "cot_aqua_rat", "mcq_gsm8k", "mcq_arc",
+    shared = need_data("mcq_hellaswag_olmes", "sft_alpaca_en_demo", "mcq_mmlu", "cot_aqua_rat", "mcq_gsm8k", "mcq_arc",
               "mcq_truthfulqa")
     teacher = F.tiny_ff_model(tmp_path / "teacher")
     blocks = _build_blocks(tmp_path, teacher, teacher.parent.parent.parent.parent / "tok")
@@ -84,7 +84,9 @@ def test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes(tmp_p
     for stage in ("distill", "surgical", "repair"):
         small += [f"stages.{stage}.seq_len=512", f"stages.{stage}.micro_batch_size=4", f"stages.{stage}.grad_accum=1",
                   f"stages.{stage}.save_every=2", f"stages.{stage}.eval_every=2", f"stages.{stage}.data.val_rows=2"]
-    small += ["stages.distill.epochs=0.2", "stages.surgical.epochs=0.2", "stages.repair.stop_at_step=4"]
+    small += ["stages.distill.epochs=0.2", "stages.surgical.epochs=0.2", "stages.repair.stop_at_step=4",
+              # the repair sweep scores the start and step 4 on one MMLU item per subject (57 items)
+              f"stages.repair.eval.data={shared}", "stages.repair.eval.limit=1", "stages.repair.eval.every=4"]
     for stage in ("distill", "surgical", "repair"):
         train(str(REPO / "recipes" / "train" / "ff313.yaml"), str(out), overrides=small, stage=stage)
     info = {s: json.loads((out / s / "stage.json").read_text()) for s in ("distill", "surgical", "repair")}
@@ -92,3 +94,11 @@ def test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes(tmp_p
     assert info["repair"]["init_digest"] == info["surgical"]["final_digest"]
     assert info["repair"]["steps_done"] == 4 < info["repair"]["total_steps"]  # early stop (the card: step 200)
     assert (out / "repair" / "hf" / "final" / "model.safetensors").is_file()
+    # the recipe's MMLU rule picked a champion (the last step, or the start when the domain guard rejects it), and the
+    # t=0.10 SLERP toward the parent blends that champion; the blend is what the stage hands on
+    sel, merge = info["repair"]["selection"], info["repair"]["merge"]
+    assert sel["champion"]["tag"] in ("final", "step-0") and [c["step"] for c in sel["candidates"]] == [0, 4]
+    assert merge["base"] == f"hf/{sel['champion']['tag']}" and merge["t"] == 0.1
+    assert info["repair"]["handoff"] == "merged"
+    assert merge["b"] == str(out / "surgical" / "hf" / "final")
+    assert "★" in (out / "repair" / "eval" / "sweep.md").read_text()

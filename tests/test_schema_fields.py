@@ -58,6 +58,7 @@ BLOCK = "test_block_fields.py::"
 BLOCKSRC = "test_mix_block_source.py::"
 SURGICAL = "test_builders_surgical.py::"
 KINDS = "test_block_kinds.py::"
+SWEEP = "test_sweeps.py::"
 DISTILL = "test_builders_distill.py::"
 TEACHER_FIELDS = DISTILL + "test_teacher_name_system_dtype_device_and_hub_id_take_effect"
 FF313_CHAIN = "test_chain_ff313.py::test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes"
@@ -162,6 +163,31 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
                          "test_merge.py::test_a_merge_toward_nothing_is_refused_when_the_recipe_is_read"),
     "MergeSpec.t": ("test_merge.py::test_a_stage_merge_step_hands_the_blend_to_the_next_stage",),
     "MergeSpec.method": ("test_merge.py::test_linear_merge_and_moving_average",),
+    # --- benchmark sweeps and champion selection (tests/test_sweeps.py) ------------------------------------------
+    "StageSpec.eval": (SWEEP + "test_a_sweep_scores_checkpoints_and_hands_its_champion_on",),
+    "StageSpec.select": (SWEEP + "test_a_sweep_scores_checkpoints_and_hands_its_champion_on",
+                         SWEEP + "test_guard_rejects_the_best_headline_checkpoint_that_regresses_a_domain"),
+    "EvalSpec.benchmarks": (SWEEP + "test_a_sweep_scores_checkpoints_and_hands_its_champion_on",
+                            SWEEP + "test_bad_eval_sections_are_refused_by_the_schema"),
+    "EvalSpec.data": (SWEEP + "test_a_sweep_scores_checkpoints_and_hands_its_champion_on",
+                      SWEEP + "test_missing_benchmark_file_is_one_line_at_check_time"),
+    "EvalSpec.split": (SWEEP + "test_eval_section_reaches_the_eval_command",
+                       SWEEP + "test_bad_eval_sections_are_refused_by_the_schema"),
+    "EvalSpec.shots": (SWEEP + "test_eval_section_reaches_the_eval_command",
+                       SWEEP + "test_missing_benchmark_file_is_one_line_at_check_time"),
+    "EvalSpec.every": (SWEEP + "test_a_sweep_scores_checkpoints_and_hands_its_champion_on",),
+    "EvalSpec.limit": (SWEEP + "test_a_sweep_scores_checkpoints_and_hands_its_champion_on",),
+    "EvalSpec.batch_size": (SWEEP + "test_eval_section_reaches_the_eval_command",),
+    "EvalSpec.dtype": (SWEEP + "test_eval_section_reaches_the_eval_command",),
+    "SelectSpec.metric": (SWEEP + "test_guard_rejects_the_best_headline_checkpoint_that_regresses_a_domain",),
+    "SelectSpec.mode": (SWEEP + "test_mode_min_and_include_start",),
+    "SelectSpec.guards": (SWEEP + "test_guard_rejects_the_best_headline_checkpoint_that_regresses_a_domain",),
+    "SelectSpec.include_start": (SWEEP + "test_mode_min_and_include_start",),
+    "SelectSpec.fallback": (SWEEP + "test_no_candidate_passes_the_guards_hands_on_the_start",),
+    "SelectSpec.alpha": (SWEEP + "test_paired_test_within_noise_by_chance_and_significant_for_a_clear_difference",),
+    "GuardSpec.metrics": (SWEEP + "test_guard_rejects_the_best_headline_checkpoint_that_regresses_a_domain",),
+    "GuardSpec.max_drop_pp": (SWEEP + "test_guard_rejects_the_best_headline_checkpoint_that_regresses_a_domain",),
+    "GuardSpec.max_failing": (SWEEP + "test_guard_rejects_the_best_headline_checkpoint_that_regresses_a_domain",),
     # --- block recipes (from the builders' tests) ------------------------------------------------------------
     "SftBlockRecipe.kind": ("test_builders_recipes.py::test_shipped_recipes_validate",),
     "SftBlockRecipe.name": ("test_builders_recipes.py::test_demo_recipe_builds",),

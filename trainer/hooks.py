@@ -42,6 +42,7 @@ class StageRun:
     export: Any
     log: Any
     final_digest: str | None = None
+    handoff: str = "final"  # the hf/<tag> the stage hands on: a sweep's champion, then a merge's blend
 
     @property
     def ckpt_dir(self) -> Path:
@@ -162,8 +163,9 @@ class Checkpoints(StageHook):
 
 
 class MergeStep(StageHook):
-    """After the final export: ``hf/merged`` = merge(``hf/final`` at t=0, ``partner`` at t=1) by the stage's
-    ``merge`` spec; ``stage.json`` records the merge and names ``merged`` as the stage's handoff."""
+    """After the final export (and a sweep's selection): ``hf/merged`` = merge(the stage's handoff so far, ``hf/final``
+    or the sweep's champion, at t=0; ``partner`` at t=1) by the stage's ``merge`` spec; ``stage.json`` records the
+    merge and names ``merged`` as the stage's handoff."""
 
     def __init__(self, spec, partner: Path):
         self.spec, self.partner = spec, partner
@@ -173,10 +175,138 @@ class MergeStep(StageHook):
             return
         from shardsmith.trainer.merge import merge_folders
 
-        record = merge_folders(run.sdir / "hf" / "final", self.partner, self.spec.t, run.sdir / "hf" / "merged",
-                               self.spec.method, log=run.log)
-        run.info.update(handoff="merged", merge=record)
-        run.log(f"{run.name}: hf/merged = {self.spec.method} t={self.spec.t} toward {self.partner}")
+        base = run.sdir / "hf" / run.handoff
+        record = merge_folders(base, self.partner, self.spec.t, run.sdir / "hf" / "merged", self.spec.method,
+                               log=run.log)
+        run.handoff = "merged"
+        run.info.update(handoff="merged", merge={**record, "base": f"hf/{base.name}"})
+        run.log(f"{run.name}: hf/merged = {self.spec.method} t={self.spec.t} of hf/{base.name} toward {self.partner}")
+
+
+class SweepError(ValueError):
+    """A benchmark sweep cannot go on (the evaluator failed, the start weights are gone); one line."""
+
+
+def eval_command(hf_dir: Path, out_dir: Path, spec) -> list[str]:
+    """``python -m shardsmith.cli eval`` for one checkpoint: the trainer never imports evaluation/ (it imports
+    builders/), so scoring runs the CLI in a child process and the sweep reads the files it writes."""
+    import sys
+
+    cmd = [sys.executable, "-m", "shardsmith.cli", "eval", str(hf_dir), "--bench", ",".join(spec.benchmarks),
+           "--shots", str(spec.shots), "--out", str(out_dir), "--batch-size", str(spec.batch_size),
+           "--dtype", spec.dtype]
+    for flag, value in (("--data", spec.data), ("--split", spec.split), ("--limit", spec.limit)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    return cmd
+
+
+def score_checkpoint(hf_dir: Path, out_dir: Path, spec, where: str) -> None:
+    """Score ``hf_dir`` into ``out_dir`` (results.json, items.jsonl); an evaluation killed midway resumes there.
+    A failure is one line naming the stage, the checkpoint and the evaluator's own error."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    proc = subprocess.run(eval_command(hf_dir, out_dir, spec), capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        raise SweepError(f"{where}: shardsmith eval on {hf_dir} failed (exit {proc.returncode}): "
+                         f"{lines[-1] if lines else 'no output'}")
+
+
+class BenchmarkSweep(StageHook):
+    """``eval:`` + ``select:``: the start weights (``hf/step-0``), every ``every`` steps (``hf/step-N``, exported here
+    when the checkpoint cadence does not) and the last step (``hf/final``) are scored by ``shardsmith eval`` into
+    ``eval/step-N/`` on rank 0 while the other ranks wait. At the end: ``eval/sweep.md``, ``eval/sweep.png``; with a
+    rule, the champion (``trainer/selection.py``) becomes the stage's handoff and ``stage.json`` says which and why.
+    Runs after ``Checkpoints`` (whose exports it scores) and before ``MergeStep`` (which blends the champion)."""
+
+    def __init__(self, eval_spec, select_spec, save_every: int | None, where: str):
+        self.spec, self.select, self.save_every, self.where = eval_spec, select_spec, save_every, where
+        self.every = eval_spec.every or save_every
+
+    def _score(self, run: StageRun, step: int, tag: str) -> None:
+        """Rank 0 scores while the others wait; a failure there (the evaluator, a metric the rule names but the
+        results lack) stops every rank with it instead of leaving them at a barrier."""
+        from shardsmith.trainer import engine as E
+
+        error = None
+        if run.rank == 0:
+            try:
+                self._score_here(run, step, tag)
+            except ValueError as err:
+                error = err
+        failed = E.all_sum([1.0 if error else 0.0])[0] if run.world > 1 else float(error is not None)
+        if error is not None:
+            raise error
+        if failed:
+            raise SweepError(f"{self.where}: scoring hf/{tag} failed on rank 0 (see its error)")
+
+    def _score_here(self, run: StageRun, step: int, tag: str) -> None:
+        folder = run.sdir / "eval" / f"step-{step}"
+        if not self._complete(folder):
+            t0 = time.perf_counter()
+            score_checkpoint(run.sdir / "hf" / tag, folder, self.spec, self.where)
+            run.log(f"{run.name}: scored hf/{tag} (step {step}) on {', '.join(self.spec.benchmarks)} in "
+                    f"{time.perf_counter() - t0:.1f}s")
+        if step == 0 and self.select is not None:
+            from shardsmith.trainer.selection import check_metrics
+
+            check_metrics(self.select, folder)
+
+    def _complete(self, folder: Path) -> bool:
+        """Already scored by an earlier (killed, resumed) run with every benchmark of the spec."""
+        path = folder / "results.json"
+        return path.is_file() and set(self.spec.benchmarks) <= set(json.loads(path.read_text())["benchmarks"])
+
+    def on_start(self, run: StageRun) -> None:
+        """Score the start; on ``--resume`` also every cadence step up to the resume point that a killed run had not
+        scored yet (the resume step's export is redone from the loaded checkpoint when the kill came before it)."""
+        if run.start == 0:
+            run.export("step-0")
+        elif not (run.sdir / "hf" / "step-0").is_dir():
+            raise SweepError(f"{self.where}: {run.sdir / 'hf' / 'step-0'} (the start weights the guards compare "
+                             "against) is missing; re-run the stage without --resume")
+        for step in [0] + list(range(self.every, run.start + 1, self.every)):
+            if step == run.start and step > 0 and not (run.sdir / "hf" / f"step-{step}").is_dir():
+                run.export(f"step-{step}")
+            self._score(run, step, f"step-{step}")
+
+    def after_step(self, run: StageRun, end: StepEnd) -> None:
+        if end.done % self.every or end.done >= run.stop:
+            return
+        if not (self.save_every and end.done % self.save_every == 0):  # Checkpoints did not export this step
+            run.export(f"step-{end.done}")
+        self._score(run, end.done, f"step-{end.done}")
+
+    def on_end(self, run: StageRun) -> None:
+        self._score(run, run.stop, "final")
+        if run.rank != 0:
+            return
+        from shardsmith.trainer.selection import select_champion, write_sweep
+
+        scored = self.scored(run)
+        report = select_champion(self.select, scored) if self.select else None
+        write_sweep(run.title, scored, report, run.sdir / "eval")
+        if report is None:
+            return
+        champ = report["champion"]
+        run.handoff = champ["tag"]
+        run.info.update(handoff=champ["tag"], selection={
+            "rule": self.select.model_dump(), "champion": champ, "comparisons": report["comparisons"],
+            "candidates": [{k: r[k] for k in ("step", "tag", "value_pp", "metrics_pp", "passed", "eligible")}
+                           | {"guards_failing": [f for g in r["guards"] for f in g["failing"]]}
+                           for r in report["candidates"]],
+            "report": "eval/selection.json"})
+        run.log(f"{run.name}: champion hf/{champ['tag']} (step {champ['step']}): {champ['reason']}")
+
+    def scored(self, run: StageRun) -> list:
+        """The sweep's checkpoints in step order: the start, each cadence step before the last, the last."""
+        from shardsmith.trainer.selection import Scored
+
+        steps = [0] + list(range(self.every, run.stop, self.every)) + [run.stop]
+        return [Scored(st, "step-0" if st == 0 else "final" if st == run.stop else f"step-{st}",
+                       run.sdir / "eval" / f"step-{st}") for st in dict.fromkeys(steps)]
 
 
 class StageRecord(StageHook):

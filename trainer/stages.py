@@ -7,7 +7,10 @@ Per stage, ``OUT/<stage>/`` holds::
     metrics.jsonl                  step, loss, lr, grad_norm, tokens_per_s, tokens_seen (+ val_loss); DPO adds
                                    pairs, dpo_accuracy, dpo_margin, dpo_reward_chosen/rejected, dpo_logp_*, ...
     loss.png                       the loss curve
-    stage.json                     status, parent weights and their digest, steps, world size
+    stage.json                     status, parent weights and their digest, steps, world size; ``handoff`` (the
+                                   hf/ folder later stages start from) and, with ``select:``, why that one
+    eval/step-N/                   with ``eval:``: `shardsmith eval`'s results.json + items.jsonl (step 0 = start)
+    eval/sweep.md, sweep.png       step x benchmark/domain table and plot; eval/selection.json: the champion rule
 
 Test hooks (environment): ``SHARDSMITH_TRAIN_STEP_DELAY`` (seconds slept after each step, to make a kill land
 mid-run) and ``SHARDSMITH_TRAIN_DEBUG_DIR`` (each rank writes the rows it read and its final weights digest).
@@ -121,6 +124,30 @@ def preflight(recipe: TrainRecipe, names: list[str], out: Path | None = None) ->
         if src and src not in ("scratch", "previous") and not src.startswith("stage:"):
             if not (Path(src) / "config.json").is_file():
                 raise StageError(f"stages.{s.name}.init_from: '{src}' is not an HF model folder (no config.json there)")
+        if s.eval is not None:
+            check_eval_files(s)
+
+
+def check_eval_files(stage: StageSpec) -> None:
+    """An ``eval:`` section's benchmark files exist (the split scored, and the few-shot split when shots > 0), so a
+    missing file fails at recipe check time, not after the first checkpoint. Layout: EVAL_BENCHMARK_FILES."""
+    from shardsmith.schemas.train_recipe import EVAL_BENCHMARK_FILES, EVAL_FEWSHOT_SPLIT
+
+    spec, where = stage.eval, f"stages.{stage.name}.eval"
+    root = spec.data or os.environ.get("SHARDSMITH_BENCHMARKS")
+    if not root:
+        raise StageError(f"{where}.data: no benchmark folder: set data or $SHARDSMITH_BENCHMARKS "
+                         "(a folder holding mcq_mmlu/, ...)")
+    if not Path(root).is_dir():
+        raise StageError(f"{where}.data: benchmark folder {root} does not exist")
+    for name in spec.benchmarks:
+        folder, splits, default = EVAL_BENCHMARK_FILES[name]
+        needed = [spec.split or default] + ([EVAL_FEWSHOT_SPLIT[name]] if spec.shots and name in EVAL_FEWSHOT_SPLIT
+                                            else [])
+        for split in needed:
+            path = Path(root) / folder / splits[split]
+            if not path.exists():
+                raise StageError(f"{where}: {name} split '{split}' needs {path}, which does not exist")
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -228,6 +255,8 @@ def default_hooks(stage: StageSpec, lr_at_start: float, merge_partner: Path | No
         H.Validation(stage.eval_every, lr_at_start),
         H.MetricsWriter(stage.log_every),
         H.Checkpoints(stage.save_every, stage.keep_checkpoints),
+        *([H.BenchmarkSweep(stage.eval, stage.select, stage.save_every, f"stages.{stage.name}.eval")]
+          if stage.eval else []),
         *([H.MergeStep(stage.merge, merge_partner)] if stage.merge else []),
         H.StageRecord(plot_metrics),
         *delay,
