@@ -94,6 +94,19 @@ def score_choice_items(lm, items: list[EvalItem], progress=None) -> list[dict]:
     return [choice_row(item, dict(ll)) for item, ll in zip(items, per_item)]
 
 
+def row_head(item: EvalItem) -> dict:
+    """What every items.jsonl row starts with: benchmark, id, subject, the macro-domains the item counts in (its
+    partition domain, then overlapping groups such as CMMLU's China specific; only for benchmarks with domains, so a
+    reader such as the trainer's champion selection can pair items per domain without the tables) and gold."""
+    head = {"benchmark": item.bench, "id": item.id, "subject": item.subject}
+    bench = get_benchmark(item.bench)
+    if bench.domains:
+        domain = subject_to_domain(bench.domains).get(item.subject, "unmapped")
+        extra = [g for g, subjects in (bench.extra_domains or {}).items() if item.subject in subjects]
+        head["domains"] = [domain, *extra]
+    return {**head, "gold": item.gold}
+
+
 def choice_row(item: EvalItem, ll: dict[str, list[float]]) -> dict:
     chosen = {}
     for form_name, values in ll.items():
@@ -101,8 +114,7 @@ def choice_row(item: EvalItem, ll: dict[str, list[float]]) -> dict:
         if form_name == "text":
             lengths = np.array([float(len(o)) for o in item.forms[form_name].options])
             chosen["text_norm"] = int(np.argmax(np.array(values) / lengths))
-    return {"benchmark": item.bench, "id": item.id, "subject": item.subject, "gold": item.gold, "chosen": chosen,
-            "loglikelihood": ll}
+    return {**row_head(item), "chosen": chosen, "loglikelihood": ll}
 
 
 def final_number(text: str) -> str | None:
@@ -152,8 +164,7 @@ def score_generation_items(lm, items: list[EvalItem], max_new_tokens: int, progr
     gen = GENERATIONS[get_benchmark(items[0].bench).kind]
     prompts = [lm.chat_prompt(it.prompt) if it.chat else it.prompt for it in items]
     texts = lm.generate(prompts, max_new_tokens=max_new_tokens, stop=gen.stop, progress=progress)
-    return [{"benchmark": it.bench, "id": it.id, "subject": it.subject, "gold": it.gold,
-             "chosen": gen.chosen(it.gold, t), "generated": t} for it, t in zip(items, texts)]
+    return [{**row_head(it), "chosen": gen.chosen(it.gold, t), "generated": t} for it, t in zip(items, texts)]
 
 
 # ----------------------------------------------------------------------------------------------------------------

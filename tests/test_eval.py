@@ -67,6 +67,9 @@ def test_cli_writes_results_items_and_table(cli_run):
     assert set(results["mmlu"]["domains"]) == {"stem", "humanities"}  # anatomy, high_school_world_history
     assert set(results["mmlu"]["subjects"]) == {"anatomy", "high_school_world_history"}
     assert set(results["cmmlu"]["domains"]) == {"stem"} and set(results["ceval"]["domains"]) == {"other"}
+    # every row of a benchmark with macro-domains names the ones it counts in (what champion selection pairs on)
+    assert {r["subject"]: r["domains"] for r in mmlu} == {"anatomy": ["stem"], "high_school_world_history": ["humanities"]}
+    assert all("domains" not in r for r in rows if r["benchmark"] in ("gsm8k", "hellaswag"))
     row = mmlu[0]
     assert len(row["loglikelihood"]["letter"]) == len(row["loglikelihood"]["text"]) == 4
     assert row["chosen"]["letter"] == int(np.argmax(row["loglikelihood"]["letter"]))

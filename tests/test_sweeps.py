@@ -338,3 +338,16 @@ def test_a_sweep_scores_checkpoints_and_hands_its_champion_on(tiny, tmp_path):
     assert nxt["init_digest"] == (sdir / "hf" / expected / "weights.sha256").read_text().strip()
     table = (sdir / "eval" / "sweep.md").read_text()
     assert f"★ | {expected} |" in table and (sdir / "eval" / "sweep.png").is_file()
+
+
+def test_paired_items_of_a_domain_come_from_the_rows_domains_else_subject_else_all():
+    rows = [{"benchmark": "mmlu", "id": str(i), "subject": subj, "gold": 0, "chosen": {"letter": i % 2},
+             **({"domains": doms} if doms else {})}
+            for i, (subj, doms) in enumerate([("anatomy", ["stem"]), ("virology", ["other", "extra"]),
+                                              ("anatomy", ["stem"]), ("law", None)])]
+    hits, scope = S.item_hits(rows, "mmlu/stem", "acc_letter")
+    assert hits == {"0": True, "2": True} and scope == "mmlu items of stem"
+    assert S.item_hits(rows, "mmlu/extra", "acc_letter")[0] == {"1": False}  # an overlapping group counts too
+    assert S.item_hits(rows, "mmlu/law", "acc_letter")[0] == {"3": False}  # by subject
+    hits, scope = S.item_hits(rows, "mmlu/humanities", "acc_letter")
+    assert len(hits) == 4 and "name no domain 'humanities'" in scope

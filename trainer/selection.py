@@ -112,14 +112,14 @@ def row_correct(row: dict, metric: str) -> bool:
 
 
 def item_hits(rows: list[dict], ref: str, primary: str) -> tuple[dict[str, bool], str]:
-    """({item id: correct}, which items) for the items ``ref`` covers. A domain is matched on a row's ``domain``
-    field when the evaluator writes one; rows without it are matched by subject, else all the benchmark's items are
-    used (and the second value says so)."""
+    """({item id: correct}, which items) for the items ``ref`` covers. A domain is matched on a row's ``domains``
+    (the evaluator writes them for benchmarks with macro-domains); a subject on its ``subject``; rows naming neither
+    (files from an older evaluator) leave all the benchmark's items in use, and the second value says so."""
     m = MetricRef.parse(ref)
     mine = [r for r in rows if r["benchmark"] == m.bench]
     scope = f"all {m.bench} items"
     if m.group:
-        by_domain = [r for r in mine if r.get("domain") == m.group]
+        by_domain = [r for r in mine if m.group in (r.get("domains") or ())]
         by_subject = [r for r in mine if r.get("subject") == m.group]
         if by_domain or by_subject:
             mine, scope = by_domain or by_subject, f"{m.bench} items of {m.group}"
