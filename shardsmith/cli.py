@@ -260,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _loaded_errors() -> tuple[type, ...]:
+    """Bad-input errors of modules a command has imported (a MixError can only come from a loaded mixer): looked up
+    after the fact so that commands which never mix (eval, train, ...) do not pay for importing the pipelines."""
+    mixer = sys.modules.get("shardsmith.pipelines.mixer")
+    return (mixer.MixError,) if mixer else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_logs(getattr(args, "verbose", False))
@@ -267,14 +274,10 @@ def main(argv: list[str] | None = None) -> int:
 
     known = (RecipeError, FileNotFoundError, PermissionError, ValueError)
     try:
-        from shardsmith.pipelines.mixer import MixError
-
-        known = known + (MixError,)
-    except ImportError:
-        pass
-    try:
         return args.func(args)
-    except known as err:
+    except Exception as err:
+        if not isinstance(err, known + _loaded_errors()):
+            raise
         print(f"shardsmith {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
