@@ -96,6 +96,12 @@ class EngineSpec(Strict):
     reduce_bucket_size: int = Field(int(5e8), ge=1)
     allgather_bucket_size: int = Field(int(5e8), ge=1)
     offload_optimizer: bool = False
+    attention: Literal["dense", "flex", "varlen", "auto"] = Field(
+        "auto",
+        description="packed rows' per-document attention: dense (an L×L block-causal mask), flex (FlexAttention block "
+        "mask; trains on CUDA only), varlen (documents as variable-length sequences: FlashAttention varlen on CUDA in "
+        "bf16/fp16, one SDPA call per document otherwise); auto: flex on CUDA, varlen on CPU",
+    )
     config_file: str | None = Field(None, description="a DeepSpeed JSON whose keys override the generated ones")
     config: dict[str, Any] = Field(default_factory=dict, description="inline DeepSpeed keys, applied last")
 

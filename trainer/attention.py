@@ -1,0 +1,192 @@
+"""Per-document attention for packed rows without the dense L×L block-causal mask (``engine.attention``).
+
+Packed rows hold several documents; a token may attend only to earlier tokens of its own document. Three exact ways:
+
+* ``dense``  — the (B, 1, L, L) mask of ``engine.block_causal_mask`` handed to the model's own attention (SDPA /
+  eager): O(L²) memory per row and attention over the whole row.
+* ``flex``   — PyTorch FlexAttention with a ``BlockMask`` built from the segment ids by ``create_block_mask``
+  (compiled on CUDA, so only the block table is ever stored; the kernel skips empty blocks). torch 2.13 runs
+  FlexAttention's *forward* on CPU but has no backward there ("FlexAttention does not support backward on CPU"), so
+  ``flex`` trains on CUDA only.
+* ``varlen`` — the documents as variable-length sequences (``cu_seqlens`` over the flattened batch): on CUDA in
+  bf16/fp16 ``torch.nn.attention.varlen.varlen_attn`` (FlashAttention's varlen kernel), elsewhere one causal SDPA
+  call per document. Memory is the longest document squared, work the sum of squared document lengths.
+* ``auto``   — ``flex`` on CUDA, ``varlen`` on CPU (the fastest exact path that trains there).
+
+The model keeps its HF implementation for everything else: the function below is registered with transformers'
+``AttentionInterface`` (and a mask function that builds no mask) under ``shardsmith_packed``; it runs FlexAttention when
+handed ``packed_block_mask`` (a ``BlockMask``: GPT-2's forward refuses one as ``attention_mask``), the varlen path when
+handed ``packed_cu_seqlens``, and plain causal SDPA otherwise (rows without
+documents: clm windows, DPO rows, whose padding comes after every real token). Hand-written because transformers'
+own ``flex_attention`` implementation always compiles (minutes on CPU) and its flash varlen path needs the flash-attn
+package; the masking rule itself is the library's (FlexAttention ``mask_mod`` / SDPA ``is_causal``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IMPLEMENTATION = "shardsmith_packed"
+KINDS = ("dense", "flex", "varlen", "auto")
+
+
+class AttentionError(ValueError):
+    """An attention kind that cannot run here (one line for the CLI)."""
+
+
+def resolve(kind: str, training: bool = True) -> str:
+    """``auto`` -> flex on CUDA, varlen on CPU; refuses flex training on CPU (no FlexAttention backward there)."""
+    import torch
+
+    if kind not in KINDS:
+        raise AttentionError(f"engine.attention: '{kind}' is not one of {', '.join(KINDS)}")
+    cuda = torch.cuda.is_available()
+    if kind == "auto":
+        return "flex" if cuda else "varlen"
+    if kind == "flex" and training and not cuda:
+        raise AttentionError("engine.attention: flex cannot train on CPU (torch has no FlexAttention backward there); "
+                             "use varlen, dense or auto")
+    return kind
+
+
+def use_packed_attention(model) -> None:
+    """Route the model's attention through ``shardsmith_packed`` (registered on first use)."""
+    register()
+    model.config._attn_implementation = IMPLEMENTATION
+
+
+def model_inputs(segment_ids: np.ndarray, kind: str, device, dtype, sdpa: bool = True) -> dict:
+    """The keyword arguments that make the model attend per document, for ``kind`` in dense | flex | varlen."""
+    import torch
+
+    if kind == "dense":
+        from shardsmith.trainer.engine import block_causal_mask
+
+        seg = torch.from_numpy(segment_ids).to(device)
+        return {"attention_mask": block_causal_mask(seg, torch.bool if sdpa else dtype)}
+    if kind == "flex":
+        return {"packed_block_mask": block_mask(torch.from_numpy(segment_ids).to(device))}
+    cu, longest = doc_bounds(segment_ids)
+    return {"packed_cu_seqlens": torch.from_numpy(cu).to(device), "packed_max_len": longest}
+
+
+def doc_bounds(segment_ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """(cu_seqlens over the flattened (B·L) tokens as int32, longest document): a document starts at each row start
+    and wherever the segment id changes (each padding position has its own id, so it is a document of one)."""
+    B, L = segment_ids.shape
+    flat = segment_ids.reshape(-1)
+    start = np.ones(B * L, dtype=bool)
+    start[1:] = flat[1:] != flat[:-1]
+    start[::L] = True
+    cu = np.append(np.flatnonzero(start), B * L).astype(np.int32)
+    return cu, int(np.diff(cu).max())
+
+
+def block_mask(segment_ids):
+    """FlexAttention ``BlockMask``: q sees kv iff kv <= q and both lie in the same document of the row."""
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def same_document_causal(b, h, q, kv):
+        return (segment_ids[b, q] == segment_ids[b, kv]) & (kv <= q)
+
+    B, L = segment_ids.shape
+    return create_block_mask(same_document_causal, B, None, L, L, device=segment_ids.device,
+                             _compile=segment_ids.is_cuda)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the attention function transformers calls (query: (B, H, L, D), key/value: (B, Hkv, L, D)) -> (B, L, H, D)
+
+
+def packed_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    import torch.nn.functional as F
+
+    p = dropout if module.training else 0.0
+    cu = kwargs.get("packed_cu_seqlens")
+    if cu is not None:
+        return _varlen(query, key, value, cu, kwargs["packed_max_len"], scaling, p), None
+    gqa = query.shape[1] != key.shape[1]
+    if kwargs.get("packed_block_mask") is not None:
+        out = _flex()(query, key, value, block_mask=kwargs["packed_block_mask"], scale=scaling, enable_gqa=gqa)
+    else:
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=p,
+                                             is_causal=attention_mask is None, scale=scaling, enable_gqa=gqa)
+    return out.transpose(1, 2).contiguous(), None
+
+
+_COMPILED_FLEX = None
+
+
+def _flex():
+    """FlexAttention: compiled once on CUDA (the fused kernel), eager on CPU (a forward-only reference there)."""
+    global _COMPILED_FLEX
+    import torch
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if not torch.cuda.is_available():
+        return flex_attention
+    if _COMPILED_FLEX is None:
+        _COMPILED_FLEX = torch.compile(flex_attention, dynamic=False)
+    return _COMPILED_FLEX
+
+
+def _varlen(query, key, value, cu, max_len: int, scaling, dropout_p: float):
+    """Documents as variable-length sequences over the flattened batch; returns (B, L, H, D)."""
+    import torch
+
+    B, H, L, D = query.shape
+    q, k, v = (t.transpose(1, 2).reshape(B * L, t.shape[1], D) for t in (query, key, value))  # (T, heads, D)
+    gqa = q.shape[1] != k.shape[1]
+    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) and dropout_p == 0.0:
+        from torch.nn.attention.varlen import varlen_attn
+
+        out = varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scaling, window_size=(-1, 0), enable_gqa=gqa)
+    else:
+        out = _per_document_sdpa(q, k, v, cu, scaling, dropout_p, gqa)
+    return out.reshape(B, L, H, D)
+
+
+def _per_document_sdpa(q, k, v, cu, scaling, dropout_p: float, gqa: bool):
+    """One causal SDPA call per document of two or more tokens; a one-token document (a padding position) attends to
+    itself only, so its output is its own value vector (repeated over the query heads that share it)."""
+    import torch
+    import torch.nn.functional as F
+
+    bounds = cu.tolist()
+    rep = q.shape[1] // k.shape[1]
+    out = v.repeat_interleave(rep, dim=1) if gqa else v.clone()
+    parts, spans = [], []
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        if e - s < 2:
+            continue
+        o = F.scaled_dot_product_attention(q[s:e].transpose(0, 1), k[s:e].transpose(0, 1), v[s:e].transpose(0, 1),
+                                           dropout_p=dropout_p, is_causal=True, scale=scaling, enable_gqa=gqa)
+        parts.append(o.transpose(0, 1))
+        spans.append((s, e))
+    if not parts:
+        return out
+    # one scatter instead of many in-place slice writes keeps autograd's graph short
+    idx = torch.cat([torch.arange(s, e, device=q.device) for s, e in spans])
+    return out.index_copy(0, idx, torch.cat(parts))
+
+
+_REGISTERED = False
+
+
+def register() -> None:
+    """Register ``shardsmith_packed`` with transformers (attention function + a mask function that builds no mask:
+    the function above knows the causal rule itself)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(IMPLEMENTATION, packed_attention_forward)
+    AttentionMaskInterface.register(IMPLEMENTATION, _no_mask)
+    _REGISTERED = True
+
+
+def _no_mask(*args, **kwargs):
+    return None
