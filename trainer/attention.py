@@ -9,8 +9,9 @@ Packed rows hold several documents; a token may attend only to earlier tokens of
   FlexAttention's *forward* on CPU but has no backward there ("FlexAttention does not support backward on CPU"), so
   ``flex`` trains on CUDA only.
 * ``varlen`` — the documents as variable-length sequences (``cu_seqlens`` over the flattened batch): on CUDA in
-  bf16/fp16 ``torch.nn.attention.varlen.varlen_attn`` (FlashAttention's varlen kernel), elsewhere one causal SDPA
-  call per document. Memory is the longest document squared, work the sum of squared document lengths.
+  bf16/fp16 ``torch.nn.attention.varlen.varlen_attn`` (FlashAttention's varlen kernel), elsewhere documents bucketed by
+  length, one causal SDPA call per bucket (``_bucketed_documents``). Never an L×L mask; work within 2x of the sum of
+  squared document lengths instead of L² per row.
 * ``auto``   — ``flex`` on CUDA, ``varlen`` on CPU (the fastest exact path that trains there).
 
 The model keeps its HF implementation for everything else: the function below is registered with transformers'
@@ -132,43 +133,73 @@ def _flex():
 
 
 def _varlen(query, key, value, cu, max_len: int, scaling, dropout_p: float):
-    """Documents as variable-length sequences over the flattened batch; returns (B, L, H, D)."""
+    """Documents as variable-length sequences (bounds ``cu`` over the flattened batch); returns (B, L, H, D)."""
     import torch
 
     B, H, L, D = query.shape
-    q, k, v = (t.transpose(1, 2).reshape(B * L, t.shape[1], D) for t in (query, key, value))  # (T, heads, D)
-    gqa = q.shape[1] != k.shape[1]
-    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) and dropout_p == 0.0:
+    gqa = query.shape[1] != key.shape[1]
+    if query.is_cuda and query.dtype in (torch.bfloat16, torch.float16) and dropout_p == 0.0:
         from torch.nn.attention.varlen import varlen_attn
 
+        q, k, v = (t.transpose(1, 2).reshape(B * L, t.shape[1], D) for t in (query, key, value))  # (T, heads, D)
         out = varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scaling, window_size=(-1, 0), enable_gqa=gqa)
-    else:
-        out = _per_document_sdpa(q, k, v, cu, scaling, dropout_p, gqa)
-    return out.reshape(B, L, H, D)
+        return out.reshape(B, L, H, D)
+    q, k, v = (t.transpose(1, 2).reshape(B * L, t.shape[1], D) for t in (query, key, value))
+    if gqa:  # SDPA's fused CPU kernel takes equal head counts; O(L) memory, once per layer
+        k, v = k.repeat_interleave(H // k.shape[1], dim=1), v.repeat_interleave(H // v.shape[1], dim=1)
+    return _bucketed_documents(q, k, v, cu, scaling, dropout_p).reshape(B, L, H, D)
 
 
-def _per_document_sdpa(q, k, v, cu, scaling, dropout_p: float, gqa: bool):
-    """One causal SDPA call per document of two or more tokens; a one-token document (a padding position) attends to
-    itself only, so its output is its own value vector (repeated over the query heads that share it)."""
+def _bucketed_documents(q, k, v, cu, scaling, dropout_p: float):
+    """Causal attention within each document, (T, H, D) in and out.
+
+    Documents are grouped by length into power-of-two buckets; each bucket becomes a (docs, H, longest, D) batch,
+    right-padded, and goes through one causal SDPA call: a real query never sees the padding after it, and padded
+    queries are dropped, so the result is exact while the kernel count stays at about log2(L) and the work within 2x
+    of the sum of squared lengths. One-token documents (padding positions) attend to themselves only: their output is
+    their value vector. One gather brings every bucket's rows in and one gather puts the outputs back (autograd then
+    scatters each gradient once, not once per bucket)."""
     import torch
     import torch.nn.functional as F
 
-    bounds = cu.tolist()
-    rep = q.shape[1] // k.shape[1]
-    out = v.repeat_interleave(rep, dim=1) if gqa else v.clone()
-    parts, spans = [], []
-    for s, e in zip(bounds[:-1], bounds[1:]):
-        if e - s < 2:
-            continue
-        o = F.scaled_dot_product_attention(q[s:e].transpose(0, 1), k[s:e].transpose(0, 1), v[s:e].transpose(0, 1),
-                                           dropout_p=dropout_p, is_causal=True, scale=scaling, enable_gqa=gqa)
-        parts.append(o.transpose(0, 1))
-        spans.append((s, e))
-    if not parts:
-        return out
-    # one scatter instead of many in-place slice writes keeps autograd's graph short
-    idx = torch.cat([torch.arange(s, e, device=q.device) for s, e in spans])
-    return out.index_copy(0, idx, torch.cat(parts))
+    H, D = q.shape[1:]
+    plan = _bucket_plan(cu.cpu().numpy() if hasattr(cu, "cpu") else np.asarray(cu))
+    gather = torch.from_numpy(plan["gather"]).to(q.device)
+    sizes = [plan["singles"]] + [n * m for n, m in plan["buckets"]]
+    # one gather for q, k and v, then split (whose backward is one concatenation; slicing would zero-fill per slice)
+    singles, *parts = torch.stack([q, k, v])[:, gather].split(sizes, dim=1)
+    outs = [singles[2]]
+    for (n, m), part in zip(plan["buckets"], parts):
+        qd, kd, vd = part.view(3, n, m, H, D).transpose(2, 3).unbind(0)  # (docs, H, m, D) each
+        od = F.scaled_dot_product_attention(qd, kd, vd, dropout_p=dropout_p, is_causal=True, scale=scaling)
+        outs.append(od.transpose(1, 2).reshape(n * m, H, D))
+    return torch.cat(outs)[torch.from_numpy(plan["back"]).to(q.device)]
+
+
+def _bucket_plan(cu: np.ndarray) -> dict:
+    """Index plan for ``_bucketed_documents``: ``gather`` (token rows: the one-token documents, then each bucket's
+    documents right-padded to the bucket's longest by repeating their last token), ``buckets`` [(docs, width)], and
+    ``back`` (for every token, its row in the concatenated outputs)."""
+    starts, lens = cu[:-1].astype(np.int64), np.diff(cu).astype(np.int64)
+    single = lens == 1
+    gather, back_pos, back_row = [starts[single]], [starts[single]], [np.arange(int(single.sum()))]
+    at, buckets = int(single.sum()), []
+    width_class = np.ceil(np.log2(np.maximum(lens, 1))).astype(np.int64)
+    for c in np.unique(width_class[~single]):
+        sel = (width_class == c) & ~single
+        st, ln = starts[sel], lens[sel]
+        m = int(ln.max())
+        ar = np.arange(m)
+        idx = st[:, None] + np.minimum(ar[None, :], ln[:, None] - 1)
+        valid = ar[None, :] < ln[:, None]
+        gather.append(idx.reshape(-1))
+        back_pos.append(idx[valid])
+        back_row.append(at + np.flatnonzero(valid.reshape(-1)))
+        buckets.append((len(st), m))
+        at += len(st) * m
+    back = np.empty(int(cu[-1]), np.int64)
+    back[np.concatenate(back_pos)] = np.concatenate(back_row)
+    return {"gather": np.concatenate(gather), "singles": int(single.sum()), "buckets": buckets, "back": back}
 
 
 _REGISTERED = False
