@@ -9,6 +9,9 @@
    token-weighted loss, clipping), interleaved to share machine noise. Target overhead <= 10 %.
 4. DPO: pair rows per second from the loader, and the trainer's DPO step (policy + frozen reference, ZeRO-2) over a
    bare PyTorch DPO loop on the same pairs (``--dpo``).
+7. Throughput (``--gpu``: the 124M, 712M, 1.1B and 2B presets in bf16 on the CUDA device; ``--throughput
+   PRESET:SEQ:MICRO,...`` on any device): tokens/s, MFU, peak memory and the data-wait share of the step loop, with
+   ``--compile`` / ``--activation-checkpointing`` as engine options.
 6. Packed attention (``--attention``): the SFT step on packed rows with the dense block-causal mask against the
    mask-free path (``engine.attention: auto`` = varlen on CPU, flex on CUDA) at seq_len 2048 and 8192, step time and
    peak memory growth, each run cold in its own process, kinds alternating, medians.
@@ -24,6 +27,9 @@ Shard sets: ``--pretrain DIR`` / ``--sft DIR`` (built shard sets), else syntheti
 written to a temp folder (random tokens; reading speed does not depend on content).
 
     python scripts/bench_train.py                         # CPU defaults, ~1-2 minutes
+    python scripts/bench_train.py --skip-loader --skip-steps --attention --vocab 1024   # packed attention, CPU
+    python scripts/bench_train.py --skip-loader --skip-steps --gpu [--compile]           # MFU table, one GPU
+    python scripts/bench_train.py --skip-loader --skip-steps --throughput tiny-gpt2:128:4 --tokens 200000  # CPU smoke
     python scripts/bench_train.py --preset gpt2-712m --seq-len 1024 --micro 8 --precision bf16   # on a GPU
     python scripts/bench_train.py --preset small-gpt2 --set n_layer=12 --set n_embd=768 --set n_head=12 \
         --set n_positions=1024 --seq-len 1024 --precision bf16 --bare pure,amp      # GPT-2 124M
@@ -472,6 +478,67 @@ def packed_attention_child(sft: Path, preset: str, kind: str, L: int, rows: int,
             "first_step_s": times[0], "peak_growth_mib": (peak - base) / 2**20, "docs_per_row": docs}
 
 
+# --gpu: the seeds' presets at a row length and micro-batch that fit one 80 GB+ GPU without activation checkpointing
+GPU_RUNS = {"gpt2-124m": (1024, 16), "gpt2-712m": (1024, 16), "llama-1.1b": (2048, 8), "gpt2-2b": (1024, 8)}
+
+
+def bench_throughput(pt: Path, runs: dict, steps: int, warmup: int, precision: str, zero: int, compile_: bool,
+                     checkpointing: bool, peak_tflops: float | None) -> dict:
+    """The trainer's real step loop per preset (data drawn, then Engine.train_step): tokens/s, MFU, peak memory and
+    the share of step time spent waiting for data (the loop is synchronous: drawing a step's rows is pure wait)."""
+    import gc
+
+    import torch
+    from shardsmith.schemas.manifest import ShardManifest
+    from shardsmith.schemas.train_recipe import EngineSpec
+    from shardsmith.trainer import engine as E
+    from shardsmith.trainer.data import StageData
+    from shardsmith.trainer.models import build_config, flops_per_token, new_model
+
+    rank, world, _ = E.init_distributed()
+    dev = E.device()
+    name, peak = peak_flops(dev, peak_tflops)
+    man = ShardManifest.load(pt)
+    out = {}
+    for preset, (L, micro) in runs.items():
+        config = build_config(preset, None, {}, man, 64 if dev.type == "cuda" else 1)
+        data = StageData([str(pt)], [1.0], seq_len=L, seed=0, sampling="random", packing=False,
+                         document_masking=False, micro=micro, accum=1, rank=rank, world=world)
+        st, _ = make_stage(L, micro, 1, zero, precision)
+        spec = EngineSpec(zero_stage=zero, precision=precision, compile=compile_,
+                          activation_checkpointing=checkpointing)
+        model = new_model(config, 0)
+        fpt, params = flops_per_token(model, L), sum(p.numel() for p in model.parameters())
+        eng = E.Engine(model, st, spec, 0)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t_data, t_step = [], []
+        for s in range(warmup + steps):
+            t0 = time.perf_counter()
+            batches = data.step_batches(s)
+            t1 = time.perf_counter()
+            eng.train_step(batches, s, 1e-4, rank, world)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if s >= warmup:
+                t_data.append(t1 - t0)
+                t_step.append(time.perf_counter() - t1)
+        total = sum(t_data) + sum(t_step)
+        tps = micro * L * world * steps / total
+        out[preset] = {"params": params, "seq_len": L, "micro": micro, "tokens_per_s": tps,
+                       "mfu": fpt * tps / world / peak if peak else None, "data_wait_share": sum(t_data) / total,
+                       "median_step_s": statistics.median(d + t for d, t in zip(t_data, t_step)),
+                       "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None,
+                       "precision": eng.precision, "zero": zero, "compile": compile_,
+                       "activation_checkpointing": checkpointing, "device": name}
+        del eng, model
+        gc.collect()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return out
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -553,6 +620,15 @@ def main(argv=None) -> int:
     ap.add_argument("--attention-steps", type=int, default=3, help="steps per cold run (the first is dropped)")
     ap.add_argument("--attention-kinds", default="dense,auto")
     ap.add_argument("--attention-child", help=argparse.SUPPRESS)
+    ap.add_argument("--gpu", action="store_true",
+                    help="throughput of the 124M, 712M, 1.1B and 2B presets on the CUDA device (bf16, ZeRO-1): "
+                         "tokens/s, MFU, peak memory, data-wait share")
+    ap.add_argument("--throughput", metavar="PRESET[:SEQ:MICRO],...",
+                    help="the same measurement for these presets on any device (e.g. tiny-gpt2:128:4 on CPU)")
+    ap.add_argument("--throughput-steps", type=int, default=10)
+    ap.add_argument("--throughput-warmup", type=int, default=3, help="steps dropped (compilation, allocator)")
+    ap.add_argument("--compile", action="store_true", help="engine.compile for --gpu / --throughput")
+    ap.add_argument("--activation-checkpointing", action="store_true", help="for --gpu / --throughput")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
     if a.attention_child:
@@ -608,6 +684,27 @@ def main(argv=None) -> int:
         print(f"dpo: {r['pairs_per_step']} pairs/step (~{r['tokens_per_step']:,.0f} tokens), policy + frozen reference")
         print(f"  trainer ZeRO-2: median {r['trainer_median_s'] * 1e3:8.1f} ms/step; bare DPO loop: median "
               f"{r['bare_median_s'] * 1e3:8.1f} ms/step; overhead {100 * r['overhead_vs_bare']:+.1f} %")
+    if a.gpu or a.throughput:
+        import torch
+
+        if a.gpu and not torch.cuda.is_available():
+            raise SystemExit("--gpu: no CUDA device here (use --throughput PRESET:SEQ:MICRO to run on the CPU)")
+        runs = dict(GPU_RUNS) if a.gpu else {}
+        for item in (a.throughput.split(",") if a.throughput else []):
+            preset, *rest = item.split(":")
+            runs[preset] = (int(rest[0]), int(rest[1])) if rest else (a.seq_len, a.micro)
+        precision = "bf16" if a.gpu and a.precision == "auto" else a.precision
+        r = bench_throughput(pt, runs, a.throughput_steps, a.throughput_warmup, precision, 1 if a.gpu else 0,
+                             a.compile, a.activation_checkpointing, a.peak_tflops)
+        out["throughput"] = r
+        print("throughput (the trainer's step loop: data drawn + Engine.train_step):")
+        for preset, v in r.items():
+            mfu = f"{100 * v['mfu']:5.1f} %" if v["mfu"] is not None else "  n/a"
+            mem = f"{v['peak_memory_gib']:6.1f} GiB" if v["peak_memory_gib"] is not None else "   n/a"
+            print(f"  {preset:11s} {v['params'] / 1e6:7.1f}M  {v['micro']:2d} x {v['seq_len']:4d}  "
+                  f"{v['tokens_per_s']:>11,.0f} tokens/s  MFU {mfu}  peak {mem}  data wait "
+                  f"{100 * v['data_wait_share']:4.1f} %  ({v['device']}, {v['precision']}, ZeRO-{v['zero']}, "
+                  f"compile {v['compile']}, checkpointing {v['activation_checkpointing']})")
     if a.attention:
         r = bench_packed_attention(sft, a.preset, [int(x) for x in a.attention_seq_lens.split(",")],
                                    a.attention_tokens, a.attention_steps + 1, a.attention_reps,

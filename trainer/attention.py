@@ -110,9 +110,14 @@ def packed_attention_forward(module, query, key, value, attention_mask, scaling=
     gqa = query.shape[1] != key.shape[1]
     if kwargs.get("packed_block_mask") is not None:
         out = _flex()(query, key, value, block_mask=kwargs["packed_block_mask"], scale=scaling, enable_gqa=gqa)
-    else:
+    else:  # training rows (q = kv length: causal) or one-token decoding with a cache (every key is in the past)
+        q_len, kv_len = query.shape[2], key.shape[2]
+        if attention_mask is None and 1 < q_len != kv_len:
+            raise NotImplementedError(f"{IMPLEMENTATION}: {q_len} queries over {kv_len} cached keys (load the model "
+                                      "with sdpa or eager attention to generate)")
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=p,
-                                             is_causal=attention_mask is None, scale=scaling, enable_gqa=gqa)
+                                             is_causal=attention_mask is None and q_len > 1, scale=scaling,
+                                             enable_gqa=gqa)
     return out.transpose(1, 2).contiguous(), None
 
 

@@ -95,6 +95,25 @@ def resolve_precision(spec: EngineSpec) -> str:
     return spec.precision
 
 
+def fit_global_batch(stage: StageSpec, spec: EngineSpec, world: int) -> StageSpec:
+    """The stage as each of ``world`` processes runs it. ``engine.batch: global`` keeps micro_batch_size x
+    grad_accum as the global batch: every rank takes 1/world of it, in micro-batches of the largest size <= the
+    recipe's that divides the share, accumulating the rest. Data order depends on the global batch only (rows
+    s·G .. s·G+G-1 at step s), so 1, 2 or 3 processes read the same rows per step and follow the same loss curve."""
+    if spec.batch == "per_rank":
+        return stage
+    rows = stage.micro_batch_size * stage.grad_accum
+    if rows % world:
+        raise EngineError(
+            f"stages.{stage.name}: the global batch of {rows} rows (micro_batch_size {stage.micro_batch_size} x "
+            f"grad_accum {stage.grad_accum}, engine.batch: global) cannot be split evenly over {world} processes; "
+            f"run on a world size that divides {rows}"
+        )
+    share = rows // world
+    micro = max(d for d in range(1, min(stage.micro_batch_size, share) + 1) if share % d == 0)
+    return stage.model_copy(update={"micro_batch_size": micro, "grad_accum": share // micro})
+
+
 def deepspeed_config(stage: StageSpec, spec: EngineSpec) -> dict:
     precision = resolve_precision(spec)
     cfg: dict = {
@@ -198,7 +217,7 @@ class Engine:
         self.precision = resolve_precision(spec)
         self.device = device()
         self.reference = self._reference_model(model) if stage.objective == "dpo" else None
-        if stage.gradient_checkpointing:
+        if stage.gradient_checkpointing or spec.activation_checkpointing:
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
             enable()
             model.config.use_cache = False
@@ -210,6 +229,8 @@ class Engine:
         opt = build_optimizer(model, stage.optimizer, spec)
         self.config = deepspeed_config(stage, spec)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=self.config)
+        if spec.compile:
+            self.engine.compile()  # DeepSpeed compiles the wrapped module's forward in place (state-dict keys kept)
         self.model = self.engine.module
         self.neftune_alpha = stage.neftune_alpha
         self._neft_len = None
