@@ -17,10 +17,10 @@ Packed rows hold several documents; a token may attend only to earlier tokens of
 The model keeps its HF implementation for everything else: the function below is registered with transformers'
 ``AttentionInterface`` (and a mask function that builds no mask) under ``shardsmith_packed``; it runs FlexAttention when
 handed ``packed_block_mask`` (a ``BlockMask``: GPT-2's forward refuses one as ``attention_mask``), the varlen path when
-handed ``packed_cu_seqlens``, and plain causal SDPA otherwise (rows without
-documents: clm windows, DPO rows, whose padding comes after every real token). Hand-written because transformers'
-own ``flex_attention`` implementation always compiles (minutes on CPU) and its flash varlen path needs the flash-attn
-package; the masking rule itself is the library's (FlexAttention ``mask_mod`` / SDPA ``is_causal``).
+handed ``packed_cu_seqlens``, and plain causal SDPA otherwise (rows without documents: clm windows, DPO rows, whose
+padding comes after every real token). Hand-written because transformers' own ``flex_attention`` implementation
+always compiles (minutes on CPU), its packed-sequence detection builds the dense mask for SDPA, and its flash varlen
+path needs the flash-attn package; the kernels are PyTorch's (FlexAttention, varlen_attn, SDPA ``is_causal``).
 """
 
 from __future__ import annotations
