@@ -69,6 +69,7 @@ def _steps(dbg: Path, world: int) -> list[list[set]]:
     return [[{tuple(k) for mb in s["keys"] for k in mb} for s in step] for step in zip(*per_rank)]
 
 
+@pytest.mark.slow  # six trainer processes in all (1 + 2 + 3): ~1-3 min on 2 cores
 def test_one_two_three_processes_same_global_batch_same_loss_curve(recipe, tmp_path):
     curves, rows = {}, {}
     for world in (1, 2, 3):
