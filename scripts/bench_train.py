@@ -636,6 +636,11 @@ def main(argv=None) -> int:
         print(json.dumps(packed_attention_child(Path(kw.pop("sft")), **kw)))
         return 0
 
+    if a.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--gpu: no CUDA device here (use --throughput PRESET:SEQ:MICRO to run on the CPU)")
     if a.vocab is None:
         import torch
 
@@ -685,10 +690,6 @@ def main(argv=None) -> int:
         print(f"  trainer ZeRO-2: median {r['trainer_median_s'] * 1e3:8.1f} ms/step; bare DPO loop: median "
               f"{r['bare_median_s'] * 1e3:8.1f} ms/step; overhead {100 * r['overhead_vs_bare']:+.1f} %")
     if a.gpu or a.throughput:
-        import torch
-
-        if a.gpu and not torch.cuda.is_available():
-            raise SystemExit("--gpu: no CUDA device here (use --throughput PRESET:SEQ:MICRO to run on the CPU)")
         runs = dict(GPU_RUNS) if a.gpu else {}
         for item in (a.throughput.split(",") if a.throughput else []):
             preset, *rest = item.split(":")
