@@ -56,11 +56,11 @@ demo: install
 		--prompt "Who created you?" --prompt "What is 24 plus 21?" --prompt "你好"
 
 # Two pytest workers (pytest-xdist), each test file on one worker (module fixtures build once): the suite's long
-# parts are single-threaded datatrove and tokenizer work. TEST_WORKERS=0 runs it in one process. The 15 slowest
+# parts are single-threaded datatrove and tokenizer work. TEST_WORKERS=0 runs it in one process. The 20 slowest
 # tests are listed at the end.
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 bench: install
 	$(PY) scripts/bench_mix.py

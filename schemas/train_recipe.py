@@ -96,6 +96,24 @@ class EngineSpec(Strict):
     reduce_bucket_size: int = Field(int(5e8), ge=1)
     allgather_bucket_size: int = Field(int(5e8), ge=1)
     offload_optimizer: bool = False
+    attention: Literal["dense", "flex", "varlen", "auto"] = Field(
+        "auto",
+        description="packed rows' per-document attention: dense (an L×L block-causal mask), flex (FlexAttention block "
+        "mask; trains on CUDA only), varlen (documents as variable-length sequences: FlashAttention varlen on CUDA in "
+        "bf16/fp16, one SDPA call per document otherwise); auto: flex on CUDA, varlen on CPU",
+    )
+    batch: Literal["per_rank", "global"] = Field(
+        "per_rank",
+        description="per_rank: a stage's micro_batch_size x grad_accum is each process's share (global batch = that x "
+        "world size); global: it is the global batch at any world size: each process takes 1/world of it, the "
+        "micro-batch kept when it divides that share (else its largest divisor below), accumulation derived; an "
+        "error when the world size does not divide it",
+    )
+    compile: bool = Field(False, description="torch.compile the model through DeepSpeed's engine.compile (GPU "
+                                             "throughput; the first steps pay the compilation)")
+    activation_checkpointing: bool = Field(
+        False, description="recompute activations in backward for every stage (a stage's gradient_checkpointing "
+        "turns it on for that stage alone): less memory for longer rows or larger micro-batches")
     config_file: str | None = Field(None, description="a DeepSpeed JSON whose keys override the generated ones")
     config: dict[str, Any] = Field(default_factory=dict, description="inline DeepSpeed keys, applied last")
 

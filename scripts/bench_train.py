@@ -9,6 +9,12 @@
    token-weighted loss, clipping), interleaved to share machine noise. Target overhead <= 10 %.
 4. DPO: pair rows per second from the loader, and the trainer's DPO step (policy + frozen reference, ZeRO-2) over a
    bare PyTorch DPO loop on the same pairs (``--dpo``).
+7. Throughput (``--gpu``: the 124M, 712M, 1.1B and 2B presets in bf16 on the CUDA device; ``--throughput
+   PRESET:SEQ:MICRO,...`` on any device): tokens/s, MFU, peak memory and the data-wait share of the step loop, with
+   ``--compile`` / ``--activation-checkpointing`` as engine options.
+6. Packed attention (``--attention``): the SFT step on packed rows with the dense block-causal mask against the
+   mask-free path (``engine.attention: auto`` = varlen on CPU, flex on CUDA) at seq_len 2048 and 8192, step time and
+   peak memory growth, each run cold in its own process, kinds alternating, medians.
 5. Tokens/s of the ZeRO-2 step on any device; MFU = (6·N + 12·L·d·T) · tokens/s / peak FLOP/s when the peak is
    known (CUDA device names in PEAK_BF16, or ``--peak-tflops``). On CUDA, each participant's peak memory as if it ran
    alone (its resident tensors + the transient peak of its own step; see MemoryTracker).
@@ -21,6 +27,9 @@ Shard sets: ``--pretrain DIR`` / ``--sft DIR`` (built shard sets), else syntheti
 written to a temp folder (random tokens; reading speed does not depend on content).
 
     python scripts/bench_train.py                         # CPU defaults, ~1-2 minutes
+    python scripts/bench_train.py --skip-loader --skip-steps --attention --vocab 1024   # packed attention, CPU
+    python scripts/bench_train.py --skip-loader --skip-steps --gpu [--compile]           # MFU table, one GPU
+    python scripts/bench_train.py --skip-loader --skip-steps --throughput tiny-gpt2:128:4 --tokens 200000  # CPU smoke
     python scripts/bench_train.py --preset gpt2-712m --seq-len 1024 --micro 8 --precision bf16   # on a GPU
     python scripts/bench_train.py --preset small-gpt2 --set n_layer=12 --set n_embd=768 --set n_head=12 \
         --set n_positions=1024 --seq-len 1024 --precision bf16 --bare pure,amp      # GPT-2 124M
@@ -427,6 +436,142 @@ def bench_dpo(pref: Path, preset: str, L: int, micro: int, accum: int, steps: in
             "overhead_vs_bare": statistics.median([e / b for e, b in zip(te, tb)]) - 1}
 
 
+def packed_attention_child(sft: Path, preset: str, kind: str, L: int, rows: int, steps: int, cfg_over: dict) -> dict:
+    """One cold measurement (run in a fresh process): the trainer's SFT step on packed rows with ``engine.attention``
+    = ``kind``; median step time and the step's peak resident-memory growth (CPU: ru_maxrss over the RSS after setup;
+    CUDA: max_memory_allocated over the allocation after setup)."""
+    import resource
+
+    import torch
+    from shardsmith.schemas.manifest import ShardManifest
+    from shardsmith.schemas.train_recipe import EngineSpec
+    from shardsmith.trainer import engine as E
+    from shardsmith.trainer.data import StageData
+    from shardsmith.trainer.models import build_config, new_model
+
+    rank, world, _ = E.init_distributed()
+    over = {**cfg_over, **({"n_positions": L} if preset.endswith("gpt2") else {"max_position_embeddings": L})}
+    config = build_config(preset, None, over, ShardManifest.load(sft), 1)
+    data = StageData([str(sft)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=True, document_masking=True,
+                     micro=rows, accum=1, rank=rank, world=world, objective="sft")
+    batches = [data.step_batches(s) for s in range(steps + 1)]
+    st, _ = make_stage(L, rows, 1, 0, "auto", objective="sft")
+    spec = EngineSpec(zero_stage=0, attention=kind)
+    eng = E.Engine(new_model(config, 0), st, spec, 0)
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        base = _rss_bytes()
+    times = []
+    for s, bs in enumerate(batches):
+        t0 = time.perf_counter()
+        eng.train_step(bs, s, 1e-4, rank, world)
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    docs = statistics.mean(len({int(x) for x in row if x >= 0}) for bs in batches for b in bs for row in b.segment_ids)
+    return {"kind": eng.attention, "seq_len": L, "rows": rows, "median_s": statistics.median(times[1:]),
+            "first_step_s": times[0], "peak_growth_mib": (peak - base) / 2**20, "docs_per_row": docs}
+
+
+# --gpu: the seeds' presets at a row length and micro-batch that fit one 80 GB+ GPU without activation checkpointing
+GPU_RUNS = {"gpt2-124m": (1024, 16), "gpt2-712m": (1024, 16), "llama-1.1b": (2048, 8), "gpt2-2b": (1024, 8)}
+
+
+def bench_throughput(pt: Path, runs: dict, steps: int, warmup: int, precision: str, zero: int, compile_: bool,
+                     checkpointing: bool, peak_tflops: float | None) -> dict:
+    """The trainer's real step loop per preset (data drawn, then Engine.train_step): tokens/s, MFU, peak memory and
+    the share of step time spent waiting for data (the loop is synchronous: drawing a step's rows is pure wait)."""
+    import gc
+
+    import torch
+    from shardsmith.schemas.manifest import ShardManifest
+    from shardsmith.schemas.train_recipe import EngineSpec
+    from shardsmith.trainer import engine as E
+    from shardsmith.trainer.data import StageData
+    from shardsmith.trainer.models import build_config, flops_per_token, new_model
+
+    rank, world, _ = E.init_distributed()
+    dev = E.device()
+    name, peak = peak_flops(dev, peak_tflops)
+    man = ShardManifest.load(pt)
+    out = {}
+    for preset, (L, micro) in runs.items():
+        config = build_config(preset, None, {}, man, 64 if dev.type == "cuda" else 1)
+        data = StageData([str(pt)], [1.0], seq_len=L, seed=0, sampling="random", packing=False,
+                         document_masking=False, micro=micro, accum=1, rank=rank, world=world)
+        st, _ = make_stage(L, micro, 1, zero, precision)
+        spec = EngineSpec(zero_stage=zero, precision=precision, compile=compile_,
+                          activation_checkpointing=checkpointing)
+        model = new_model(config, 0)
+        fpt, params = flops_per_token(model, L), sum(p.numel() for p in model.parameters())
+        eng = E.Engine(model, st, spec, 0)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t_data, t_step = [], []
+        for s in range(warmup + steps):
+            t0 = time.perf_counter()
+            batches = data.step_batches(s)
+            t1 = time.perf_counter()
+            eng.train_step(batches, s, 1e-4, rank, world)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if s >= warmup:
+                t_data.append(t1 - t0)
+                t_step.append(time.perf_counter() - t1)
+        total = sum(t_data) + sum(t_step)
+        tps = micro * L * world * steps / total
+        out[preset] = {"params": params, "seq_len": L, "micro": micro, "tokens_per_s": tps,
+                       "mfu": fpt * tps / world / peak if peak else None, "data_wait_share": sum(t_data) / total,
+                       "median_step_s": statistics.median(d + t for d, t in zip(t_data, t_step)),
+                       "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None,
+                       "precision": eng.precision, "zero": zero, "compile": compile_,
+                       "activation_checkpointing": checkpointing, "device": name}
+        del eng, model
+        gc.collect()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return out
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def bench_packed_attention(sft: Path, preset: str, seq_lens: list[int], tokens: int, steps: int, reps: int,
+                           kinds: list[str], cfg_over: dict) -> dict:
+    """Dense block-causal mask vs the mask-free paths on packed SFT rows: every (kind, seq_len) measured ``reps``
+    times, each in a fresh process (cold: no allocator or page reuse between kinds), kinds alternating and the first
+    kind rotated per repetition; medians over repetitions. ``tokens`` per micro-batch (rows = tokens / seq_len)."""
+    import subprocess
+
+    out: dict = {}
+    for L in seq_lens:
+        rows = max(tokens // L, 1)
+        runs: dict = {k: [] for k in kinds}
+        for r in range(reps):
+            order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+            for kind in order:
+                cmd = [sys.executable, __file__, "--attention-child", json.dumps(
+                    {"sft": str(sft), "preset": preset, "kind": kind, "L": L, "rows": rows, "steps": steps,
+                     "cfg_over": cfg_over})]
+                res = subprocess.run(cmd, capture_output=True, text=True)
+                if res.returncode != 0:
+                    raise SystemExit(f"attention child {kind} L={L} failed: {res.stderr.strip().splitlines()[-1:]}")
+                runs[kind].append(json.loads(res.stdout.strip().splitlines()[-1]))
+        out[L] = {k: {"rows": rows, "resolved": v[0]["kind"], "docs_per_row": v[0]["docs_per_row"],
+                      "median_step_s": statistics.median(x["median_s"] for x in v),
+                      "median_peak_growth_mib": statistics.median(x["peak_growth_mib"] for x in v),
+                      "runs": v} for k, v in runs.items()}
+    return out
+
+
 def config_overrides(pairs: list[str]) -> dict:
     """``KEY=VALUE`` strings -> {key: value}, values read as JSON when they parse (numbers, true/false), else text."""
     out = {}
@@ -466,9 +611,36 @@ def main(argv=None) -> int:
     ap.add_argument("--dpo", action="store_true", help="also time DPO steps (trainer vs bare DPO loop)")
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="the device's peak FLOP/s (TFLOP/s) for MFU when its name is not in the table")
+    ap.add_argument("--attention", action="store_true",
+                    help="packed-row SFT step time and peak memory: dense mask vs engine.attention auto (cold, "
+                         "alternating, medians); --attention-seq-lens, --attention-tokens, --attention-reps")
+    ap.add_argument("--attention-seq-lens", default="2048,8192")
+    ap.add_argument("--attention-tokens", type=int, default=16384, help="tokens per packed micro-batch")
+    ap.add_argument("--attention-reps", type=int, default=3)
+    ap.add_argument("--attention-steps", type=int, default=3, help="steps per cold run (the first is dropped)")
+    ap.add_argument("--attention-kinds", default="dense,auto")
+    ap.add_argument("--attention-child", help=argparse.SUPPRESS)
+    ap.add_argument("--gpu", action="store_true",
+                    help="throughput of the 124M, 712M, 1.1B and 2B presets on the CUDA device (bf16, ZeRO-1): "
+                         "tokens/s, MFU, peak memory, data-wait share")
+    ap.add_argument("--throughput", metavar="PRESET[:SEQ:MICRO],...",
+                    help="the same measurement for these presets on any device (e.g. tiny-gpt2:128:4 on CPU)")
+    ap.add_argument("--throughput-steps", type=int, default=10)
+    ap.add_argument("--throughput-warmup", type=int, default=3, help="steps dropped (compilation, allocator)")
+    ap.add_argument("--compile", action="store_true", help="engine.compile for --gpu / --throughput")
+    ap.add_argument("--activation-checkpointing", action="store_true", help="for --gpu / --throughput")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
+    if a.attention_child:
+        kw = json.loads(a.attention_child)
+        print(json.dumps(packed_attention_child(Path(kw.pop("sft")), **kw)))
+        return 0
 
+    if a.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--gpu: no CUDA device here (use --throughput PRESET:SEQ:MICRO to run on the CPU)")
     if a.vocab is None:
         import torch
 
@@ -517,6 +689,37 @@ def main(argv=None) -> int:
         print(f"dpo: {r['pairs_per_step']} pairs/step (~{r['tokens_per_step']:,.0f} tokens), policy + frozen reference")
         print(f"  trainer ZeRO-2: median {r['trainer_median_s'] * 1e3:8.1f} ms/step; bare DPO loop: median "
               f"{r['bare_median_s'] * 1e3:8.1f} ms/step; overhead {100 * r['overhead_vs_bare']:+.1f} %")
+    if a.gpu or a.throughput:
+        runs = dict(GPU_RUNS) if a.gpu else {}
+        for item in (a.throughput.split(",") if a.throughput else []):
+            preset, *rest = item.split(":")
+            runs[preset] = (int(rest[0]), int(rest[1])) if rest else (a.seq_len, a.micro)
+        precision = "bf16" if a.gpu and a.precision == "auto" else a.precision
+        r = bench_throughput(pt, runs, a.throughput_steps, a.throughput_warmup, precision, 1 if a.gpu else 0,
+                             a.compile, a.activation_checkpointing, a.peak_tflops)
+        out["throughput"] = r
+        print("throughput (the trainer's step loop: data drawn + Engine.train_step):")
+        for preset, v in r.items():
+            mfu = f"{100 * v['mfu']:5.1f} %" if v["mfu"] is not None else "  n/a"
+            mem = f"{v['peak_memory_gib']:6.1f} GiB" if v["peak_memory_gib"] is not None else "   n/a"
+            print(f"  {preset:11s} {v['params'] / 1e6:7.1f}M  {v['micro']:2d} x {v['seq_len']:4d}  "
+                  f"{v['tokens_per_s']:>11,.0f} tokens/s  MFU {mfu}  peak {mem}  data wait "
+                  f"{100 * v['data_wait_share']:4.1f} %  ({v['device']}, {v['precision']}, ZeRO-{v['zero']}, "
+                  f"compile {v['compile']}, checkpointing {v['activation_checkpointing']})")
+    if a.attention:
+        r = bench_packed_attention(sft, a.preset, [int(x) for x in a.attention_seq_lens.split(",")],
+                                   a.attention_tokens, a.attention_steps + 1, a.attention_reps,
+                                   a.attention_kinds.split(","), config_overrides(a.model_set))
+        out["packed_attention"] = r
+        print(f"packed SFT rows, {a.preset}, trainer step (ZeRO-0), {a.attention_tokens} tokens per micro-batch, "
+              f"{a.attention_reps} cold runs per kind, alternating:")
+        for L, by_kind in r.items():
+            base = by_kind[a.attention_kinds.split(",")[0]]
+            for k, v in by_kind.items():
+                print(f"  L={L:5d} x {v['rows']:2d} rows ({v['docs_per_row']:.0f} docs/row)  {k:5s} -> "
+                      f"{v['resolved']:6s}  step {v['median_step_s'] * 1e3:8.0f} ms "
+                      f"({base['median_step_s'] / v['median_step_s']:.2f}x vs {a.attention_kinds.split(',')[0]})"
+                      f"  peak memory growth {v['median_peak_growth_mib']:7.0f} MiB")
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2, default=str))
     return 0

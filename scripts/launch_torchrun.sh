@@ -7,6 +7,8 @@ set -euo pipefail
 recipe=${1:?recipe}; out=${2:?out dir}; shift 2
 nproc=${NPROC:-$(python -c 'import torch; print(max(torch.cuda.device_count(), 1))')}
 nnodes=${NNODES:-1}
+# the recipe's batch plan for this world size (engine.batch: global must split evenly): fail before any process starts
+python -m shardsmith.trainer.launch plan "$recipe" --world $((nproc * nnodes)) "$@"
 if [ "$nnodes" = 1 ]; then
   exec torchrun --standalone --nproc_per_node "$nproc" -m shardsmith.trainer "$recipe" --out "$out" "$@"
 fi

@@ -103,6 +103,13 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "EngineSpec.offload_optimizer": (OFFLOAD + "test_offloaded_optimizer_trains_the_same_losses_as_adamw",
                                      OFFLOAD + "test_cpu_adam_gets_adamw_mode_and_the_weight_decay_groups",
                                      REFUSED),
+    "EngineSpec.attention": ("test_attention.py::test_flex_and_varlen_logits_equal_the_dense_mask",
+                             "test_attention.py::test_auto_is_varlen_on_cpu_and_flex_cannot_train_here"),
+    "EngineSpec.batch": ("test_multiproc.py::test_one_two_three_processes_same_global_batch_same_loss_curve",
+                         "test_multiproc.py::test_a_world_that_does_not_divide_the_global_batch_is_refused"),
+    "EngineSpec.compile": ("test_engine_options.py::test_compile_and_activation_checkpointing_reach_the_engine",),
+    "EngineSpec.activation_checkpointing": (
+        "test_engine_options.py::test_compile_and_activation_checkpointing_reach_the_engine",),
     "EngineSpec.config_file": (ENGINE_CFG,),
     "EngineSpec.config": (ENGINE_CFG,),
     "StageSpec.name": (RUN + "test_sft_starts_from_the_pretrain_checkpoint",),

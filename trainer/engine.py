@@ -95,6 +95,25 @@ def resolve_precision(spec: EngineSpec) -> str:
     return spec.precision
 
 
+def fit_global_batch(stage: StageSpec, spec: EngineSpec, world: int) -> StageSpec:
+    """The stage as each of ``world`` processes runs it. ``engine.batch: global`` keeps micro_batch_size x
+    grad_accum as the global batch: every rank takes 1/world of it, in micro-batches of the largest size <= the
+    recipe's that divides the share, accumulating the rest. Data order depends on the global batch only (rows
+    s·G .. s·G+G-1 at step s), so 1, 2 or 3 processes read the same rows per step and follow the same loss curve."""
+    if spec.batch == "per_rank":
+        return stage
+    rows = stage.micro_batch_size * stage.grad_accum
+    if rows % world:
+        raise EngineError(
+            f"stages.{stage.name}: the global batch of {rows} rows (micro_batch_size {stage.micro_batch_size} x "
+            f"grad_accum {stage.grad_accum}, engine.batch: global) cannot be split evenly over {world} processes; "
+            f"run on a world size that divides {rows}"
+        )
+    share = rows // world
+    micro = max(d for d in range(1, min(stage.micro_batch_size, share) + 1) if share % d == 0)
+    return stage.model_copy(update={"micro_batch_size": micro, "grad_accum": share // micro})
+
+
 def deepspeed_config(stage: StageSpec, spec: EngineSpec) -> dict:
     precision = resolve_precision(spec)
     cfg: dict = {
@@ -198,7 +217,7 @@ class Engine:
         self.precision = resolve_precision(spec)
         self.device = device()
         self.reference = self._reference_model(model) if stage.objective == "dpo" else None
-        if stage.gradient_checkpointing:
+        if stage.gradient_checkpointing or spec.activation_checkpointing:
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
             enable()
             model.config.use_cache = False
@@ -206,15 +225,32 @@ class Engine:
             model.get_input_embeddings().weight.requires_grad_(False)
             if model.get_output_embeddings() is not None:
                 model.get_output_embeddings().weight.requires_grad_(False)
+        self.attention = self._packed_attention(model, spec)
         opt = build_optimizer(model, stage.optimizer, spec)
         self.config = deepspeed_config(stage, spec)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=self.config)
+        if spec.compile:
+            self.engine.compile()  # DeepSpeed compiles the wrapped module's forward in place (state-dict keys kept)
         self.model = self.engine.module
         self.neftune_alpha = stage.neftune_alpha
         self._neft_len = None
         self._neft_gen = None
         if self.neftune_alpha:
             self.model.get_input_embeddings().register_forward_hook(self._neftune_hook)
+
+    @staticmethod
+    def _packed_attention(model, spec: EngineSpec) -> str:
+        """``engine.attention`` resolved (dense | flex | varlen); flex / varlen route the model's attention through
+        ``trainer.attention`` so packed rows never build the dense L×L mask."""
+        from shardsmith.trainer import attention
+
+        try:
+            kind = attention.resolve(spec.attention)
+        except attention.AttentionError as err:
+            raise EngineError(str(err)) from None
+        if kind != "dense":
+            attention.use_packed_attention(model)
+        return kind
 
     def _reference_model(self, model):
         """DPO's frozen reference: the weights the stage starts from (a copy taken before DeepSpeed wraps the model,
@@ -261,17 +297,20 @@ class Engine:
         return next(self.model.parameters()).dtype
 
     def tensors(self, batch):
+        """(ids, labels, positions, attention keyword arguments): for packed rows, what makes the model attend per
+        document (a dense mask, a FlexAttention block mask or document bounds, per ``engine.attention``)."""
         import torch
+        from shardsmith.trainer.attention import model_inputs
 
         dev = self.device
         ids = torch.from_numpy(batch.input_ids).to(dev)
         labels = torch.from_numpy(batch.labels).to(dev)
         pos = torch.from_numpy(batch.position_ids).to(dev)
-        mask = None
+        attn = {}
         if batch.segment_ids is not None:
             sdpa = getattr(self.model.config, "_attn_implementation", "sdpa") == "sdpa"
-            mask = block_causal_mask(torch.from_numpy(batch.segment_ids).to(dev), torch.bool if sdpa else self.dtype)
-        return ids, labels, pos, mask
+            attn = model_inputs(batch.segment_ids, self.attention, dev, self.dtype, sdpa=sdpa)
+        return ids, labels, pos, attn
 
     def units(self, batch) -> int:
         """What the loss is averaged over: pairs (DPO) or loss-carrying tokens."""
@@ -284,14 +323,14 @@ class Engine:
 
         if self.reference is not None:
             return self._dpo_sum(batch)
-        ids, labels, pos, mask = self.tensors(batch)
+        ids, labels, pos, attn = self.tensors(batch)
         if train and self.neftune_alpha:
             seg = batch.segment_ids
             real = (seg >= 0).sum(1) if seg is not None else np.full(len(ids), ids.shape[1])
             self._neft_len = torch.from_numpy(np.maximum(real, 1))
             self._neft_gen = torch.Generator().manual_seed(_mix(self.seed, *(noise_key or (0,))))
         try:
-            out = self.engine(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
+            out = self.engine(input_ids=ids, position_ids=pos, use_cache=False, **attn)
         finally:
             self._neft_len = None
         per_tok = token_losses(out.logits, labels, self.stage.objective, self.stage.mixce_ratio)

@@ -26,6 +26,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         dict(num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=512, rope_theta=10000.0, tie_word_embeddings=False),
     ),
+    # GPT-2 small 124M (12 layers, 768 hidden, 12 heads, 1024 context, tied embeddings): the nanoGPT baseline
+    "gpt2-124m": ("gpt2", dict(n_layer=12, n_embd=768, n_head=12, n_positions=1024, **_NO_DROPOUT)),
     # FF_3.13: GPT-2 2.02B (38 layers, 2048 hidden, 16 heads, 1024 context, tied embeddings)
     "gpt2-2b": ("gpt2", dict(n_layer=38, n_embd=2048, n_head=16, n_positions=1024, **_NO_DROPOUT)),
     # fgpt: GPT-2-large-like 712M (32 layers, 24 heads, d_model 1248, 1024 context; untied head: 725M in HF GPT-2)

@@ -296,6 +296,7 @@ def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
     sdir = out / stage.name
     seed = stage.seed if stage.seed is not None else recipe.seed
     spec = stage.engine or recipe.engine
+    stage = E.fit_global_batch(stage, spec, world)
     if not resume and (E.latest_tag(sdir / "ckpt") or (sdir / "metrics.jsonl").is_file()
                        or (sdir / "hf" / "final").exists()):
         raise StageError(f"{sdir} already holds a run; pass --resume to continue it, or use another --out")
