@@ -121,8 +121,10 @@ def _queued(job_ids: list[str]) -> bool:
 class PhaseRunner:
     """Builds, submits and checks the phases of one build with the executor the recipe names."""
 
-    def __init__(self, spec: ExecutorSpec, workers: int, logs_root: Path, job_prefix: str):
+    def __init__(self, spec: ExecutorSpec, workers: int, logs_root: Path, job_prefix: str, dry_run: bool = False):
         self.spec = spec
+        self.dry_run = dry_run
+        self.planned: list[Phase | None] = []  # dry run: the phases in submission order; None where the driver waits
         self.row = EXECUTORS[spec.kind]
         self.workers = workers
         self.logs_root = Path(logs_root)
@@ -143,11 +145,15 @@ class PhaseRunner:
         return self.row.build(self.spec, phase, f"{self.job_prefix}.{phase.name.replace('/', '.')}")
 
     def run(self, pipeline: list, tasks: int, logging_dir: Path, concurrency: int | None = None) -> None:
-        """Submit one phase (local / ray: run it to the end and check every task finished)."""
+        """Submit one phase (local / ray: run it to the end and check every task finished). Dry run: record it,
+        with the phase names it would depend on (on slurm) in ``after``."""
+        phase = self.phase(pipeline, tasks, logging_dir, concurrency)
+        if self.dry_run:
+            self.planned.append(phase)
+            return self._chain([phase.name])
         if not self._started:
             self._stop = self.row.start(self.spec, self.workers)
             self._started = True
-        phase = self.phase(pipeline, tasks, logging_dir, concurrency)
         executor = self.executor(phase)
         executor.run()
         if self.row.blocking:
@@ -155,7 +161,10 @@ class PhaseRunner:
             return
         self.pending.append((phase, executor))
         job = str(getattr(executor, "job_id", "") or "")
-        ids = [job] if job and job != "-1" else []
+        self._chain([job] if job and job != "-1" else [])
+
+    def _chain(self, ids: list[str]) -> None:
+        """The next phase depends on ``ids`` (inside ``parallel()``: on the group, once it closes)."""
         if self._group is not None:
             self._group += ids
         elif ids:
@@ -174,6 +183,8 @@ class PhaseRunner:
 
     def wait(self) -> None:
         """Return once every submitted phase finished all its tasks (slurm: poll); raise PhaseError if one failed."""
+        if self.dry_run and self.planned and self.planned[-1] is not None:
+            self.planned.append(None)
         while self.pending:
             phase, executor = self.pending[0]
             if not executor.get_incomplete_ranks(skip_completed=True):

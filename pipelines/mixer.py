@@ -74,7 +74,7 @@ def _completed(logging_dir: Path, tasks: int) -> bool:
 class MixBuild:
     """One build of one recipe into one folder."""
 
-    def __init__(self, recipe: MixRecipe, out_dir: str | os.PathLike):
+    def __init__(self, recipe: MixRecipe, out_dir: str | os.PathLike, dry_run: bool = False):
         self.recipe = recipe
         self.out = Path(out_dir).resolve()
         self.work = self.out / ".work"
@@ -90,7 +90,8 @@ class MixBuild:
         self.documents: dict[str, Path] = {}  # a source's documents after filtering, once a later phase rewrote them
         self.dedup_info: dict | None = None
         self.decontam = MixDecontamination(recipe.decontaminate, self.out)  # benchmarks resolved (or warned) here
-        self.runner = PhaseRunner(recipe.executor, recipe.workers, self.logs, recipe.name)
+        self.runner = PhaseRunner(recipe.executor, recipe.workers, self.logs, recipe.name, dry_run=dry_run)
+        self.input_files: dict[str, int] = {}  # files per source, as listed by preflight
 
     @property
     def active(self) -> list[SourceSpec]:
@@ -154,6 +155,7 @@ class MixBuild:
             except (FileNotFoundError, PermissionError, ValueError) as err:
                 named = str(err).startswith(f"source '{src.name}'")  # SourceError messages name it already
                 raise MixError(str(err) if named else f"source '{src.name}': {err}") from err
+            self.input_files[src.name] = len(files)
             # A task is datatrove's unit of work and of resume; each one pays the filters' start-up (block
             # lists, models), so by default there are as many tasks as workers, up to the number of files.
             self.tasks.setdefault(
@@ -553,3 +555,82 @@ def _build_phases(build: MixBuild, keep_work: bool, progress: bool) -> Path:
             build.remove_work()
         bar.update(bar.total - bar.n)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------- dry run
+def plan_phases(recipe: MixRecipe, out_dir: str | os.PathLike) -> tuple[list, dict[str, str]]:
+    """The phases a build of ``recipe`` submits, in order, without reading or writing any document: ``(planned,
+    files)`` where ``planned`` is ``PhaseRunner.planned`` (a ``Phase`` per phase, ``None`` where the driver waits)
+    and ``files`` says what one task of each phase reads.
+
+    Inputs are listed (preflight), nothing else is touched. Phases after filtering assume one filtered file per
+    filter task (the build counts the files it finds, fewer when a task kept nothing); the dedup phases are
+    the Deduplicator's own, recorded by a dry-run runner."""
+    from shardsmith.pipelines.dedup import Deduplicator
+
+    build = MixBuild(recipe, out_dir, dry_run=True)
+    build.preflight()
+    runner, read = build.runner, build.read_sources
+    files: dict[str, str] = {}
+    with runner.parallel():
+        for src in read:
+            logs = build.logs / "filter" / src.name
+            runner.run([], build.tasks[src.name], logs)
+            n = build.input_files.get(src.name)
+            files[logs.relative_to(build.logs).as_posix()] = (
+                "streamed" if n is None else f"{n / build.tasks[src.name]:.3g} input file(s)")
+    runner.wait()
+    filtered = {s.name: build.tasks[s.name] for s in read}
+    if recipe.dedup.enabled:
+        folders = {s.name: build.documents_folder(s) for s in read}
+        dedup = Deduplicator(recipe.dedup, read, folders, build.work, build.out / "rejected", runner, files=filtered)
+        dedup.run()
+    with runner.parallel():
+        for src in read:
+            logs = build.logs / "count" / src.name
+            runner.run([], filtered[src.name], logs)
+            files[logs.relative_to(build.logs).as_posix()] = "1 filtered file"
+    runner.wait()
+    with runner.parallel():
+        for src in read:
+            for split in shards.SPLITS:
+                logs = build.logs / "tokenize" / split / src.name
+                runner.run([], filtered[src.name], logs)
+                files[logs.relative_to(build.logs).as_posix()] = "1 filtered file"
+    runner.wait()
+    with runner.parallel():
+        for split in shards.SPLITS:
+            runner.run([], 1, build.logs / "merge" / split, concurrency=1)
+    runner.wait()
+    return runner.planned, files
+
+
+def _names(phases: list[str]) -> str:
+    """``a/b/x, a/b/y, a/b/z, a/b/w`` -> ``a/b/* (4)``: a phase after every source's phase of one kind."""
+    if len(phases) <= 2:
+        return ", ".join(phases) or "-"
+    parent = os.path.commonpath(phases)
+    return f"{parent}/* ({len(phases)})" if parent else ", ".join(phases)
+
+
+def describe_plan(recipe: MixRecipe, out_dir: str | os.PathLike) -> str:
+    """``shardsmith mix --dry-run``: the executor, then one line per phase (tasks, what a task reads, the phases
+    it depends on under slurm) and a line where the driver waits for results."""
+    planned, files = plan_phases(recipe, out_dir)
+    ex = recipe.executor
+    where = {"local": f"{ex.concurrency or recipe.workers} process(es) on this machine",
+             "ray": f"Ray cluster {ex.address or '(local, ' + str(recipe.workers) + ' CPUs)'}",
+             "slurm": f"sbatch arrays on partition {ex.partition}, time {ex.time}, {ex.cpus_per_task} CPU(s)/task"}
+    lines = [f"mix {recipe.name} -> {Path(out_dir).resolve()} (dry run: nothing is read or written)",
+             f"executor: {ex.kind}: {where[ex.kind]}", "",
+             f"{'phase':<40} {'tasks':>6}  {'each task reads':<22} after (slurm --dependency=afterok)"]
+    for phase in planned:
+        if phase is None:
+            lines.append("  -- the driver waits here for the phases above (it reads their results)")
+            continue
+        reads = files.get(phase.name, "")
+        after = _names(phase.after)
+        lines.append(f"{phase.name:<40} {phase.tasks:>6}  {reads:<22} {after}")
+    total = sum(p.tasks for p in planned if p is not None)
+    lines.append(f"\n{sum(p is not None for p in planned)} phases, {total} tasks")
+    return "\n".join(lines)

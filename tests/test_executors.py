@@ -1,0 +1,170 @@
+"""Issue 14, item 1: every phase of `shardsmith mix` through the executor the recipe names (pipelines/executors.py).
+
+- Slurm: no cluster here, so ``tests/fake_slurm`` stands in for sbatch / srun / scontrol on PATH: sbatch records what
+  datatrove submits (the script it generated, the ``--dependency`` option) and runs the job at once through the real
+  ``launch_pickled_pipeline``. The scripts are parsed and checked against ``--dry-run``'s plan, and the shards
+  compared byte for byte with a local build.
+- Ray: a local Ray cluster (``ray.init``, 2 CPUs) builds the demo mix; every output file equals the local build's.
+- ``--dry-run`` prints the plan and writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from shardsmith.cli import main as cli_main
+from shardsmith.pipelines.mixer import plan_phases, run_mix
+from shardsmith.recipes import load_recipe
+from shardsmith.schemas.mix_recipe import MixRecipe
+
+FAKE_SLURM = Path(__file__).resolve().parent / "fake_slurm"
+DEMO = REPO / "recipes" / "mix" / "demo.yaml"
+
+# two sources of the demo corpus, dedup with 3 MinHash buckets (a 3-task array), a shipped tokenizer (nothing to train)
+MINI = """\
+name: mini
+seed: 7
+tokenizer: {name: gpt2}
+validation_fraction: 0.05
+workers: 2
+dedup: {keep: order, minhash: {num_buckets: 3}}
+executor: {kind: slurm, partition: cpu-small, time: "00:30:00", cpus_per_task: 2, qos: low,
+           sbatch_args: {account: curation}}
+sources:
+  - {name: web, kind: fineweb, language: en, weight: 0.7, paths: ["${SHARDSMITH_SAMPLE}/web/*.parquet"]}
+  - {name: wiki, kind: wikipedia, language: en, weight: 0.3, paths: ["${SHARDSMITH_SAMPLE}/wiki/*.jsonl"]}
+"""
+
+
+def output_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file of a finished shard set (``.work``, logs and timings aside: the set is what the manifest lists)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".work" not in p.relative_to(folder).parts}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    from shardsmith.demo.mix_corpus import write_sample_corpus
+
+    root = tmp_path_factory.mktemp("sample")
+    write_sample_corpus(root)
+    os.environ["SHARDSMITH_SAMPLE"] = str(root)
+    yield root
+    os.environ.pop("SHARDSMITH_SAMPLE", None)
+
+
+@pytest.fixture(scope="module")
+def mini_recipe(sample, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("recipe") / "mini.yaml"
+    path.write_text(MINI)
+    return path
+
+
+@pytest.fixture(scope="module")
+def slurm_build(mini_recipe, tmp_path_factory):
+    """The mini mix through fake Slurm (kept .work: the scripts datatrove wrote) and the same recipe built locally."""
+    root = tmp_path_factory.mktemp("slurm")
+    jobs = root / "jobs"
+    env = {"PATH": f"{FAKE_SLURM}:{Path(sys.executable).parent}:{os.environ['PATH']}", "FAKE_SLURM_DIR": str(jobs)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        run_mix(str(mini_recipe), str(root / "slurm"), keep_work=True)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    run_mix(str(mini_recipe), str(root / "local"), overrides=["executor.kind=local"])
+    return root
+
+
+def submitted_jobs(jobs: Path) -> dict[str, dict]:
+    """Job id -> {directives, dependency (job ids), command} from what fake sbatch recorded."""
+    out = {}
+    for script in sorted(jobs.glob("*.sh"), key=lambda p: int(p.stem)):
+        text = script.read_text()
+        directives = dict(re.findall(r"^#SBATCH --([\w-]+)(?:=(.*))?$", text, re.M))
+        args = (jobs / f"{script.stem}.args").read_text().split()
+        dep = next((a.split("=", 1)[1] for a in args if a.startswith("--dependency=")), "")
+        out[script.stem] = {"directives": directives, "text": text,
+                            "after": [i for part in dep.split(",") if part.startswith("afterok:")
+                                      for i in part.split(":")[1:]]}
+    return out
+
+
+def test_slurm_scripts_carry_the_plan_and_build_the_same_shards(slurm_build, mini_recipe):
+    jobs = submitted_jobs(slurm_build / "jobs")
+    phases = {j["directives"]["job-name"]: (jid, j) for jid, j in jobs.items()
+              if "launch_pickled_pipeline" in j["text"]}
+    name_of = {jid: name for name, (jid, _) in phases.items()}
+    planned = [p for p in plan_phases(load_recipe(MixRecipe, mini_recipe), slurm_build / "plan")[0] if p]
+    # --dry-run lists exactly the jobs submitted, with their array sizes and dependencies
+    assert sorted(phases) == sorted(f"mini.{p.name.replace('/', '.')}" for p in planned)
+    for p in planned:
+        jid, job = phases[f"mini.{p.name.replace('/', '.')}"]
+        d = job["directives"]
+        assert d["array"] == f"0-{p.tasks - 1}", (p.name, d["array"])
+        assert (d["partition"], d["time"], d["cpus-per-task"], d["qos"], d["account"]) == (
+            "cpu-small", "00:30:00", "2", "low", "curation")
+        assert [name_of[i] for i in job["after"]] == [f"mini.{a.replace('/', '.')}" for a in p.after], p.name
+        # the script runs datatrove's pickled executor of this phase's logging dir
+        assert f"launch_pickled_pipeline {slurm_build / 'slurm' / '.work' / 'logs' / p.name}/executor.pik" in job["text"]
+    names = [p.name for p in planned]
+    assert {"dedup/mix/buckets", "dedup/mix/cluster", "dedup/mix/resolve"} <= set(names)
+    by_name = {p.name: p for p in planned}
+    assert by_name["dedup/mix/buckets"].tasks == 3
+    assert sorted(by_name["dedup/mix/buckets"].after) == ["dedup/mix/sign/web", "dedup/mix/sign/wiki"]
+    assert by_name["dedup/mix/cluster"].after == ["dedup/mix/buckets"]
+    assert by_name["dedup/mix/filter/wiki"].after == ["dedup/mix/resolve"]
+    # a stats job per phase, after it (datatrove's merge_stats)
+    assert sum("merge_stats" in j["text"] for j in jobs.values()) == len(planned)
+    # the shards Slurm built are the local build's, byte for byte
+    slurm, local = output_bytes(slurm_build / "slurm"), output_bytes(slurm_build / "local")
+    assert slurm.keys() == local.keys() and any(k.endswith(".ds") for k in slurm)
+    assert [k for k in slurm if slurm[k] != local[k]] == []
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(sample, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert cli_main(["mix", str(DEMO), "--out", str(out), "--dry-run", "--set", "executor.kind=ray",
+                     "--set", "workers=2"]) == 0
+    text = capsys.readouterr().out
+    assert not out.exists()
+    assert "executor: ray" in text
+    planned = [p for p in plan_phases(load_recipe(MixRecipe, DEMO, ["workers=2"]), out)[0] if p]
+    for p in planned:
+        assert re.search(rf"^{re.escape(p.name)}\s+{p.tasks}\s", text, re.M), p.name
+    assert re.search(r"^filter/web\s+2\s+1 input file", text, re.M)  # two parquet files, two tasks
+
+
+def test_slurm_without_partition_is_a_one_line_recipe_error(tmp_path, capsys):
+    assert cli_main(["mix", str(DEMO), "--out", str(tmp_path / "x"), "--dry-run", "--set", "executor.kind=slurm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "executor" in err and "needs `partition`" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray", reason="the `scale` extra (ray) is not installed")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def demo_builds(sample, ray_cluster, tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    run_mix(str(DEMO), str(root / "local"), overrides=["workers=2"])
+    run_mix(str(DEMO), str(root / "ray"), overrides=["workers=2", "executor.kind=ray"])
+    return root
+
+
+def test_ray_and_local_write_byte_identical_demo_shards(demo_builds):
+    local, ray = output_bytes(demo_builds / "local"), output_bytes(demo_builds / "ray")
+    assert local.keys() == ray.keys() and any(k.endswith(".ds") for k in local)
+    assert [k for k in local if local[k] != ray[k]] == []
