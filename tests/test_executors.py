@@ -4,12 +4,15 @@
   datatrove submits (the script it generated, the ``--dependency`` option) and runs the job at once through the real
   ``launch_pickled_pipeline``. The scripts are parsed and checked against ``--dry-run``'s plan, and the shards
   compared byte for byte with a local build.
-- Ray: a local Ray cluster (``ray.init``, 2 CPUs) builds the demo mix; every output file equals the local build's.
+- Ray: a local Ray cluster (``ray.init``, 2 CPUs) builds the mix; every output file equals the local build's (the
+  mini mix here; the demo and real-sample mixes under ``-m slow``: minutes each on 2 cores).
 - ``--dry-run`` prints the plan and writes nothing.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import re
 import sys
@@ -26,7 +29,8 @@ from shardsmith.schemas.mix_recipe import MixRecipe
 FAKE_SLURM = Path(__file__).resolve().parent / "fake_slurm"
 DEMO = REPO / "recipes" / "mix" / "demo.yaml"
 
-# two sources of the demo corpus, dedup with 3 MinHash buckets (a 3-task array), a shipped tokenizer (nothing to train)
+# two sources of the demo corpus (web: 2 files, 2 tasks), dedup with 3 MinHash buckets (a 3-task array), no filter chain
+# and a shipped tokenizer: the executor is under test here, and every Slurm task pays a Python start-up
 MINI = """\
 name: mini
 seed: 7
@@ -37,15 +41,29 @@ dedup: {keep: order, minhash: {num_buckets: 3}}
 executor: {kind: slurm, partition: cpu-small, time: "00:30:00", cpus_per_task: 2, qos: low,
            sbatch_args: {account: curation}}
 sources:
-  - {name: web, kind: fineweb, language: en, weight: 0.7, paths: ["${SHARDSMITH_SAMPLE}/web/*.parquet"]}
-  - {name: wiki, kind: wikipedia, language: en, weight: 0.3, paths: ["${SHARDSMITH_SAMPLE}/wiki/*.jsonl"]}
+  - {name: web, kind: fineweb, language: en, weight: 0.7, filters: none, paths: ["${SHARDSMITH_SAMPLE}/web/*.parquet"]}
+  - {name: wiki, kind: wikipedia, language: en, weight: 0.3, filters: none, paths: ["${SHARDSMITH_SAMPLE}/wiki/*.jsonl"]}
 """
 
 
-def output_bytes(folder: Path) -> dict[str, bytes]:
-    """Every file of a finished shard set (``.work``, logs and timings aside: the set is what the manifest lists)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and ".work" not in p.relative_to(folder).parts}
+def output_contents(folder: Path) -> dict[str, bytes]:
+    """Every file of a finished shard set (``.work`` aside: the set is what the manifest lists), as bytes; the two
+    timings a build writes are left out: the manifest's ``created_at``, and the write time in each gzip header
+    (``rejected/*.jsonl.gz`` are compared decompressed). Shards, indexes, tokenizer and text exports: raw bytes."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if not p.is_file() or ".work" in rel.parts:
+            continue
+        data = p.read_bytes()
+        if p.suffix == ".gz":
+            data = gzip.decompress(data)
+        elif rel.as_posix() == "manifest.json":
+            manifest = json.loads(data)
+            manifest.pop("created_at")
+            data = json.dumps(manifest, sort_keys=True).encode()
+        out[rel.as_posix()] = data
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +85,15 @@ def mini_recipe(sample, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def mini_local(mini_recipe, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mini") / "local"
+    run_mix(str(mini_recipe), str(out), overrides=["executor.kind=local"])
+    return out
+
+
+@pytest.fixture(scope="module")
 def slurm_build(mini_recipe, tmp_path_factory):
-    """The mini mix through fake Slurm (kept .work: the scripts datatrove wrote) and the same recipe built locally."""
+    """The mini mix through fake Slurm (kept .work: the logging dirs datatrove wrote); fake sbatch's records in jobs/."""
     root = tmp_path_factory.mktemp("slurm")
     jobs = root / "jobs"
     env = {"PATH": f"{FAKE_SLURM}:{Path(sys.executable).parent}:{os.environ['PATH']}", "FAKE_SLURM_DIR": str(jobs)}
@@ -79,7 +104,6 @@ def slurm_build(mini_recipe, tmp_path_factory):
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    run_mix(str(mini_recipe), str(root / "local"), overrides=["executor.kind=local"])
     return root
 
 
@@ -97,7 +121,7 @@ def submitted_jobs(jobs: Path) -> dict[str, dict]:
     return out
 
 
-def test_slurm_scripts_carry_the_plan_and_build_the_same_shards(slurm_build, mini_recipe):
+def test_slurm_scripts_carry_the_plan_and_build_the_same_shards(slurm_build, mini_recipe, mini_local):
     jobs = submitted_jobs(slurm_build / "jobs")
     phases = {j["directives"]["job-name"]: (jid, j) for jid, j in jobs.items()
               if "launch_pickled_pipeline" in j["text"]}
@@ -124,9 +148,7 @@ def test_slurm_scripts_carry_the_plan_and_build_the_same_shards(slurm_build, min
     # a stats job per phase, after it (datatrove's merge_stats)
     assert sum("merge_stats" in j["text"] for j in jobs.values()) == len(planned)
     # the shards Slurm built are the local build's, byte for byte
-    slurm, local = output_bytes(slurm_build / "slurm"), output_bytes(slurm_build / "local")
-    assert slurm.keys() == local.keys() and any(k.endswith(".ds") for k in slurm)
-    assert [k for k in slurm if slurm[k] != local[k]] == []
+    assert_same_shards(slurm_build / "slurm", mini_local)
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(sample, tmp_path, capsys):
@@ -156,15 +178,28 @@ def ray_cluster():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def demo_builds(sample, ray_cluster, tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    run_mix(str(DEMO), str(root / "local"), overrides=["workers=2"])
-    run_mix(str(DEMO), str(root / "ray"), overrides=["workers=2", "executor.kind=ray"])
-    return root
+def assert_same_shards(a: Path, b: Path) -> None:
+    left, right = output_contents(a), output_contents(b)
+    assert left.keys() == right.keys() and any(k.endswith(".ds") for k in left)
+    assert [k for k in left if left[k] != right[k]] == []
 
 
-def test_ray_and_local_write_byte_identical_demo_shards(demo_builds):
-    local, ray = output_bytes(demo_builds / "local"), output_bytes(demo_builds / "ray")
-    assert local.keys() == ray.keys() and any(k.endswith(".ds") for k in local)
-    assert [k for k in local if local[k] != ray[k]] == []
+def test_ray_and_local_write_byte_identical_shards(ray_cluster, mini_recipe, mini_local, tmp_path):
+    run_mix(str(mini_recipe), str(tmp_path / "ray"), overrides=["executor.kind=ray"])
+    assert_same_shards(mini_local, tmp_path / "ray")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["demo", "real-sample"])
+def test_ray_and_local_write_byte_identical_shipped_mixes(recipe, sample, ray_cluster, tmp_path):
+    """``shardsmith mix RECIPE --set executor.kind=ray`` (2 workers) against the local executor."""
+    if recipe == "real-sample":
+        from test_mix_real import DATASETS
+        from conftest import need_data
+
+        need_data(*DATASETS)
+    path = REPO / "recipes" / "mix" / f"{recipe}.yaml"
+    assert cli_main(["mix", str(path), "--out", str(tmp_path / "local"), "--set", "workers=2"]) == 0
+    assert cli_main(["mix", str(path), "--out", str(tmp_path / "ray"), "--set", "workers=2",
+                     "--set", "executor.kind=ray"]) == 0
+    assert_same_shards(tmp_path / "local", tmp_path / "ray")
