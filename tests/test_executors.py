@@ -38,8 +38,8 @@ tokenizer: {name: gpt2}
 validation_fraction: 0.05
 workers: 2
 dedup: {keep: order, minhash: {num_buckets: 3}}
-executor: {kind: slurm, partition: cpu-small, time: "00:30:00", cpus_per_task: 2, qos: low,
-           sbatch_args: {account: curation}}
+executor: {kind: slurm, partition: cpu-small, time: "00:30:00", cpus_per_task: 2, mem_per_cpu_gb: 3, qos: low,
+           concurrency: 2, env_command: "export MINI_JOB=1", sbatch_args: {account: curation}}
 sources:
   - {name: web, kind: fineweb, language: en, weight: 0.7, filters: none, paths: ["${SHARDSMITH_SAMPLE}/web/*.parquet"]}
   - {name: wiki, kind: wikipedia, language: en, weight: 0.3, filters: none, paths: ["${SHARDSMITH_SAMPLE}/wiki/*.jsonl"]}
@@ -132,9 +132,10 @@ def test_slurm_scripts_carry_the_plan_and_build_the_same_shards(slurm_build, min
     for p in planned:
         jid, job = phases[f"mini.{p.name.replace('/', '.')}"]
         d = job["directives"]
-        assert d["array"] == f"0-{p.tasks - 1}", (p.name, d["array"])
-        assert (d["partition"], d["time"], d["cpus-per-task"], d["qos"], d["account"]) == (
-            "cpu-small", "00:30:00", "2", "low", "curation")
+        assert d["array"] == f"0-{p.tasks - 1}%2", (p.name, d["array"])  # concurrency 2 (merge: 1 task, %1)
+        assert (d["partition"], d["time"], d["cpus-per-task"], d["mem-per-cpu"], d["qos"], d["account"]) == (
+            "cpu-small", "00:30:00", "2", "3G", "low", "curation")
+        assert "export MINI_JOB=1" in job["text"]
         assert [name_of[i] for i in job["after"]] == [f"mini.{a.replace('/', '.')}" for a in p.after], p.name
         # the script runs datatrove's pickled executor of this phase's logging dir
         assert f"launch_pickled_pipeline {slurm_build / 'slurm' / '.work' / 'logs' / p.name}/executor.pik" in job["text"]
@@ -149,6 +150,35 @@ def test_slurm_scripts_carry_the_plan_and_build_the_same_shards(slurm_build, min
     assert sum("merge_stats" in j["text"] for j in jobs.values()) == len(planned)
     # the shards Slurm built are the local build's, byte for byte
     assert_same_shards(slurm_build / "slurm", mini_local)
+
+
+def test_slurm_venv_and_array_limit_reach_the_script(tmp_path):
+    from shardsmith.pipelines.executors import PhaseRunner
+    from shardsmith.schemas.mix_recipe import ExecutorSpec
+
+    spec = ExecutorSpec(kind="slurm", partition="p", venv_path="/opt/env/bin/activate", max_array_size=10)
+    runner = PhaseRunner(spec, 4, tmp_path, "m")
+    executor = runner.executor(runner.phase([], 25, tmp_path / "filter" / "a"))
+    script = executor.get_launch_file_contents(executor.get_sbatch_args(10), "true")
+    assert "source /opt/env/bin/activate" in script and "#SBATCH --array=0-9" in script
+    assert "#SBATCH --job-name=m.filter.a" in script and executor.max_array_size == 10
+
+
+def test_a_failed_slurm_phase_stops_the_driver_naming_the_phase(tmp_path, monkeypatch):
+    """A task that raises: the job fails, and the driver's wait ends in one error naming the phase and its logs."""
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import LambdaFilter
+
+    from shardsmith.pipelines.executors import PhaseError, PhaseRunner
+    from shardsmith.schemas.mix_recipe import ExecutorSpec
+
+    monkeypatch.setenv("PATH", f"{FAKE_SLURM}:{Path(sys.executable).parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(tmp_path / "jobs"))
+    runner = PhaseRunner(ExecutorSpec(kind="slurm", partition="p", poll_seconds=0.1), 1, tmp_path, "m")
+    runner.run([[Document(text="x", id="0")], LambdaFilter(lambda doc: 1 / 0)], 1, tmp_path / "broken")
+    with pytest.raises(PhaseError, match=r"phase broken: 1 of 1 tasks did not finish .*broken/logs"):
+        runner.wait()
+    assert (tmp_path / "jobs" / "1001.failed").exists()
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(sample, tmp_path, capsys):
