@@ -8,9 +8,12 @@ same composition would take at a target size (default 100B tokens).
 What is measured, per phase kind (every source's filter phase together, every tokenize phase together, ...):
 - core-seconds: the sum over tasks of each task's wall time, from its datatrove log (``Launching pipeline`` to
   ``Processing done``): one task is one process on one core, whatever the executor.
-- start-up: the sum, over steps that time every document, of the slowest document's time: the one-off cost a task
-  pays on its first document (block lists, models, tokenizer) that a long task spreads over millions of documents.
-  Per-core rates are given with it (measured) and without it (steady, what the projection uses).
+- steady core-seconds: the time the steps themselves report (datatrove's per-step timers), less, for every step
+  timed per document or per batch, its slowest one: what is left out is the task's start-up (process, imports,
+  executor) and the one-off cost of a step's first document (block lists, models, tokenizer), which a long task
+  spreads over millions of documents. The sample's tasks are small (8 to 1,000 documents), so start-up weighs heavily
+  in the measured rate. A step timed as one block (the MinHash signer, the token counter) keeps its start-up: its
+  steady rate is a lower bound, its projection an upper bound. The merger has no timer: its wall time is used.
 - documents and characters: what the phase's reader read (datatrove stats ``documents``, ``doc_len``: characters,
   not bytes); MinHash buckets / cluster / resolve count the documents of their dedup group; merge counts tokens.
 The projection: every phase reads, per token counted after dedup, as many documents as it read here (the filter
@@ -55,8 +58,8 @@ _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)")
 @dataclass
 class KindTotals:
     tasks: int = 0
-    seconds: float = 0.0
-    startup: float = 0.0
+    seconds: float = 0.0  # wall, from the task logs
+    steady: float = 0.0  # step timers less each per-document / per-batch step's slowest item
     units: float = 0.0
     chars: float = 0.0
     read: float = 0.0  # documents in (first step) and out (last step's forwarded/written) for keep ratios
@@ -92,8 +95,9 @@ def phase_totals(phase_dir: Path, into: KindTotals) -> None:
         into.seconds += task_seconds(log) if log.is_file() else 0.0
         for step in steps:
             ts = step.get("time_stats") or {}
-            if isinstance(ts, dict) and ts.get("n", 0) > 1:
-                into.startup += ts.get("max", 0.0)
+            if isinstance(ts, dict):
+                per_item = (ts.get("n") or 0) > 1
+                into.steady += ts.get("total", 0.0) - (ts.get("max", 0.0) if per_item else 0.0)
         first, last = steps[0]["stats"], steps[-1]["stats"]
         docs = _total(first.get("documents", 0))
         into.units += docs
@@ -142,7 +146,7 @@ def project(totals: dict[str, KindTotals], target_tokens: float) -> dict[str, fl
 
 
 def table(totals: dict[str, KindTotals], units_at: dict[str, float], target_tokens: float) -> str:
-    head = (f"{'phase':<15} {'tasks':>5} {'units':>10} {'core-s':>8} {'start-up':>8} {'units/s/core':>13} "
+    head = (f"{'phase':<15} {'tasks':>5} {'units':>10} {'core-s':>8} {'steady-s':>8} {'units/s/core':>13} "
             f"{'steady':>10} {'Mchar/s/core':>12} {'units @ target':>15} {'core-h':>9}")
     lines = [head, "-" * len(head)]
     total_h = 0.0
@@ -150,18 +154,19 @@ def table(totals: dict[str, KindTotals], units_at: dict[str, float], target_toke
         t = totals[kind]
         if not t.tasks:
             continue
-        steady_s = max(t.seconds - t.startup, 1e-9)
+        steady_s = t.steady if t.steady > 0 else max(t.seconds, 1e-3)  # a step without timers: its wall time
         rate, steady = t.units / max(t.seconds, 1e-9), t.units / steady_s
         mchar = t.chars / 1e6 / steady_s if t.chars else float("nan")
         hours = units_at[kind] / steady / 3600 if steady else float("nan")
         total_h += hours
         unit = "tok" if kind == "merge" else "doc"
-        lines.append(f"{kind:<15} {t.tasks:>5} {t.units:>9,.0f}{unit[0]} {t.seconds:>8.1f} {t.startup:>8.1f} "
+        lines.append(f"{kind:<15} {t.tasks:>5} {t.units:>9,.0f}{unit[0]} {t.seconds:>8.1f} {t.steady:>8.1f} "
                      f"{rate:>13,.0f} {steady:>10,.0f} {mchar:>12.3f} {units_at[kind]:>15.3e} {hours:>9,.1f}")
     lines.append(f"{'total':<15} {'':>5} {'':>10} {sum(t.seconds for t in totals.values()):>8.1f} "
-                 f"{'':>8} {'':>13} {'':>10} {'':>12} {'':>15} {total_h:>9,.1f}")
-    lines.append(f"(units: d = documents, t = tokens; core-h = core-hours for a {target_tokens:.3g}-token mix of the "
-                 "same composition, from the steady rate)")
+                 f"{sum(t.steady for t in totals.values()):>8.1f} {'':>13} {'':>10} {'':>12} {'':>15} {total_h:>9,.1f}")
+    lines.append(f"(units: d = documents, t = tokens; core-s: wall seconds summed over tasks; steady-s: step timers "
+                 f"less first-item costs; core-h: core-hours for a {target_tokens:.3g}-token mix of the same "
+                 "composition at the steady rate)")
     return "\n".join(lines)
 
 
