@@ -124,7 +124,7 @@ class PhaseRunner:
     def __init__(self, spec: ExecutorSpec, workers: int, logs_root: Path, job_prefix: str, dry_run: bool = False):
         self.spec = spec
         self.dry_run = dry_run
-        self.planned: list[Phase | None] = []  # dry run: the phases in submission order; None where the driver waits
+        self.planned: list[Phase | str | None] = []  # dry run: phases in submission order; None: the driver waits
         self.row = EXECUTORS[spec.kind]
         self.workers = workers
         self.logs_root = Path(logs_root)
@@ -183,7 +183,7 @@ class PhaseRunner:
 
     def wait(self) -> None:
         """Return once every submitted phase finished all its tasks (slurm: poll); raise PhaseError if one failed."""
-        if self.dry_run and self.planned and self.planned[-1] is not None:
+        if self.dry_run and self.planned and isinstance(self.planned[-1], Phase):
             self.planned.append(None)
         while self.pending:
             phase, executor = self.pending[0]

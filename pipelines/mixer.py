@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from shardsmith.pipelines import shards
 from shardsmith.pipelines.decontam import MixDecontamination
 from shardsmith.pipelines.dedup import dedup_mix
-from shardsmith.pipelines.executors import PhaseRunner
+from shardsmith.pipelines.executors import Phase, PhaseRunner
 from shardsmith.pipelines.stats import rank_stats, step_changes, step_counts
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount, TextFile
@@ -560,8 +560,8 @@ def _build_phases(build: MixBuild, keep_work: bool, progress: bool) -> Path:
 # ---------------------------------------------------------------------------------------------------- dry run
 def plan_phases(recipe: MixRecipe, out_dir: str | os.PathLike) -> tuple[list, dict[str, str]]:
     """The phases a build of ``recipe`` submits, in order, without reading or writing any document: ``(planned,
-    files)`` where ``planned`` is ``PhaseRunner.planned`` (a ``Phase`` per phase, ``None`` where the driver waits)
-    and ``files`` says what one task of each phase reads.
+    files)`` where ``planned`` is ``PhaseRunner.planned`` (a ``Phase`` per phase, ``None`` where the driver waits, a
+    sentence where the driver itself works) and ``files`` says what one task of each phase reads.
 
     Inputs are listed (preflight), nothing else is touched. Phases after filtering assume one filtered file per
     filter task (the build counts the files it finds, fewer when a task kept nothing); the dedup phases are
@@ -585,12 +585,15 @@ def plan_phases(recipe: MixRecipe, out_dir: str | os.PathLike) -> tuple[list, di
         folders = {s.name: build.documents_folder(s) for s in read}
         dedup = Deduplicator(recipe.dedup, read, folders, build.work, build.out / "rejected", runner, files=filtered)
         dedup.run()
+    if recipe.tokenizer.train is not None:
+        runner.planned.append("the driver trains the tokenizer on the kept documents")
     with runner.parallel():
         for src in read:
             logs = build.logs / "count" / src.name
             runner.run([], filtered[src.name], logs)
             files[logs.relative_to(build.logs).as_posix()] = "1 filtered file"
     runner.wait()
+    runner.planned.append("the driver plans each source's documents per split from the counts")
     with runner.parallel():
         for src in read:
             for split in shards.SPLITS:
@@ -628,9 +631,12 @@ def describe_plan(recipe: MixRecipe, out_dir: str | os.PathLike) -> str:
         if phase is None:
             lines.append("  -- the driver waits here for the phases above (it reads their results)")
             continue
+        if isinstance(phase, str):
+            lines.append(f"  -- {phase}")
+            continue
         reads = files.get(phase.name, "")
         after = _names(phase.after)
         lines.append(f"{phase.name:<40} {phase.tasks:>6}  {reads:<22} {after}")
-    total = sum(p.tasks for p in planned if p is not None)
-    lines.append(f"\n{sum(p is not None for p in planned)} phases, {total} tasks")
+    phases = [p for p in planned if isinstance(p, Phase)]
+    lines.append(f"\n{len(phases)} phases, {sum(p.tasks for p in phases)} tasks")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ import pytest
 from conftest import REPO
 
 from shardsmith.cli import main as cli_main
+from shardsmith.pipelines.executors import Phase
 from shardsmith.pipelines.mixer import plan_phases, run_mix
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.mix_recipe import MixRecipe
@@ -126,7 +127,7 @@ def test_slurm_scripts_carry_the_plan_and_build_the_same_shards(slurm_build, min
     phases = {j["directives"]["job-name"]: (jid, j) for jid, j in jobs.items()
               if "launch_pickled_pipeline" in j["text"]}
     name_of = {jid: name for name, (jid, _) in phases.items()}
-    planned = [p for p in plan_phases(load_recipe(MixRecipe, mini_recipe), slurm_build / "plan")[0] if p]
+    planned = [p for p in plan_phases(load_recipe(MixRecipe, mini_recipe), slurm_build / "plan")[0] if isinstance(p, Phase)]
     # --dry-run lists exactly the jobs submitted, with their array sizes and dependencies
     assert sorted(phases) == sorted(f"mini.{p.name.replace('/', '.')}" for p in planned)
     for p in planned:
@@ -188,7 +189,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(sample, tmp_path, capsys):
     text = capsys.readouterr().out
     assert not out.exists()
     assert "executor: ray" in text
-    planned = [p for p in plan_phases(load_recipe(MixRecipe, DEMO, ["workers=2"]), out)[0] if p]
+    planned = [p for p in plan_phases(load_recipe(MixRecipe, DEMO, ["workers=2"]), out)[0] if isinstance(p, Phase)]
     for p in planned:
         assert re.search(rf"^{re.escape(p.name)}\s+{p.tasks}\s", text, re.M), p.name
     assert re.search(r"^filter/web\s+2\s+1 input file", text, re.M)  # two parquet files, two tasks
