@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from shardsmith.pipelines import shards
 from shardsmith.pipelines.decontam import MixDecontamination
 from shardsmith.pipelines.dedup import dedup_mix
-from shardsmith.pipelines.executors import Phase, PhaseRunner
+from shardsmith.pipelines.executors import Phase, PhaseError, PhaseRunner
 from shardsmith.pipelines.stats import rank_stats, step_changes, step_counts
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount, TextFile
@@ -491,6 +491,8 @@ def build_mix(
         return build.out / MANIFEST_NAME
     try:
         return _build_phases(build, keep_work, progress)
+    except PhaseError as err:  # a phase's tasks did not all finish: one line naming it and its logs
+        raise MixError(str(err)) from None
     finally:
         build.runner.close()
 
