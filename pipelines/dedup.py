@@ -284,22 +284,22 @@ def minhash_config(spec: DedupSpec):
 
 
 def local_executor(workers: int = 1):
-    """``executor(pipeline, tasks, logging_dir)`` over datatrove's LocalPipelineExecutor (resumable completions)."""
-    from datatrove.executor import LocalPipelineExecutor
+    """A ``PhaseRunner`` over datatrove's LocalPipelineExecutor (resumable completions), for a Deduplicator used
+    outside a mix build (a build passes its own runner: the recipe's executor)."""
+    from shardsmith.pipelines.executors import PhaseRunner
+    from shardsmith.schemas.mix_recipe import ExecutorSpec
 
-    def make(pipeline: list, tasks: int, logging_dir: Path):
-        return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=min(workers, tasks),
-                                     logging_dir=str(logging_dir), skip_completed=True)
-
-    return make
+    return PhaseRunner(ExecutorSpec(kind="local"), workers, Path("/"), "dedup")
 
 
 class Deduplicator:
     """Dedup the documents of ``sources`` (``folders[name]``: datatrove jsonl.gz files, one task per file) under
-    ``work``; kept documents go to ``work/deduped/<source>``, removed ones to ``rejected/<source>/dedup/``."""
+    ``work``; kept documents go to ``work/deduped/<source>``, removed ones to ``rejected/<source>/dedup/``.
+    ``runner``: a ``pipelines.executors.PhaseRunner`` (the phases chain with its dependencies; ``run`` waits at
+    the end). ``files``: filtered files per source when the folders are not written yet (a dry run's plan)."""
 
     def __init__(self, spec: DedupSpec, sources: list[SourceSpec], folders: dict[str, Path], work: Path,
-                 rejected: Path, executor):
+                 rejected: Path, runner, files: dict[str, int] | None = None):
         self.spec = spec
         self.sources = {s.name: s for s in sources}
         self.left_out = {s.name: why for s in sources if (why := not_deduplicated(spec, s))}
@@ -308,8 +308,10 @@ class Deduplicator:
         self.logs = Path(work) / "logs" / "dedup"
         self.out = Path(work) / "deduped"
         self.rejected = Path(rejected)
-        self.executor = executor
-        files = {n: max(1, len(list(f.glob("*.jsonl.gz")))) for n, f in self.folders.items() if n not in self.left_out}
+        self.runner = runner
+        if files is None:
+            files = {n: max(1, len(list(f.glob("*.jsonl.gz")))) for n, f in self.folders.items()}
+        files = {n: k for n, k in files.items() if n not in self.left_out}
         self.groups = dedup_groups(spec, sources, files)
         sent = spec.sentences
         self.span_sources = set() if not sent.enabled else (
@@ -320,6 +322,7 @@ class Deduplicator:
         for group, members in self.groups.items():
             for phase in self.phases(group, members):
                 phase()
+        self.runner.wait()
         return {m.name: self.kept_folder(m.name) for members in self.groups.values() for m in members}
 
     def kept_folder(self, name: str) -> Path:
@@ -341,9 +344,15 @@ class Deduplicator:
             named("sign", self._sign, group, members),
             *(minhash if self.spec.minhash.enabled else []),
             named("resolve", self._resolve, group, members),
-            named("filter", lambda: [self._filter(group, m) for m in members]),
-            *([named("sentences", lambda: [self._spans(group, m) for m in spans])] if spans else []),
+            named("filter", lambda: self._each(self._filter, group, members)),
+            *([named("sentences", lambda: self._each(self._spans, group, spans))] if spans else []),
         ]
+
+    def _each(self, phase, group: str, members: list[DedupMember]) -> None:
+        """``phase(group, m)`` for every member, side by side (each after the phases before, not after each other)."""
+        with self.runner.parallel():
+            for m in members:
+                phase(group, m)
 
     def _sign(self, group: str, members: list[DedupMember]) -> None:
         from datatrove.pipeline.readers import JsonlReader
@@ -351,19 +360,20 @@ class Deduplicator:
         from shardsmith.pipelines.minhash_signature import FastMinhashSignature
 
         root = self.work / group
-        for m in members:
-            pipeline = [JsonlReader(str(self.folders[m.name])), DocumentIndex(str(root / "index"), m.offset)]
-            if self.spec.minhash.enabled:
-                pipeline.append(FastMinhashSignature(str(root / "sigs"), minhash_config(self.spec),
-                                                     language=m.language, rank_offset=m.offset))
-            self.executor(pipeline, m.files, self.logs / group / "sign" / m.name).run()
+        with self.runner.parallel():
+            for m in members:
+                pipeline = [JsonlReader(str(self.folders[m.name])), DocumentIndex(str(root / "index"), m.offset)]
+                if self.spec.minhash.enabled:
+                    pipeline.append(FastMinhashSignature(str(root / "sigs"), minhash_config(self.spec),
+                                                         language=m.language, rank_offset=m.offset))
+                self.runner.run(pipeline, m.files, self.logs / group / "sign" / m.name)
 
     def _buckets(self, group: str) -> None:
         from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets
 
         root, config = self.work / group, minhash_config(self.spec)
         buckets = MinhashDedupBuckets(str(root / "sigs"), str(root / "buckets"), config=config)
-        self.executor([buckets], config.num_buckets, self.logs / group / "buckets").run()
+        self.runner.run([buckets], config.num_buckets, self.logs / group / "buckets")
 
     def _cluster(self, group: str) -> None:
         from datatrove.pipeline.dedup.minhash import MinhashDedupCluster
@@ -371,14 +381,14 @@ class Deduplicator:
         root = self.work / group
         cluster = MinhashDedupCluster(str(root / "buckets"), str(root / "clusters"), config=minhash_config(self.spec),
                                       save_cluster_id=True)
-        self.executor([cluster], 1, self.logs / group / "cluster").run()
+        self.runner.run([cluster], 1, self.logs / group / "cluster")
 
     def _resolve(self, group: str, members: list[DedupMember]) -> None:
         root = self.work / group
         clusters = str(root / "clusters") if self.spec.minhash.enabled else None
         resolver = DuplicateResolver(str(root / "index"), clusters, str(root / "remove"), members,
                                      exact=self.spec.exact)
-        self.executor([resolver], 1, self.logs / group / "resolve").run()
+        self.runner.run([resolver], 1, self.logs / group / "resolve")
 
     def _filter(self, group: str, m: DedupMember) -> None:
         from datatrove.pipeline.readers import JsonlReader
@@ -390,7 +400,7 @@ class Deduplicator:
             DuplicateFilter(str(self.work / group / "remove"), m.offset, exclusion_writer=rejected),
             JsonlWriter(str(self.out / m.name), output_filename="${rank}.jsonl.gz"),
         ]
-        self.executor(pipeline, m.files, self.logs / group / "filter" / m.name).run()
+        self.runner.run(pipeline, m.files, self.logs / group / "filter" / m.name)
 
     def _spans(self, group: str, m: DedupMember) -> None:
         """C4's span dedup within one source, datatrove's SentenceDedup stages on the source's kept documents: a span
@@ -409,11 +419,12 @@ class Deduplicator:
         config = SentDedupConfig(n_sentences=sent.n_sentences, min_doc_words=sent.min_doc_words)
         language = minhash_language(m.language)
         root, logs, docs = self.work / "spans" / m.name, self.logs / group / "spans" / m.name, self.out / m.name
-        tasks = max(1, len(list(docs.glob("*.jsonl.gz"))))
+        # one task per dedup-filter task (datatrove's reader gives task r the r-th file, or none when that task
+        # kept nothing), so the count is known before the filter ran (slurm submits it ahead)
+        tasks = m.files
         sign = SentenceDedupSignature(str(root / "sigs"), config=config, language=language)
-        self.executor([JsonlReader(str(docs)), sign], tasks, logs / "sign").run()
-        self.executor([SentenceFindDedups(str(root / "sigs"), str(root / "dups"), config=config)], 1,
-                      logs / "find").run()
+        self.runner.run([JsonlReader(str(docs)), sign], tasks, logs / "sign")
+        self.runner.run([SentenceFindDedups(str(root / "sigs"), str(root / "dups"), config=config)], 1, logs / "find")
         adapter = RejectedRecordAdapter(m.name, SPAN_STEP)
         rejected = RejectedJsonlWriter(str(self.rejected / m.name / SPAN_STEP), adapter)
         pipeline = [
@@ -421,7 +432,7 @@ class Deduplicator:
             SentenceDedupFilter(str(root / "dups"), config=config, exclusion_writer=rejected, language=language),
             JsonlWriter(str(self.kept_folder(m.name)), output_filename="${rank}.jsonl.gz"),
         ]
-        self.executor(pipeline, tasks, logs / "filter").run()
+        self.runner.run(pipeline, tasks, logs / "filter")
 
     def span_counts(self, group: str, name: str) -> dict[str, int]:
         """Sentence-span dedup of one source: sentences seen, sentences cut, documents left too short (dropped)."""
@@ -477,7 +488,7 @@ def dedup_mix(build) -> None:
         build.dedup_info = {"enabled": False, "settings": spec.model_dump(mode="json")}
         return
     folders = {s.name: build.documents_folder(s) for s in build.active}
-    dedup = Deduplicator(spec, build.active, folders, build.work, build.out / "rejected", build.executor)
+    dedup = Deduplicator(spec, build.active, folders, build.work, build.out / "rejected", build.runner)
     build.documents.update(dedup.run())
     build.dedup_info = dedup.info()
     for name, c in build.dedup_info["removed"].items():

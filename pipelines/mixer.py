@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from shardsmith.pipelines import shards
 from shardsmith.pipelines.decontam import MixDecontamination
 from shardsmith.pipelines.dedup import dedup_mix
+from shardsmith.pipelines.executors import Phase, PhaseError, PhaseRunner
 from shardsmith.pipelines.stats import rank_stats, step_changes, step_counts
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount, TextFile
@@ -52,16 +53,18 @@ def run_mix(
     return build_mix(recipe, out_dir, force=force, keep_work=keep_work)
 
 
+# Where the phases run changes nothing in what they write: the executor is neither fingerprinted nor recorded, so a
+# build resumes under another executor and every executor writes the same bytes.
+NOT_RECORDED = {"executor"}
+
+
 def _fingerprint(recipe: MixRecipe) -> str:
-    return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
+    return hashlib.sha256(recipe.model_dump_json(exclude=NOT_RECORDED).encode()).hexdigest()
 
 
-def _executor(pipeline: list, tasks: int, workers: int, logging_dir: Path):
-    from datatrove.executor import LocalPipelineExecutor
-
-    return LocalPipelineExecutor(
-        pipeline=pipeline, tasks=tasks, workers=min(workers, tasks), logging_dir=str(logging_dir), skip_completed=True
-    )
+def recorded_recipe(recipe: MixRecipe) -> dict:
+    """The recipe as the manifest and the work stamp record it (without ``executor``)."""
+    return recipe.model_dump(mode="json", exclude=NOT_RECORDED)
 
 
 def _completed(logging_dir: Path, tasks: int) -> bool:
@@ -71,7 +74,7 @@ def _completed(logging_dir: Path, tasks: int) -> bool:
 class MixBuild:
     """One build of one recipe into one folder."""
 
-    def __init__(self, recipe: MixRecipe, out_dir: str | os.PathLike):
+    def __init__(self, recipe: MixRecipe, out_dir: str | os.PathLike, dry_run: bool = False):
         self.recipe = recipe
         self.out = Path(out_dir).resolve()
         self.work = self.out / ".work"
@@ -81,11 +84,14 @@ class MixBuild:
         self.skipped: dict[str, str] = {s.name: "weight 0: not read" for s in recipe.sources if s.weight <= 0}
         self.tokenizer = None
         self.filter_counts: dict[str, list[StepCount]] = {}
+        self.filter_steps: dict[str, list[str]] = {}
         self.kept: dict[str, int] = {}
         self.tasks: dict[str, int] = {}
         self.documents: dict[str, Path] = {}  # a source's documents after filtering, once a later phase rewrote them
         self.dedup_info: dict | None = None
         self.decontam = MixDecontamination(recipe.decontaminate, self.out)  # benchmarks resolved (or warned) here
+        self.runner = PhaseRunner(recipe.executor, recipe.workers, self.logs, recipe.name, dry_run=dry_run)
+        self.input_files: dict[str, int] = {}  # files per source, as listed by preflight
 
     @property
     def active(self) -> list[SourceSpec]:
@@ -96,8 +102,10 @@ class MixBuild:
         """Where the source's kept documents are: ``.work/filtered/<source>`` until dedup rewrites them."""
         return self.documents.get(src.name, self.work / "filtered" / src.name)
 
-    def executor(self, pipeline: list, tasks: int, logging_dir: Path):
-        return _executor(pipeline, tasks, self.recipe.workers, logging_dir)
+    def run_phase(self, pipeline: list, tasks: int, logging_dir: Path, concurrency: int | None = None) -> None:
+        """Submit one datatrove phase through the recipe's executor (``pipelines/executors.py``); its results are
+        there once ``self.runner.wait()`` returns."""
+        self.runner.run(pipeline, tasks, logging_dir, concurrency)
 
     def planned_shares(self) -> dict[str, float]:
         """Weights renormalised over the active sources (equal to the requested shares when none was skipped)."""
@@ -126,7 +134,7 @@ class MixBuild:
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         self.work.mkdir(parents=True, exist_ok=True)
         tmp = stamp.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"sha256": fp, "recipe": self.recipe.model_dump(mode="json")}, indent=1))
+        tmp.write_text(json.dumps({"sha256": fp, "recipe": recorded_recipe(self.recipe)}, indent=1))
         os.replace(tmp, stamp)
         return True
 
@@ -147,6 +155,7 @@ class MixBuild:
             except (FileNotFoundError, PermissionError, ValueError) as err:
                 named = str(err).startswith(f"source '{src.name}'")  # SourceError messages name it already
                 raise MixError(str(err) if named else f"source '{src.name}': {err}") from err
+            self.input_files[src.name] = len(files)
             # A task is datatrove's unit of work and of resume; each one pays the filters' start-up (block
             # lists, models), so by default there are as many tasks as workers, up to the number of files.
             self.tasks.setdefault(
@@ -161,6 +170,7 @@ class MixBuild:
 
     # ------------------------------------------------------------------ A: filter
     def filter_source(self, src: SourceSpec) -> None:
+        """Submit the source's filter phase; ``collect_filter`` reads its counts once the runner waited."""
         from datatrove.pipeline.writers import JsonlWriter
         from shardsmith.pipelines.filter_chains import build_filter_steps
         from shardsmith.pipelines.sources import build_extractor, build_reader
@@ -172,12 +182,14 @@ class MixBuild:
         steps += build_filter_steps(src, str(self.out / "rejected"))
         steps += self.decontam.steps(src.name, str(self.out / "rejected"))
         writer = JsonlWriter(str(self.work / "filtered" / src.name), output_filename="${rank}.jsonl.gz")
-        logging_dir = self.logs / "filter" / src.name
-        _executor([s for _, s in steps] + [writer], self.tasks[src.name], self.recipe.workers, logging_dir).run()
+        self.filter_steps[src.name] = [name for name, _ in steps]
+        self.run_phase([s for _, s in steps] + [writer], self.tasks[src.name], self.logs / "filter" / src.name)
 
-        stats = rank_stats(logging_dir)
+    def collect_filter(self, src: SourceSpec) -> None:
+        """Per-step counts of the source's finished filter phase (its per-rank stats)."""
+        stats = rank_stats(self.logs / "filter" / src.name)
         counts: list[StepCount] = []
-        for (name, _), st in zip(steps, stats):
+        for name, st in zip(self.filter_steps[src.name], stats):
             read, kept, dropped, reasons = step_counts(st)
             if name == "read":
                 read = kept = int(st["stats"].get("documents", read))
@@ -259,7 +271,7 @@ class MixBuild:
             TokensCounter(tokenizer_name_or_path=str(self.tokenizer.tokenizer_json), count_eos_token=True, batch_size=1000),
             DocumentLedger(str(self.work / "ledger" / src.name)),
         ]
-        _executor(pipeline, self._filtered_tasks(src), self.recipe.workers, self.logs / "count" / src.name).run()
+        self.run_phase(pipeline, self._filtered_tasks(src), self.logs / "count" / src.name)
 
     # ------------------------------------------------------------------ C: plan
     def plan(self) -> dict:
@@ -314,8 +326,7 @@ class MixBuild:
                 save_filename=src.name,
             ),
         ]
-        logging_dir = self.logs / "tokenize" / split / src.name
-        _executor(pipeline, self._filtered_tasks(src), self.recipe.workers, logging_dir).run()
+        self.run_phase(pipeline, self._filtered_tasks(src), self.logs / "tokenize" / split / src.name)
 
     def realized(self, src: SourceSpec) -> tuple[int, int]:
         """(documents, tokens) this source wrote across splits, read from its own token files."""
@@ -350,7 +361,7 @@ class MixBuild:
             loss_masks=False,
             max_tokens_per_file=self.recipe.max_tokens_per_file,
         )
-        _executor([step], 1, 1, logging_dir).run()
+        self.run_phase([step], 1, logging_dir, concurrency=1)
 
     # ------------------------------------------------------------------ manifest
     def write_manifest(self, plan: dict) -> Path:
@@ -394,7 +405,7 @@ class MixBuild:
             sources=sources,
             filters=self.filter_counts,
             budget_tokens=plan["budget"],
-            recipe=self.recipe.model_dump(mode="json"),
+            recipe=recorded_recipe(self.recipe),
             recipe_sha256=_fingerprint(self.recipe),
             text_files=self.text_files() if self.recipe.write_text == "parquet" else None,
             dedup=self.dedup_info,
@@ -468,13 +479,26 @@ def build_mix(
     keep_work: bool = False,
 ) -> Path:
     """Build (or resume building) a mix; returns the manifest path. ``keep_work`` keeps ``DIR/.work`` (the
-    intermediates, for debugging) after the manifest is written; it is not part of the recipe's fingerprint."""
+    intermediates, for debugging) after the manifest is written; it is not part of the recipe's fingerprint.
+
+    Phases of one kind (every source's filter, count, tokenize; each split's merge) are submitted together; the
+    driver waits (``runner.wait``) only where it decides from their results (``pipelines/executors.py``)."""
     build = MixBuild(recipe, out_dir)
     build.preflight()  # unreadable inputs fail before anything is written
     if not build.prepare(force):
         if not keep_work:
             build.remove_work()  # a build killed between its manifest and this clean-up
         return build.out / MANIFEST_NAME
+    try:
+        return _build_phases(build, keep_work, progress)
+    except PhaseError as err:  # a phase's tasks did not all finish: one line naming it and its logs
+        raise MixError(str(err)) from None
+    finally:
+        build.runner.close()
+
+
+def _build_phases(build: MixBuild, keep_work: bool, progress: bool) -> Path:
+    recipe, runner = build.recipe, build.runner
     build.resolve_tokenizer()
     read = build.read_sources
     # the tokenize seed of a source is tied to its place in the recipe, so skipping another source changes nothing
@@ -485,9 +509,13 @@ def build_mix(
         def step(label: str) -> None:
             bar.set_postfix_str(label)
 
+        step("filter")
+        with runner.parallel():
+            for src in read:
+                build.filter_source(src)
+        runner.wait()
         for src in read:
-            step(f"filter {src.name}")
-            build.filter_source(src)
+            build.collect_filter(src)
             c = build.filter_counts[src.name]
             bar.write(f"  {src.name:<20} read {c[0].read:>8,}  kept {c[-1].kept:>8,}  dropped {c[0].read - c[-1].kept:>8,}")
             bar.update()
@@ -501,21 +529,27 @@ def build_mix(
         if build.tokenizer is None:
             step("train tokenizer")
             build.train_tokenizer()
-        for src in build.active:
-            step(f"count {src.name}")
-            build.count_source(src)
-            bar.update()
+        step("count")
+        with runner.parallel():
+            for src in build.active:
+                build.count_source(src)
+        runner.wait()
+        bar.update(len(build.active))
         step("plan")
         plan = build.plan()
         bar.update()
-        for src in build.active:
+        step("tokenize")
+        with runner.parallel():
+            for src in build.active:
+                for split in shards.SPLITS:
+                    build.tokenize_source(src, split, seed=recipe.seed + 7919 * (position[src.name] + 1))
+        runner.wait()
+        bar.update(len(build.active))
+        step("merge")
+        with runner.parallel():
             for split in shards.SPLITS:
-                step(f"tokenize {src.name}/{split}")
-                build.tokenize_source(src, split, seed=recipe.seed + 7919 * (position[src.name] + 1))
-            bar.update()
-        for split in shards.SPLITS:
-            step(f"merge {split}")
-            build.merge(split, seed=recipe.seed)
+                build.merge(split, seed=recipe.seed)
+        runner.wait()
         bar.update()
         step("manifest")
         path = build.write_manifest(plan)
@@ -523,3 +557,88 @@ def build_mix(
             build.remove_work()
         bar.update(bar.total - bar.n)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------- dry run
+def plan_phases(recipe: MixRecipe, out_dir: str | os.PathLike) -> tuple[list, dict[str, str]]:
+    """The phases a build of ``recipe`` submits, in order, without reading or writing any document: ``(planned,
+    files)`` where ``planned`` is ``PhaseRunner.planned`` (a ``Phase`` per phase, ``None`` where the driver waits, a
+    sentence where the driver itself works) and ``files`` says what one task of each phase reads.
+
+    Inputs are listed (preflight), nothing else is touched. Phases after filtering assume one filtered file per
+    filter task (the build counts the files it finds, fewer when a task kept nothing); the dedup phases are
+    the Deduplicator's own, recorded by a dry-run runner."""
+    from shardsmith.pipelines.dedup import Deduplicator
+
+    build = MixBuild(recipe, out_dir, dry_run=True)
+    build.preflight()
+    runner, read = build.runner, build.read_sources
+    files: dict[str, str] = {}
+    with runner.parallel():
+        for src in read:
+            logs = build.logs / "filter" / src.name
+            runner.run([], build.tasks[src.name], logs)
+            n = build.input_files.get(src.name)
+            files[logs.relative_to(build.logs).as_posix()] = (
+                "streamed" if n is None else f"{n / build.tasks[src.name]:.3g} input file(s)")
+    runner.wait()
+    filtered = {s.name: build.tasks[s.name] for s in read}
+    if recipe.dedup.enabled:
+        folders = {s.name: build.documents_folder(s) for s in read}
+        dedup = Deduplicator(recipe.dedup, read, folders, build.work, build.out / "rejected", runner, files=filtered)
+        dedup.run()
+    if recipe.tokenizer.train is not None:
+        runner.planned.append("the driver trains the tokenizer on the kept documents")
+    with runner.parallel():
+        for src in read:
+            logs = build.logs / "count" / src.name
+            runner.run([], filtered[src.name], logs)
+            files[logs.relative_to(build.logs).as_posix()] = "1 filtered file"
+    runner.wait()
+    runner.planned.append("the driver plans each source's documents per split from the counts")
+    with runner.parallel():
+        for src in read:
+            for split in shards.SPLITS:
+                logs = build.logs / "tokenize" / split / src.name
+                runner.run([], filtered[src.name], logs)
+                files[logs.relative_to(build.logs).as_posix()] = "1 filtered file"
+    runner.wait()
+    with runner.parallel():
+        for split in shards.SPLITS:
+            runner.run([], 1, build.logs / "merge" / split, concurrency=1)
+    runner.wait()
+    return runner.planned, files
+
+
+def _names(phases: list[str]) -> str:
+    """``a/b/x, a/b/y, a/b/z, a/b/w`` -> ``a/b/* (4)``: a phase after every source's phase of one kind."""
+    if len(phases) <= 2:
+        return ", ".join(phases) or "-"
+    parent = os.path.commonpath(phases)
+    return f"{parent}/* ({len(phases)})" if parent else ", ".join(phases)
+
+
+def describe_plan(recipe: MixRecipe, out_dir: str | os.PathLike) -> str:
+    """``shardsmith mix --dry-run``: the executor, then one line per phase (tasks, what a task reads, the phases
+    it depends on under slurm) and a line where the driver waits for results."""
+    planned, files = plan_phases(recipe, out_dir)
+    ex = recipe.executor
+    where = {"local": f"{ex.concurrency or recipe.workers} process(es) on this machine",
+             "ray": f"Ray cluster {ex.address or '(local, ' + str(recipe.workers) + ' CPUs)'}",
+             "slurm": f"sbatch arrays on partition {ex.partition}, time {ex.time}, {ex.cpus_per_task} CPU(s)/task"}
+    lines = [f"mix {recipe.name} -> {Path(out_dir).resolve()} (dry run: nothing is read or written)",
+             f"executor: {ex.kind}: {where[ex.kind]}", "",
+             f"{'phase':<40} {'tasks':>6}  {'each task reads':<22} after (slurm --dependency=afterok)"]
+    for phase in planned:
+        if phase is None:
+            lines.append("  -- the driver waits here for the phases above (it reads their results)")
+            continue
+        if isinstance(phase, str):
+            lines.append(f"  -- {phase}")
+            continue
+        reads = files.get(phase.name, "")
+        after = _names(phase.after)
+        lines.append(f"{phase.name:<40} {phase.tasks:>6}  {reads:<22} {after}")
+    phases = [p for p in planned if isinstance(p, Phase)]
+    lines.append(f"\n{len(phases)} phases, {sum(p.tasks for p in phases)} tasks")
+    return "\n".join(lines)

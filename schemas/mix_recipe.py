@@ -170,6 +170,49 @@ class SourceSpec(Strict):
         return tuple(self.split.split("+"))
 
 
+ExecutorKind = Literal[
+    "local",  # datatrove LocalPipelineExecutor: `workers` processes on this machine (the default)
+    "slurm",  # datatrove SlurmPipelineExecutor: one sbatch job array per phase, `--dependency=afterok` between phases
+    "ray",  # datatrove RayPipelineExecutor: a Ray cluster (`address`), or a local one started with `workers` CPUs
+]
+
+
+class ExecutorSpec(Strict):
+    """Where every phase of the mix runs (``pipelines/executors.py``, one registry row per kind).
+
+    The executor never changes what is built: it is left out of the recipe's fingerprint and of the manifest, so
+    a build resumes under another kind and every kind writes byte-identical shards. ``tasks``/``workers`` stay at
+    the recipe's top level (they decide how the documents are split into tasks, which the shards depend on).
+    """
+
+    kind: ExecutorKind = "local"
+    concurrency: int | None = Field(
+        None, ge=1, description="tasks running at once (local: processes; ray: Ray tasks; slurm: the array's %N "
+        "throttle); unset: the recipe's `workers` for local and ray, no limit for slurm")
+    cpus_per_task: int = Field(1, ge=1, description="slurm / ray: CPUs reserved per task")
+    mem_per_cpu_gb: int = Field(2, ge=1, description="slurm / ray: memory (GB) reserved per CPU")
+    # slurm
+    partition: str | None = Field(None, description="slurm: the partition (required for kind slurm)")
+    time: str = Field("24:00:00", description="slurm: the time limit of each array task (sbatch --time)")
+    qos: str | None = Field(None, description="slurm: the quality of service (sbatch --qos)")
+    venv_path: str | None = Field(None, description="slurm: an activate script `source`d by every job")
+    env_command: str | None = Field(None, description="slurm: shell line(s) run before the task instead")
+    sbatch_args: dict[str, str | int] = Field(
+        default_factory=dict, description="slurm: more `#SBATCH --key=value` lines (account, constraint, ...)")
+    max_array_size: int = Field(1001, ge=1, description="slurm: the cluster's MaxArraySize")
+    poll_seconds: float = Field(30, gt=0, description="slurm: how often the driver checks a phase's completions")
+    # ray
+    address: str | None = Field(None, description="ray: the cluster to join (`auto`, `ray://host:10001`); unset: "
+                                "join the running one, else start a local one with `workers` CPUs")
+    task_timeout_s: int | None = Field(None, gt=0, description="ray: seconds before a task is killed and retried")
+
+    @model_validator(mode="after")
+    def _slurm_needs_partition(self) -> "ExecutorSpec":
+        if self.kind == "slurm" and not self.partition:
+            raise ValueError("executor kind 'slurm' needs `partition`")
+        return self
+
+
 class MixRecipe(Strict):
     kind: Literal["mix"] = "mix"
     name: str = "mix"
@@ -188,6 +231,9 @@ class MixRecipe(Strict):
     )
     dedup: DedupSpec = Field(default_factory=DedupSpec, description="exact + MinHash dedup after filtering (on)")
     sources: list[SourceSpec] = Field(min_length=1)
+    executor: ExecutorSpec = Field(
+        default_factory=ExecutorSpec, description="where the phases run: local | slurm | ray (not part of the "
+        "recipe's fingerprint: it changes where, not what)")
     decontaminate: DecontamSpec = Field(
         default_factory=DecontamSpec, description="benchmark decontamination of every source after its filters "
         "(schemas/decontam.py); on by default, `false` opts out"

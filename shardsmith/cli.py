@@ -37,8 +37,14 @@ def _add_keep_work(p: argparse.ArgumentParser) -> None:
 
 def cmd_mix(args) -> int:
     from shardsmith.pipelines.inspect import summary_table
-    from shardsmith.pipelines.mixer import run_mix
+    from shardsmith.pipelines.mixer import describe_plan, run_mix
 
+    if args.dry_run:
+        from shardsmith.recipes import load_recipe
+        from shardsmith.schemas.mix_recipe import MixRecipe
+
+        print(describe_plan(load_recipe(MixRecipe, args.recipe, args.overrides), args.out))
+        return 0
     path = run_mix(args.recipe, args.out, args.overrides, force=args.force, keep_work=args.keep_work)
     print(summary_table(path.parent))
     print(f"\nshard set: {path.parent}")
@@ -167,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--force", action="store_true", help="discard an earlier (partial) build in --out")
     _add_keep_work(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the phases, the executor, tasks and files per task; read and write nothing")
     p.set_defaults(func=cmd_mix)
 
     p = sub.add_parser("demo", help="write the embedded sample corpus and mix it (recipes/mix/demo.yaml)")

@@ -59,6 +59,9 @@ BLOCKSRC = "test_mix_block_source.py::"
 SURGICAL = "test_builders_surgical.py::"
 KINDS = "test_block_kinds.py::"
 SWEEP = "test_sweeps.py::"
+EXEC = "test_executors.py::"
+EXEC_SLURM = EXEC + "test_slurm_scripts_carry_the_plan_and_build_the_same_shards"
+EXEC_RAY = EXEC + "test_ray_and_local_write_byte_identical_shards"
 DISTILL = "test_builders_distill.py::"
 TEACHER_FIELDS = DISTILL + "test_teacher_name_system_dtype_device_and_hub_id_take_effect"
 FF313_CHAIN = "test_chain_ff313.py::test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes"
@@ -429,11 +432,29 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "BenchmarkFiles.name": (DECONT + "test_sft_block_from_rasbt_reports_and_drops_its_mmlu_question",),
     "BenchmarkFiles.paths": (DECONT + "test_benchmark_paths_resolve_names_skip_train_and_fail_in_one_line",),
     "BenchmarkFiles.shape": (DECONT + "test_benchmark_paths_resolve_names_skip_train_and_fail_in_one_line",),
+    # --- executors (schemas/mix_recipe.py ExecutorSpec, pipelines/executors.py) ---------------------------------
+    "MixRecipe.executor": (EXEC_SLURM, EXEC_RAY),
+    "ExecutorSpec.kind": (EXEC_SLURM, EXEC_RAY),
+    "ExecutorSpec.concurrency": (EXEC_SLURM,),
+    "ExecutorSpec.cpus_per_task": (EXEC_SLURM,),
+    "ExecutorSpec.mem_per_cpu_gb": (EXEC_SLURM,),
+    "ExecutorSpec.partition": (EXEC_SLURM, EXEC + "test_slurm_without_partition_is_a_one_line_recipe_error"),
+    "ExecutorSpec.time": (EXEC_SLURM,),
+    "ExecutorSpec.qos": (EXEC_SLURM,),
+    "ExecutorSpec.env_command": (EXEC_SLURM,),
+    "ExecutorSpec.sbatch_args": (EXEC_SLURM,),
+    "ExecutorSpec.venv_path": (EXEC + "test_slurm_venv_and_array_limit_reach_the_script",),
+    "ExecutorSpec.max_array_size": (EXEC + "test_slurm_venv_and_array_limit_reach_the_script",),
+    "ExecutorSpec.poll_seconds": (EXEC + "test_a_failed_slurm_phase_stops_the_driver_naming_the_phase",),
 }
 
 # Accepted fields with no test that shows their effect yet: what the code does with each. Known gaps, for the
 # owners of the builders and the mix to close (a test) or remove (refuse the field).
 NO_BEHAVIOUR_TEST: dict[str, str] = {
+    "ExecutorSpec.address": "ray: ray.init(address=...) when no cluster is initialised in the process (the tests "
+                            "start a local one; joining another needs one running)",
+    "ExecutorSpec.task_timeout_s": "ray: datatrove RayPipelineExecutor's time= (a task running longer is killed "
+                                   "and resubmitted, up to 3 times)",
 }
 
 
