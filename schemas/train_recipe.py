@@ -6,13 +6,32 @@ its hyper-parameters and where its weights come from (``init_from``). Stages han
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import Field, field_validator, model_validator
 from shardsmith.schemas.common import Strict, given, repeated
 
+
+class ObjectiveRow(NamedTuple):
+    """What the recipe needs to know of an objective (its behaviour lives in ``trainer/objectives.py``).
+
+    reads: the rows it trains on by default (windows: fixed-length token windows; packed: whole documents packed into
+    rows; pairs: preference sets, one completion per row, never packed); settings: the stage field holding its
+    settings (None: it has none)."""
+
+    reads: Literal["windows", "packed", "pairs"]
+    settings: str | None = None
+
+
+OBJECTIVE_ROWS: dict[str, ObjectiveRow] = {
+    "clm": ObjectiveRow("windows"),
+    "sft": ObjectiveRow("packed"),
+    "mixce": ObjectiveRow("packed"),
+    "dpo": ObjectiveRow("pairs", "dpo"),
+}
 Objective = Literal["clm", "sft", "mixce", "dpo"]
-IMPLEMENTED_OBJECTIVES = ("clm", "sft", "mixce", "dpo")
+IMPLEMENTED_OBJECTIVES = tuple(OBJECTIVE_ROWS)
+assert set(get_args(Objective)) == set(OBJECTIVE_ROWS), "every objective of the literal has a row"
 
 
 class ModelSpec(Strict):
@@ -188,15 +207,24 @@ class StageSpec(Strict):
         return self
 
     @model_validator(mode="after")
-    def _dpo(self) -> StageSpec:
-        if self.objective == "dpo" and self.dpo is None:
-            self.dpo = DPOSpec()
-        if self.dpo is not None and self.objective != "dpo":
-            raise ValueError(f"`dpo` settings given but the objective is '{self.objective}'")
-        if self.objective == "dpo" and self.data.packing:
-            raise ValueError("dpo rows are never packed: each row is one completion (remove data.packing)")
-        if self.objective == "dpo" and (self.neftune_alpha or self.mixce_ratio != 1.0):
-            raise ValueError("neftune_alpha and mixce_ratio are token-objective settings; a dpo stage ignores them")
+    def _objective_settings(self) -> StageSpec:
+        """Each objective's settings block belongs to it alone; pair objectives read unpacked rows, no token options."""
+        row = OBJECTIVE_ROWS[self.objective]
+        for name, other in OBJECTIVE_ROWS.items():
+            field = other.settings
+            if field and field != row.settings and getattr(self, field) is not None:
+                raise ValueError(f"`{field}` settings given but the objective is '{self.objective}'")
+        if row.settings and getattr(self, row.settings) is None:
+            settings_cls = type(self).model_fields[row.settings].annotation.__args__[0]
+            if any(f.is_required() for f in settings_cls.model_fields.values()):
+                raise ValueError(f"objective {self.objective} needs its `{row.settings}` settings "
+                                 f"({', '.join(k for k, f in settings_cls.model_fields.items() if f.is_required())})")
+            setattr(self, row.settings, settings_cls())
+        if row.reads == "pairs" and self.data.packing:
+            raise ValueError(f"{self.objective} rows are never packed: each row is one completion (remove data.packing)")
+        if row.reads == "pairs" and (self.neftune_alpha or self.mixce_ratio != 1.0):
+            raise ValueError(f"neftune_alpha and mixce_ratio are token-objective settings; a {self.objective} stage "
+                             "ignores them")
         if self.objective != "mixce" and self.mixce_ratio != 1.0:
             raise ValueError(f"mixce_ratio applies to objective mixce only; '{self.objective}' ignores it")
         return self
@@ -208,14 +236,18 @@ class StageSpec(Strict):
         return self
 
     @property
+    def reads(self) -> str:
+        return OBJECTIVE_ROWS[self.objective].reads
+
+    @property
     def sampling(self) -> str:
-        return self.data.sampling or ("random" if self.objective == "clm" else "epoch")
+        return self.data.sampling or ("random" if self.reads == "windows" else "epoch")
 
     @property
     def packing(self) -> bool:
-        if self.objective == "dpo":
+        if self.reads == "pairs":
             return False
-        return self.data.packing if self.data.packing is not None else self.objective != "clm"
+        return self.data.packing if self.data.packing is not None else self.reads == "packed"
 
     @property
     def document_masking(self) -> bool:

@@ -5,8 +5,9 @@ Loss normalisation: every micro-batch's loss is a *sum* over its loss-carrying t
 loss-carrying tokens in the whole global batch (all ranks, all micro-batches), times the data-parallel world size
 (DeepSpeed averages gradients over ranks), and backward runs with ``scale_wrt_gas=False``. The optimizer step then
 sees exactly the gradient of the global token-mean loss, however the tokens fall across micro-batches and ranks.
-DPO does the same with pairs in place of tokens (the unit of ``units``): the step's gradient is that of the mean
-over every pair of the global batch.
+Pair objectives (DPO, rank) do the same with pairs in place of tokens (the unit of ``units``): the step's gradient
+is that of the mean over every pair of the global batch. What a loss is, what it averages over and which metrics it
+reports is the objective's (``trainer/objectives.py``); the engine never branches on an objective's name.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from shardsmith.schemas.train_recipe import EngineSpec, OptimizerSpec, StageSpec
+from shardsmith.trainer.objectives import objective_for
 
 
 class EngineError(ValueError):
@@ -197,7 +199,8 @@ class Engine:
         self.stage, self.spec, self.seed = stage, spec, seed
         self.precision = resolve_precision(spec)
         self.device = device()
-        self.reference = self._reference_model(model) if stage.objective == "dpo" else None
+        self.objective = objective_for(stage)
+        self.objective.prepare(self, model)  # frozen reference / teacher: copies taken before DeepSpeed wraps the model
         if stage.gradient_checkpointing:
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
             enable()
@@ -216,26 +219,26 @@ class Engine:
         if self.neftune_alpha:
             self.model.get_input_embeddings().register_forward_hook(self._neftune_hook)
 
-    def _reference_model(self, model):
-        """DPO's frozen reference: the weights the stage starts from (a copy taken before DeepSpeed wraps the model,
-        so ZeRO-3 partitioning never touches it), or another HF folder; in the training precision, eval mode."""
+    def frozen_model(self, src: str, model, where: str):
+        """A frozen model an objective compares against (DPO's reference, KD's teacher): ``init`` = the weights the
+        stage starts from (a copy taken before DeepSpeed wraps the model, so ZeRO-3 partitioning never touches it),
+        or a local HF folder; in the training precision, eval mode, no gradients."""
         import copy
 
         import torch
 
-        ref_src = self.stage.dpo.reference
-        if ref_src == "init":
+        if src == "init":
             ref = copy.deepcopy(model)
         else:
             from transformers import AutoModelForCausalLM
 
-            if not (Path(ref_src) / "config.json").is_file():
-                raise EngineError(f"stages.{self.stage.name}.dpo.reference: '{ref_src}' is not an HF model folder")
-            ref = AutoModelForCausalLM.from_pretrained(ref_src, torch_dtype=torch.float32)
+            if not (Path(src) / "config.json").is_file():
+                raise EngineError(f"{where}: '{src}' is not an HF model folder")
+            attn = getattr(model.config, "_attn_implementation", None) or "sdpa"  # the same mask form as the model's
+            ref = AutoModelForCausalLM.from_pretrained(src, torch_dtype=torch.float32, attn_implementation=attn)
             if ref.get_input_embeddings().num_embeddings != model.get_input_embeddings().num_embeddings:
-                raise EngineError(f"stages.{self.stage.name}.dpo.reference: {ref_src} has "
-                                  f"{ref.get_input_embeddings().num_embeddings} vocabulary rows, the policy "
-                                  f"{model.get_input_embeddings().num_embeddings}")
+                raise EngineError(f"{where}: {src} has {ref.get_input_embeddings().num_embeddings} vocabulary rows, "
+                                  f"the trained model {model.get_input_embeddings().num_embeddings}")
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
         ref = ref.to(device=self.device, dtype=dtype).eval()
         ref.requires_grad_(False)
@@ -274,16 +277,17 @@ class Engine:
         return ids, labels, pos, mask
 
     def units(self, batch) -> int:
-        """What the loss is averaged over: pairs (DPO) or loss-carrying tokens."""
-        return batch.pairs if self.reference is not None else batch.loss_tokens
+        """What the loss is averaged over: the objective's units (pairs, or loss-carrying tokens)."""
+        return self.objective.units(batch)
 
     def loss_sum(self, batch, train: bool = True, noise_key: tuple | None = None):
-        """(sum of the loss over the micro-batch's units, their count, extra metric sums)."""
-        import torch
-        from shardsmith.trainer.objectives import token_losses
+        """(sum of the loss over the micro-batch's units, their count, extra metric sums): the objective's."""
+        return self.objective.loss_sum(self, batch, train, noise_key)
 
-        if self.reference is not None:
-            return self._dpo_sum(batch)
+    def forward(self, batch, train: bool = True, noise_key: tuple | None = None):
+        """(logits, labels) of the trained model on ``batch``; NEFTune noise in training, seeded by ``noise_key``."""
+        import torch
+
         ids, labels, pos, mask = self.tensors(batch)
         if train and self.neftune_alpha:
             seg = batch.segment_ids
@@ -294,33 +298,15 @@ class Engine:
             out = self.engine(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
         finally:
             self._neft_len = None
-        per_tok = token_losses(out.logits, labels, self.stage.objective, self.stage.mixce_ratio)
-        return per_tok.sum(), int((labels != -100).sum()), {}
+        return out.logits, labels
 
-    def _dpo_sum(self, batch):
-        """Policy and reference sequence log-probs of both sides of every pair -> summed DPO loss and metrics."""
+    def frozen_logits(self, model, batch):
+        """Logits of a frozen model (``frozen_model``) on the same rows, positions and mask; no graph."""
         import torch
-        from shardsmith.trainer.objectives import dpo_losses, sequence_logps
 
-        cfg = self.stage.dpo
-        ids, labels, pos, _ = self.tensors(batch)
-        n = batch.pairs
-        out = self.engine(input_ids=ids, position_ids=pos, use_cache=False)
-        logp, count = sequence_logps(out.logits, labels)
+        ids, _, pos, mask = self.tensors(batch)
         with torch.no_grad():
-            ref_logp, _ = sequence_logps(self.reference(input_ids=ids, position_ids=pos, use_cache=False).logits,
-                                         labels)
-        if cfg.logp == "mean":
-            logp, ref_logp = logp / count.clamp(min=1), ref_logp / count.clamp(min=1)
-        loss, r_c, r_r = dpo_losses(logp[:n], logp[n:], ref_logp[:n], ref_logp[n:], cfg.beta, cfg.loss_type,
-                                    cfg.label_smoothing)
-        nll = -(logp[:n] if cfg.logp == "mean" else logp[:n] / count[:n].clamp(min=1))
-        if cfg.sft_weight:
-            loss = loss + cfg.sft_weight * nll
-        names = ("accuracy", "margin", "reward_chosen", "reward_rejected", "logp_chosen", "logp_rejected", "nll_chosen")
-        sums = torch.stack([(r_c > r_r).float().sum(), (r_c - r_r).sum(), r_c.sum(), r_r.sum(), logp[:n].sum(),
-                            logp[n:].sum(), nll.sum()]).detach().tolist()  # one device sync, not seven
-        return loss.sum(), n, dict(zip(names, sums))
+            return model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
 
     # --- one optimizer step ------------------------------------------------------------------------------
     def train_step(self, batches, step: int, lr: float, rank: int, world: int) -> dict:
@@ -332,7 +318,7 @@ class Engine:
                    int((b.segment_ids >= 0).sum()) if b.segment_ids is not None else b.input_ids.size
                    for b in batches)
         loss_tokens = float(sum(b.loss_tokens for b in batches))
-        total_units = all_sum([float(local)])[0]  # the global batch's loss tokens, or pairs for DPO
+        total_units = all_sum([float(local)])[0]  # the global batch's loss tokens, or pairs
         if total_units == 0:
             raise EngineError(f"step {step}: the global batch has no loss-carrying tokens (all labels masked)")
         for g in self.engine.optimizer.param_groups:
@@ -360,9 +346,7 @@ class Engine:
             norm = manual_norm
         norm = float(norm) if norm is not None else float("nan")
         out = {"loss": loss, "loss_tokens": int(loss_tokens), "tokens": int(real_all), "grad_norm": norm}
-        if self.reference is not None:
-            out["pairs"] = int(total_units)
-            out.update({f"dpo_{k}": v / total_units for k, v in zip(keys, sums)})
+        out.update(self.objective.step_metrics(total_units, dict(zip(keys, sums))))
         return out
 
     def _grad_norm_if_needed(self):
@@ -385,7 +369,7 @@ class Engine:
         return self.evaluate_stats(batches).get("val_loss")
 
     def evaluate_stats(self, batches) -> dict:
-        """``val_loss`` (per token, or per pair for DPO) and, for DPO, ``val_dpo_accuracy`` / ``val_dpo_margin``."""
+        """``val_loss`` (per unit: token or pair) and the objective's ``val_metrics`` (e.g. ``val_dpo_accuracy``)."""
         import torch
 
         if not batches:
@@ -405,7 +389,7 @@ class Engine:
         if not n:
             return {"val_loss": None}
         out = {"val_loss": s / n}
-        out.update({f"val_dpo_{k}": v / n for k, v in zip(keys, sums) if k in ("accuracy", "margin")})
+        out.update(self.objective.val_stats(n, dict(zip(keys, sums))))
         return out
 
     # --- checkpoints: temp tag, then rename (rank 0), `latest` written atomically ------------------------

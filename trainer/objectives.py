@@ -1,12 +1,25 @@
-"""Objectives over next-token labels (-100 = no loss).
+"""Training objectives as objects: one registry row per objective (torchtitan's loss components, OLMo-core's
+``TrainModule``: the loop and the engine stay objective-agnostic).
 
-Token objectives (clm, sft, mixce) return per-token values; the engine sums them and normalises by the global count
-of loss-carrying tokens. DPO returns per-pair values; the engine normalises by the global count of pairs. Neither
-returns a mean, so gradient accumulation and data parallelism never re-weight examples."""
+An objective states what it reads (``reads``: windows, packed rows or pairs; the recipe's contract, taken from
+``schemas.train_recipe.OBJECTIVE_ROWS``), which frozen model it needs (``prepare``: DPO's reference, KD's teacher),
+its loss as a *sum* over the micro-batch's units with their count (``loss_sum``; ``units`` are loss-carrying tokens or
+pairs) and its metrics (``metric_prefix``, ``val_metrics``). The engine sums, normalises by the global count of units
+and never branches on an objective's name, so gradient accumulation and data parallelism never re-weight examples.
+
+Adding an objective: a row in ``OBJECTIVE_ROWS`` (and, when it has settings, their pydantic class) in the schema, and
+one ``Objective`` subclass here decorated with ``@register``.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 IGNORE = -100
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# loss formulas (pure functions of tensors; the tests check them against hand computation)
 
 
 def token_losses(logits, labels, objective: str = "clm", mixce_ratio: float = 1.0):
@@ -58,3 +71,123 @@ def dpo_losses(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: f
     else:
         raise ValueError(f"unknown DPO loss_type '{loss_type}' (sigmoid, ipo, hinge)")
     return loss, beta * chosen_r.detach(), beta * rejected_r.detach()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the registry
+
+
+class Objective:
+    """One objective bound to one stage. Subclasses set ``name`` and implement ``loss_sum``."""
+
+    name = ""
+    metric_prefix = ""  # train metrics are logged as f"{metric_prefix}{key}" (per unit)
+    val_metrics: tuple[str, ...] = ()  # of those, the keys also reported on validation rows as f"val_{prefix}{key}"
+
+    def __init__(self, stage):
+        from shardsmith.schemas.train_recipe import OBJECTIVE_ROWS
+
+        self.stage = stage
+        row = OBJECTIVE_ROWS[self.name]
+        self.reads = row.reads
+        self.cfg = getattr(stage, row.settings) if row.settings else None
+
+    def prepare(self, eng, model) -> None:
+        """Build what the objective needs besides the trained model (frozen copies), before DeepSpeed wraps it."""
+
+    def preflight(self, readers) -> None:
+        """Checks that need only the recipe and the opened shard sets (run before any model is built)."""
+
+    def units(self, batch) -> int:
+        """What the loss is averaged over: pairs, or loss-carrying tokens."""
+        return batch.pairs if self.reads == "pairs" else batch.loss_tokens
+
+    def loss_sum(self, eng, batch, train: bool, noise_key: tuple | None):
+        """(sum of the loss over the micro-batch's units, their count, metric sums keyed without the prefix)."""
+        raise NotImplementedError
+
+    def step_metrics(self, units: float, sums: dict[str, float]) -> dict:
+        out = {"pairs": int(units)} if self.reads == "pairs" else {}
+        out.update({f"{self.metric_prefix}{k}": v / units for k, v in sums.items()})
+        return out
+
+    def val_stats(self, units: float, sums: dict[str, float]) -> dict:
+        return {f"val_{self.metric_prefix}{k}": v / units for k, v in sums.items() if k in self.val_metrics}
+
+
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register(cls: type[Objective]) -> type[Objective]:
+    OBJECTIVES[cls.name] = cls
+    return cls
+
+
+def objective_for(stage) -> Objective:
+    return OBJECTIVES[stage.objective](stage)
+
+
+def preflight_objective(stage, readers) -> None:
+    """The set-kind contract (``data.check_objective``) and the objective's own checks, before any work."""
+    from shardsmith.trainer.data import check_objective
+
+    check_objective(readers, stage.objective)
+    objective_for(stage).preflight(readers)
+
+
+@register
+class CLM(Objective):
+    """Next-token cross-entropy on every loss-carrying token."""
+
+    name = "clm"
+
+    def loss_sum(self, eng, batch, train, noise_key):
+        logits, labels = eng.forward(batch, train, noise_key)
+        per_tok = token_losses(logits, labels, self.name, self.stage.mixce_ratio)
+        return per_tok.sum(), int((labels != IGNORE).sum()), {}
+
+
+@register
+class SFT(CLM):
+    """The same cross-entropy on packed rows whose prompts carry no loss."""
+
+    name = "sft"
+
+
+@register
+class MixCE(CLM):
+    """``token_losses``' mixce: eta·NLL + (1 - eta)·sg(p)·NLL."""
+
+    name = "mixce"
+
+
+@register
+class DPO(Objective):
+    """Direct Preference Optimization against a frozen reference (``dpo.reference``), per pair."""
+
+    name = "dpo"
+    metric_prefix = "dpo_"
+    val_metrics = ("accuracy", "margin")
+
+    def prepare(self, eng, model) -> None:
+        self.reference = eng.frozen_model(self.cfg.reference, model, f"stages.{self.stage.name}.dpo.reference")
+
+    def loss_sum(self, eng, batch, train, noise_key):
+        """Policy and reference sequence log-probs of both sides of every pair -> summed DPO loss and metrics."""
+        import torch
+
+        cfg, n = self.cfg, batch.pairs
+        logits, labels = eng.forward(batch, train, noise_key)
+        logp, count = sequence_logps(logits, labels)
+        ref_logp, _ = sequence_logps(eng.frozen_logits(self.reference, batch), labels)
+        if cfg.logp == "mean":
+            logp, ref_logp = logp / count.clamp(min=1), ref_logp / count.clamp(min=1)
+        loss, r_c, r_r = dpo_losses(logp[:n], logp[n:], ref_logp[:n], ref_logp[n:], cfg.beta, cfg.loss_type,
+                                    cfg.label_smoothing)
+        nll = -(logp[:n] if cfg.logp == "mean" else logp[:n] / count[:n].clamp(min=1))
+        if cfg.sft_weight:
+            loss = loss + cfg.sft_weight * nll
+        names = ("accuracy", "margin", "reward_chosen", "reward_rejected", "logp_chosen", "logp_rejected", "nll_chosen")
+        sums = torch.stack([(r_c > r_r).float().sum(), (r_c - r_r).sum(), r_c.sum(), r_r.sum(), logp[:n].sum(),
+                            logp[n:].sum(), nll.sum()]).detach().tolist()  # one device sync, not seven
+        return loss.sum(), n, dict(zip(names, sums))

@@ -95,7 +95,8 @@ def init_source(recipe: TrainRecipe, index: int, out: Path) -> tuple[str, Path |
 def preflight(recipe: TrainRecipe, names: list[str], out: Path | None = None) -> None:
     """Fail before any work: every stage's shard sets open and their files exist, objectives are implemented, an
     ``init_from`` folder exists, and a stage run alone finds the earlier stage's export it starts from."""
-    from shardsmith.trainer.data import check_objective, open_sets
+    from shardsmith.trainer.data import open_sets
+    from shardsmith.trainer.objectives import preflight_objective
 
     for s in recipe.stages:
         if s.name not in names:
@@ -106,7 +107,7 @@ def preflight(recipe: TrainRecipe, names: list[str], out: Path | None = None) ->
                 f"(implemented: {', '.join(IMPLEMENTED_OBJECTIVES)})"
             )
         try:
-            check_objective(open_sets([d.path for d in s.data.sets], "train"), s.objective)
+            preflight_objective(s, open_sets([d.path for d in s.data.sets], "train"))
         except (ValueError, FileNotFoundError) as err:
             raise StageError(f"stages.{s.name}.data: {err}") from None
         src = s.init_from or ""
