@@ -28,8 +28,10 @@ OBJECTIVE_ROWS: dict[str, ObjectiveRow] = {
     "sft": ObjectiveRow("packed"),
     "mixce": ObjectiveRow("packed"),
     "dpo": ObjectiveRow("pairs", "dpo"),
+    "rank": ObjectiveRow("pairs", "rank"),
+    "kd": ObjectiveRow("packed", "kd"),
 }
-Objective = Literal["clm", "sft", "mixce", "dpo"]
+Objective = Literal["clm", "sft", "mixce", "dpo", "rank", "kd"]
 IMPLEMENTED_OBJECTIVES = tuple(OBJECTIVE_ROWS)
 assert set(get_args(Objective)) == set(OBJECTIVE_ROWS), "every objective of the literal has a row"
 
@@ -155,6 +157,26 @@ class DPOSpec(Strict):
         return self
 
 
+class RankSpec(Strict):
+    """Memphis-CoT's ranking loss over a preference set, per pair: -s_c + weight · softplus(s_r - s_c), with s the
+    length-normalised log-prob of an answer (mean over its tokens) and -s_c the chosen answer's mean cross-entropy.
+    No reference model."""
+
+    weight: float = Field(0.25, ge=0, description="weight of the rank term beside the chosen answer's CE "
+                          "(Memphis-CoT: 0.25)")
+
+
+class KDSpec(Strict):
+    """Logit distillation from a local teacher on the stage's packed rows and loss masks, per loss token:
+    alpha · T² · KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) · CE(student, label)."""
+
+    teacher: str = Field(description="a local HF model folder whose tokenizer equals the shard set's (checked before "
+                         "any work); frozen, eval mode, in the training precision")
+    temperature: float = Field(2.0, gt=0, description="T: both distributions are softened by T; the KL term is "
+                               "scaled by T² so its gradient keeps the CE term's scale")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term; 1 - alpha weighs the CE on the labels")
+
+
 class MergeSpec(Strict):
     """After training, blend the stage's final weights (the base, t=0) with another checkpoint (t=1), mergekit's
     convention; the blend (``hf/merged``) is what ``previous`` / ``stage:NAME`` hand to later stages. FF_3.13: SLERP
@@ -196,6 +218,8 @@ class StageSpec(Strict):
     gradient_checkpointing: bool = False
     export_dtype: Literal["auto", "bf16", "fp32", "fp16"] = "auto"
     dpo: DPOSpec | None = None
+    rank: RankSpec | None = Field(None, description="objective rank: its settings (default weight 0.25)")
+    kd: KDSpec | None = Field(None, description="objective kd: the teacher, temperature and alpha")
     merge: MergeSpec | None = None
 
     @model_validator(mode="after")

@@ -73,6 +73,38 @@ def dpo_losses(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: f
     return loss, beta * chosen_r.detach(), beta * rejected_r.detach()
 
 
+def rank_losses(score_chosen, score_rejected, weight: float):
+    """Memphis-CoT's loss per pair, PRO-style (supertrainer2000's ``pro.py`` for one chosen and one rejected answer):
+
+        loss = -s_c + weight · softplus(s_r - s_c)
+
+    with s = (sum of log p over the answer's tokens) / (their count), the length-normalised sequence log-prob; -s_c
+    is the chosen answer's mean token cross-entropy. No reference model."""
+    import torch.nn.functional as F
+
+    return -score_chosen + weight * F.softplus(score_rejected - score_chosen)
+
+
+def kd_token_losses(student_logits, teacher_logits, labels, temperature: float, alpha: float):
+    """Logit distillation per loss-carrying token (Hinton et al. 2015), returned as (loss, kl, ce), each 1-D:
+
+        loss = alpha · T² · KL(p_teacher^T || p_student^T) + (1 - alpha) · CE(student, label)
+        p^T  = softmax(logits / T);  KL(p || q) = sum_v p_v (log p_v - log q_v)
+
+    T² keeps the KL term's gradient on the scale of the CE term's as T changes. The KL runs over the vocabulary rows
+    both models have (a padded embedding's extra rows are never a target); the CE over the student's full head."""
+    import torch.nn.functional as F
+
+    keep = labels != IGNORE
+    s, t, target = student_logits[keep].float(), teacher_logits[keep].float(), labels[keep]
+    ce = F.cross_entropy(s, target, reduction="none")
+    v = min(s.shape[-1], t.shape[-1])
+    log_q = F.log_softmax(s[:, :v] / temperature, dim=-1)
+    log_p = F.log_softmax(t[:, :v] / temperature, dim=-1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+    return alpha * temperature**2 * kl + (1 - alpha) * ce, kl, ce
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the registry
 
@@ -191,3 +223,67 @@ class DPO(Objective):
         sums = torch.stack([(r_c > r_r).float().sum(), (r_c - r_r).sum(), r_c.sum(), r_r.sum(), logp[:n].sum(),
                             logp[n:].sum(), nll.sum()]).detach().tolist()  # one device sync, not seven
         return loss.sum(), n, dict(zip(names, sums))
+
+
+@register
+class Rank(Objective):
+    """Memphis-CoT's ranking loss plus CE on the chosen answer (``rank_losses``), per pair; no reference model."""
+
+    name = "rank"
+    metric_prefix = "rank_"
+    val_metrics = ("accuracy", "margin")
+
+    def loss_sum(self, eng, batch, train, noise_key):
+        import torch
+
+        n = batch.pairs
+        logits, labels = eng.forward(batch, train, noise_key)
+        logp, count = sequence_logps(logits, labels)
+        score = logp / count.clamp(min=1)
+        sc, sr = score[:n], score[n:]
+        loss = rank_losses(sc, sr, self.cfg.weight)
+        names = ("accuracy", "margin", "nll_chosen", "score_rejected")
+        sums = torch.stack([(sc > sr).float().sum(), (sc - sr).sum(), -sc.sum(), sr.sum()]).detach().tolist()
+        return loss.sum(), n, dict(zip(names, sums))
+
+
+@register
+class KD(Objective):
+    """Logit distillation from a local teacher (``kd_token_losses``) on the stage's packed rows and loss masks."""
+
+    name = "kd"
+    metric_prefix = "kd_"
+    val_metrics = ("kl", "ce")
+
+    def preflight(self, readers) -> None:
+        check_teacher_tokenizer(Path(self.cfg.teacher), readers[0].root, readers[0].manifest,
+                                f"stages.{self.stage.name}.kd.teacher")
+
+    def prepare(self, eng, model) -> None:
+        self.teacher = eng.frozen_model(self.cfg.teacher, model, f"stages.{self.stage.name}.kd.teacher")
+
+    def loss_sum(self, eng, batch, train, noise_key):
+        import torch
+
+        logits, labels = eng.forward(batch, train, noise_key)
+        teacher = eng.frozen_logits(self.teacher, batch)
+        loss, kl, ce = kd_token_losses(logits, teacher, labels, self.cfg.temperature, self.cfg.alpha)
+        sums = torch.stack([kl.sum(), ce.sum()]).detach().tolist()
+        return loss.sum(), int((labels != IGNORE).sum()), {"kl": sums[0], "ce": sums[1]}
+
+
+def check_teacher_tokenizer(folder: Path, shard_dir: Path, manifest, where: str) -> None:
+    """A teacher must score the student's token ids: its folder's tokenizer has the shard set's vocabulary, id for id.
+    Raises ValueError (one line)."""
+    from shardsmith.trainer.models import _vocab_of_folder
+
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{where}: '{folder}' is not an HF model folder (no config.json there)")
+    theirs, ours = _vocab_of_folder(folder), _vocab_of_folder(shard_dir / manifest.tokenizer.path)
+    if theirs is None:
+        raise ValueError(f"{where}: {folder} has no tokenizer.json; distillation needs the teacher's tokenizer to "
+                         f"equal the shard set's ('{manifest.tokenizer.name}')")
+    if ours is not None and theirs != ours:
+        bad = sorted(set(theirs.items()) ^ set(ours.items()))
+        raise ValueError(f"{where}: {folder}'s tokenizer differs from the shard set's ('{manifest.tokenizer.name}'): "
+                         f"{len(bad)} (token, id) entries differ (e.g. {bad[:2]!r}); distill with the same tokenizer")

@@ -1,0 +1,222 @@
+"""Objectives as registry rows, and the ones the seeds still lacked: Memphis-CoT's rank loss, logit distillation,
+Muon, LoRA. Formulas against hand computation; short real runs through the trainer (tiny GPT-2, fp32, CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import trainer_fixtures as F
+from shardsmith.trainer.runner import train
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("objectives")
+    tok = F.build_tokenizer(root / "tok")
+    return {"root": root, "tok": tok,
+            "sft": F.sft_set(root / "sft", tok, n_train=96, n_val=8),
+            "pref": F.preference_set(root / "pref", tok, n_train=64, n_val=12)}
+
+
+def test_every_objective_of_the_schema_has_one_registry_row():
+    from shardsmith.schemas.train_recipe import OBJECTIVE_ROWS, Objective
+    from shardsmith.trainer.objectives import OBJECTIVES
+
+    assert set(OBJECTIVES) == set(OBJECTIVE_ROWS) == set(Objective.__args__)
+    for name, cls in OBJECTIVES.items():
+        assert cls.name == name and cls.loss_sum is not OBJECTIVES["clm"].__mro__[-2].loss_sum
+
+
+# ------------------------------------------------------------------------------------------------------------
+# rank (Memphis-CoT)
+
+
+def test_rank_loss_equals_a_hand_computation_on_fixed_log_probs():
+    """Two pairs, log-probs fixed per token: s = mean log p over the answer; loss = -s_c + w·log(1 + e^(s_r - s_c))."""
+    import torch
+    from shardsmith.trainer.objectives import IGNORE, rank_losses, sequence_logps
+
+    # rows: chosen 0, chosen 1, rejected 0, rejected 1; vocab 4; the label's log-prob is set through the logits
+    logp_tok = [[-0.5, -1.0, None], [-2.0, None, None], [-1.5, -2.5, -0.5], [-0.25, -0.75, None]]
+    logits = torch.full((4, 3, 4), -30.0)
+    labels = torch.full((4, 3), IGNORE)
+    for r, row in enumerate(logp_tok):
+        for t, lp in enumerate(row):
+            if lp is None:
+                continue
+            p = math.exp(lp)  # token 1 gets p, the other three share 1 - p
+            logits[r, t] = torch.tensor([math.log((1 - p) / 3), lp, math.log((1 - p) / 3), math.log((1 - p) / 3)])
+            labels[r, t] = 1
+    logp, count = sequence_logps(logits, labels)
+    s = (logp / count).tolist()
+    hand_s = [np.mean([x for x in row if x is not None]) for row in logp_tok]
+    assert s == pytest.approx(hand_s, abs=1e-5)
+    w = 0.25
+    got = rank_losses(torch.tensor(s[:2]), torch.tensor(s[2:]), w).tolist()
+    hand = [-hand_s[i] + w * math.log1p(math.exp(hand_s[2 + i] - hand_s[i])) for i in range(2)]
+    assert got == pytest.approx(hand, abs=1e-5)
+    assert hand == pytest.approx([0.75 + 0.25 * math.log1p(math.exp(-1.5 + 0.75)),
+                                  2.0 + 0.25 * math.log1p(math.exp(-0.5 + 2.0))], abs=1e-12)
+
+
+def test_rank_settings_are_validated():
+    from pydantic import ValidationError
+    from shardsmith.schemas.train_recipe import StageSpec
+
+    base = {"name": "r", "objective": "rank", "data": {"sets": [{"path": "x"}]}, "max_steps": 1}
+    spec = StageSpec(**base)
+    assert spec.rank.weight == 0.25 and not spec.packing and spec.dpo is None
+    with pytest.raises(ValidationError, match="objective is 'rank'"):
+        StageSpec(**base, dpo={"beta": 0.1})
+    with pytest.raises(ValidationError, match="never packed"):
+        StageSpec(**{**base, "data": {"sets": [{"path": "x"}], "packing": True}})
+
+
+RANK = """
+name: rank
+seed: 4
+model: {{preset: tiny-gpt2}}
+engine: {{zero_stage: 0, precision: fp32}}
+stages:
+  - name: rank
+    objective: rank
+    rank: {{weight: {weight}}}
+    init_from: scratch
+    data: {{sets: [{{path: {pref}}}], val_rows: 12}}
+    seq_len: 64
+    micro_batch_size: 8
+    max_steps: 12
+    eval_every: 12
+    optimizer: {{lr: 3.0e-3}}
+"""
+
+
+def test_rank_training_raises_the_held_out_chosen_over_rejected_margin(sets, tmp_path):
+    recipe = tmp_path / "rank.yaml"
+    recipe.write_text(RANK.format(weight=1.0, pref=sets["pref"]))
+    train(str(recipe), str(tmp_path / "out"))
+    r = rows(tmp_path / "out" / "rank" / "metrics.jsonl")
+    val = [x for x in r if "val_loss" in x]
+    assert val[0]["step"] == 0 and val[-1]["step"] == 12
+    assert val[-1]["val_rank_margin"] > val[0]["val_rank_margin"] + 0.05, (val[0], val[-1])
+    assert val[-1]["val_rank_accuracy"] > val[0]["val_rank_accuracy"]
+    first = [x for x in r if "loss" in x][0]
+    # the logged loss is the per-pair mean of -s_c + w·softplus(s_r - s_c), checked on the step's own statistics
+    assert first["pairs"] == 8 and first["loss"] >= first["rank_nll_chosen"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# logit distillation
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_kd_loss_follows_its_formula_in_temperature_and_alpha():
+    """One ignored and two scored tokens; the student has one padded vocabulary row more than the teacher (never in
+    the KL). By hand: loss = alpha·T²·sum p_T (log p_T - log q_T) + (1 - alpha)·(-log q_1[label])."""
+    import torch
+    from shardsmith.trainer.objectives import IGNORE, kd_token_losses
+
+    s = np.array([[[1.0, 0.0, -1.0, 0.5], [0.3, 0.2, 0.1, 9.0], [2.0, -1.0, 0.5, -3.0]]])
+    t = np.array([[[0.0, 2.0, 0.0], [5.0, 5.0, 5.0], [1.0, 1.0, -2.0]]])
+    labels = np.array([[2, IGNORE, 0]])
+
+    def hand(T, alpha):
+        out = []
+        for i in (0, 2):
+            p, q = _softmax(t[0, i] / T), _softmax(s[0, i, :3] / T)
+            kl = float((p * (np.log(p) - np.log(q))).sum())
+            ce = float(-np.log(_softmax(s[0, i])[labels[0, i]]))
+            out.append((alpha * T * T * kl + (1 - alpha) * ce, kl, ce))
+        return out
+
+    for T, alpha in ((1.0, 0.5), (2.0, 0.3), (4.0, 1.0), (3.0, 0.0)):
+        loss, kl, ce = kd_token_losses(torch.tensor(s), torch.tensor(t), torch.tensor(labels), T, alpha)
+        got = np.array([loss.tolist(), kl.tolist(), ce.tolist()]).T
+        assert np.allclose(got, np.array(hand(T, alpha)), rtol=1e-5, atol=1e-7), (T, alpha, got)  # float32
+    # alpha 0 is plain CE whatever T; alpha 1 is T²·KL, and a higher T softens both sides (smaller KL here)
+    ce_only = kd_token_losses(torch.tensor(s), torch.tensor(t), torch.tensor(labels), 7.0, 0.0)[0]
+    assert ce_only.tolist() == pytest.approx([h[2] for h in hand(1.0, 0.0)], rel=1e-6)
+    kl1, kl4 = (kd_token_losses(torch.tensor(s), torch.tensor(t), torch.tensor(labels), T, 1.0)[1] for T in (1.0, 4.0))
+    assert (kl4 < kl1).all()
+
+
+def test_kd_settings_are_validated():
+    from pydantic import ValidationError
+    from shardsmith.schemas.train_recipe import StageSpec
+
+    base = {"name": "k", "objective": "kd", "data": {"sets": [{"path": "x"}]}, "max_steps": 1}
+    with pytest.raises(ValidationError, match="needs its `kd` settings"):
+        StageSpec(**base)
+    spec = StageSpec(**base, kd={"teacher": "t"})
+    assert spec.packing and spec.kd.temperature == 2.0 and spec.kd.alpha == 0.5
+    with pytest.raises(ValidationError, match="objective is 'sft'"):
+        StageSpec(**{**base, "objective": "sft"}, kd={"teacher": "t"})
+
+
+STAGE = """
+  - name: {name}
+    objective: {objective}
+    init_from: scratch
+    data: {{sets: [{{path: {data}}}], val_rows: 8}}
+    seq_len: 128
+    micro_batch_size: 8
+    max_steps: {steps}
+    eval_every: {steps}
+    optimizer: {{lr: 3.0e-3}}
+"""
+
+
+@pytest.fixture(scope="module")
+def teacher(sets, tmp_path_factory):
+    """A tiny GPT-2 fine-tuned on the SFT set by this trainer: the teacher of the distillation tests."""
+    out = tmp_path_factory.mktemp("teacher")
+    (out / "t.yaml").write_text("name: teacher\nseed: 11\nmodel: {preset: tiny-gpt2}\n"
+                                "engine: {zero_stage: 0, precision: fp32}\nstages:"
+                                + STAGE.format(name="sft", objective="sft", data=sets["sft"], steps=16))
+    train(str(out / "t.yaml"), str(out / "run"))
+    return out / "run" / "sft" / "hf" / "final"
+
+
+def test_kd_lowers_the_kl_to_the_teacher_on_held_out_rows(sets, teacher, tmp_path):
+    body = ("name: kd\nseed: 5\nmodel: {preset: tiny-gpt2}\nengine: {zero_stage: 0, precision: fp32}\nstages:"
+            + STAGE.format(name="kd", objective="kd", data=sets["sft"], steps=12)
+            + f"    kd: {{teacher: {teacher}, temperature: 2.0, alpha: 0.9}}\n")
+    (tmp_path / "kd.yaml").write_text(body)
+    train(str(tmp_path / "kd.yaml"), str(tmp_path / "out"))
+    r = rows(tmp_path / "out" / "kd" / "metrics.jsonl")
+    val = [x for x in r if "val_loss" in x]
+    assert val[0]["step"] == 0 and val[-1]["step"] == 12
+    assert val[-1]["val_kd_kl"] < 0.5 * val[0]["val_kd_kl"], (val[0], val[-1])
+    first = [x for x in r if "loss" in x][0]
+    # the logged loss is the formula of the logged per-token means (the sum is linear in KL and CE)
+    assert first["loss"] == pytest.approx(0.9 * 4 * first["kd_kl"] + 0.1 * first["kd_ce"], rel=1e-5)
+
+
+def test_a_teacher_with_another_tokenizer_is_refused_before_work(sets, teacher, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(teacher, other)
+    tok = F.build_tokenizer(tmp_path / "tok300", vocab_size=300)
+    shutil.copy(tok / "tokenizer.json", other / "tokenizer.json")
+    body = ("name: kd\nmodel: {preset: tiny-gpt2}\nengine: {zero_stage: 0, precision: fp32}\nstages:"
+            + STAGE.format(name="kd", objective="kd", data=sets["sft"], steps=2) + f"    kd: {{teacher: {other}}}\n")
+    (tmp_path / "kd.yaml").write_text(body)
+    with pytest.raises(ValueError, match=r"kd\.teacher: .*tokenizer differs from the shard set's"):
+        train(str(tmp_path / "kd.yaml"), str(tmp_path / "out"))
+    assert not (tmp_path / "out" / "kd").exists()
