@@ -80,11 +80,27 @@ class DataSpec(Strict):
 
 class OptimizerSpec(Strict):
     name: Literal["adamw"] = "adamw"
+    kind: Literal["adamw", "muon"] = Field(
+        "adamw", description="adamw: AdamW on every weight; muon: torch.optim.Muon on the 2-D weight matrices of the "
+        "blocks, AdamW (lr, betas, eps, weight_decay below) on embeddings, the LM head, norms and biases (fgpt's "
+        "split); muon needs engine zero_stage 0 and precision fp32 (ZeRO and DeepSpeed's mixed-precision optimizers "
+        "hand the optimizer flat 1-D partitions, and Muon orthogonalises whole matrices)",
+    )
+    muon_lr: float = Field(0.02, gt=0, description="kind muon: Muon's peak lr (fgpt: 0.03); the schedule scales it "
+                           "like lr")
+    muon_momentum: float = Field(0.95, ge=0, lt=1, description="kind muon: Muon's (Nesterov) momentum")
     lr: float = Field(3e-4, gt=0)
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float = Field(1.0, ge=0, description="0 disables clipping")
+
+
+    @model_validator(mode="after")
+    def _muon_keys(self) -> OptimizerSpec:
+        if self.kind != "muon" and (extra := given(self, "muon_lr", "muon_momentum")):
+            raise ValueError(f"optimizer.{extra[0]} applies to kind muon only (kind is '{self.kind}')")
+        return self
 
 
 class ScheduleSpec(Strict):

@@ -160,7 +160,7 @@ def param_groups(model, weight_decay: float):
 
 
 def build_optimizer(model, o: OptimizerSpec, spec: EngineSpec):
-    """AdamW over ``param_groups``: torch's, or DeepSpeed's CPU Adam in AdamW mode when the optimizer is offloaded.
+    """Muon + AdamW for ``kind: muon`` (``muon_with_adamw``); else AdamW over ``param_groups``: torch's, or DeepSpeed's CPU Adam in AdamW mode when the optimizer is offloaded.
 
     ZeRO-Offload steps the optimizer on the CPU copy of the weights and refuses any optimizer but
     ``DeepSpeedCPUAdam``; with ``adamw_mode=True`` that is the same update as ``torch.optim.AdamW`` (decoupled
@@ -169,11 +169,83 @@ def build_optimizer(model, o: OptimizerSpec, spec: EngineSpec):
     """
     import torch
 
+    if o.kind == "muon":
+        if spec.zero_stage != 0 or resolve_precision(spec) != "fp32" or spec.offload_optimizer:
+            raise EngineError(f"optimizer.kind muon needs engine.zero_stage 0 and precision fp32 (got ZeRO-"
+                              f"{spec.zero_stage}, {resolve_precision(spec)}): ZeRO and DeepSpeed's mixed-precision "
+                              "optimizers hand the optimizer flat 1-D partitions, and Muon orthogonalises matrices")
+        return muon_with_adamw(model, o)
     groups = param_groups(model, o.weight_decay)
     if spec.offload_optimizer:
         return _cpu_adam(groups, o)
     fused = {"fused": True} if torch.cuda.is_available() else {}
     return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, **fused)
+
+
+def muon_split(model) -> tuple[list, list, list]:
+    """(Muon, AdamW with decay, AdamW without decay) parameters, fgpt's split: Muon takes the 2-D weight matrices of
+    the blocks; embeddings (token and position tables) and the LM head (tied or not) stay on AdamW, with decay, and
+    norms and biases (1-D) on AdamW without decay."""
+    import torch
+
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    head = model.get_output_embeddings()
+    if head is not None:
+        tables.add(id(head.weight))
+    muon, decay, no_decay = [], [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.dim() == 2 and id(p) not in tables:
+            muon.append(p)
+        else:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return muon, decay, no_decay
+
+
+def muon_with_adamw(model, o: OptimizerSpec):
+    """One torch optimizer for DeepSpeed (a client optimizer; ZeRO-0 fp32 steps it as is and checkpoints its
+    ``state_dict``): ``torch.optim.Muon`` over ``muon_split``'s matrices, ``torch.optim.AdamW`` over the rest.
+
+    Written here because DeepSpeed takes one optimizer and torch ships no Muon+AdamW pair: the outer optimizer owns the
+    param groups and the state (so ``state_dict`` / ``load_state_dict``, the lr the schedule sets, and DeepSpeed's
+    checkpoints are the standard ones) and steps the two torch optimizers over its own groups and state. Muon groups
+    carry ``lr_scale`` = muon_lr / lr, which the engine applies to the schedule's lr."""
+    import torch
+
+    class _MuonWithAdamW(torch.optim.Optimizer):
+        def __init__(self, muon_params, decay, no_decay):
+            self._muon = torch.optim.Muon(muon_params, lr=o.muon_lr, momentum=o.muon_momentum,
+                                          weight_decay=o.weight_decay)
+            self._adamw = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                             {"params": no_decay, "weight_decay": 0.0}],
+                                            lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+            for g in self._muon.param_groups:
+                g.update(algo="muon", lr_scale=o.muon_lr / o.lr)
+            for g in self._adamw.param_groups:
+                g.update(algo="adamw", lr_scale=1.0)
+            groups = [g for g in self._muon.param_groups + self._adamw.param_groups if g["params"]]
+            super().__init__(groups, {})
+            self._link()
+
+        def _link(self):
+            """Point the inner optimizers at this one's groups and state (again after ``load_state_dict``)."""
+            self._muon.param_groups = [g for g in self.param_groups if g["algo"] == "muon"]
+            self._adamw.param_groups = [g for g in self.param_groups if g["algo"] == "adamw"]
+            self._muon.state = self._adamw.state = self.state
+
+        def load_state_dict(self, state_dict):
+            super().load_state_dict(state_dict)
+            self._link()
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            loss = closure() if closure is not None else None
+            self._muon.step()
+            self._adamw.step()
+            return loss
+
+    return _MuonWithAdamW(*muon_split(model))
 
 
 def _cpu_adam(groups, o: OptimizerSpec):
@@ -322,7 +394,7 @@ class Engine:
         if total_units == 0:
             raise EngineError(f"step {step}: the global batch has no loss-carrying tokens (all labels masked)")
         for g in self.engine.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)  # Muon's groups: muon_lr / lr
         loss_acc = 0.0
         extra: dict[str, float] = {}
         for m, b in enumerate(batches):
