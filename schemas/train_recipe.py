@@ -193,6 +193,20 @@ class KDSpec(Strict):
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term; 1 - alpha weighs the CE on the labels")
 
 
+class LoraSpec(Strict):
+    """LoRA adapters through peft (Hu et al. 2021): the stage trains only B (r x out) and A (in x r) per targeted
+    module, the update being B·A·(alpha/r); checkpoints hold the adapters, ``hf/<tag>`` the merged weights and
+    ``hf/<tag>-adapter`` the adapter alone (peft's format)."""
+
+    r: int = Field(8, ge=1, description="rank of the update")
+    alpha: float = Field(16.0, gt=0, description="the update is scaled by alpha / r")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's input (training only)")
+    targets: list[str] | None = Field(
+        None, min_length=1, description="module names that get adapters (peft target_modules, e.g. [c_attn, c_proj] "
+        "for GPT-2, [q_proj, v_proj] for LLaMA); default: peft's choice for the architecture",
+    )
+
+
 class MergeSpec(Strict):
     """After training, blend the stage's final weights (the base, t=0) with another checkpoint (t=1), mergekit's
     convention; the blend (``hf/merged``) is what ``previous`` / ``stage:NAME`` hand to later stages. FF_3.13: SLERP
@@ -236,6 +250,7 @@ class StageSpec(Strict):
     dpo: DPOSpec | None = None
     rank: RankSpec | None = Field(None, description="objective rank: its settings (default weight 0.25)")
     kd: KDSpec | None = Field(None, description="objective kd: the teacher, temperature and alpha")
+    lora: LoraSpec | None = Field(None, description="train LoRA adapters instead of the weights (any objective)")
     merge: MergeSpec | None = None
 
     @model_validator(mode="after")

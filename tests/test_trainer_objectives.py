@@ -246,10 +246,10 @@ def test_muon_takes_the_block_matrices_and_adamw_the_rest():
         E.build_optimizer(model, OptimizerSpec(kind="muon"), EngineSpec(zero_stage=2, precision="fp32"))
 
 
-MUON = """
-name: muon
+RESUME = """
+name: resume
 seed: 7
-model: {preset: small-gpt2}
+model: {preset: PRESET}
 engine: {zero_stage: 0, precision: fp32}
 stages:
   - name: pretrain
@@ -259,11 +259,13 @@ stages:
     micro_batch_size: 2
     grad_accum: 2
     max_steps: 14
-    optimizer: {kind: muon, lr: 2.0e-3, muon_lr: 0.02}
     schedule: {kind: cosine, warmup_steps: 3}
     save_every: 4
     log_every: 1
 """
+MUON = RESUME.replace("PRESET", "small-gpt2") + "    optimizer: {kind: muon, lr: 2.0e-3, muon_lr: 0.02}\n"
+LORA = (RESUME.replace("PRESET", "tiny-gpt2") + "    optimizer: {lr: 1.0e-2}\n"
+        + "    lora: {r: 4, alpha: 8, dropout: 0.1, targets: [c_attn, c_proj, c_fc]}\n")
 
 
 @pytest.fixture(scope="module")
@@ -271,21 +273,75 @@ def pt(sets):
     return F.pretrain_set(sets["root"] / "pt", sets["tok"], n_train=200, n_val=10)
 
 
-def test_muon_trains_the_demo_model_and_resumes_exactly_after_a_kill(pt, tmp_path):
-    """The demo recipe's model (small-gpt2) under Muon + AdamW: the loss falls below step 1's, and a run killed after
-    its step-8 checkpoint and resumed logs the same losses (1e-5) and ends with the same weights."""
+@pytest.mark.parametrize("what", ["muon", "lora"])
+def test_muon_and_lora_train_and_resume_exactly_after_a_kill(pt, tmp_path, what):
+    """Muon + AdamW on the demo recipe's model (small-gpt2), and LoRA adapters (with dropout): the loss falls below
+    step 1's, and a run killed after its step-8 checkpoint and resumed logs the same losses (1e-5) and ends with the
+    same weights (LoRA: the same merged export and the same adapter)."""
     from safetensors.torch import load_file
 
-    recipe = tmp_path / "muon.yaml"
-    recipe.write_text(MUON.replace("PT", str(pt)))
+    recipe = tmp_path / f"{what}.yaml"
+    recipe.write_text({"muon": MUON, "lora": LORA}[what].replace("PT", str(pt)))
     train(str(recipe), str(tmp_path / "whole"))
     F.run_until_killed(recipe, tmp_path / "killed", tmp_path)
     train(str(recipe), str(tmp_path / "killed"), resume=True)
     a, b = ({r["step"]: r["loss"] for r in rows(tmp_path / run / "pretrain" / "metrics.jsonl") if "loss" in r}
             for run in ("whole", "killed"))
     assert sorted(a) == sorted(b) == list(range(1, 15))
-    assert sum(a[s] for s in range(10, 15)) / 5 < a[1] - 0.3, a
+    assert sum(a[s] for s in range(10, 15)) / 5 < a[1] - {"muon": 0.3, "lora": 0.1}[what], a  # LoRA: a random base
     for step in range(9, 15):
         assert abs(a[step] - b[step]) <= 1e-5, (step, a[step], b[step])
-    wa, wb = (load_file(tmp_path / run / "pretrain" / "hf" / "final" / "model.safetensors") for run in ("whole", "killed"))
-    assert wa.keys() == wb.keys() and max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-5
+    files = ["final/model.safetensors"] + (["final-adapter/adapter_model.safetensors"] if what == "lora" else [])
+    for f in files:
+        wa, wb = (load_file(tmp_path / run / "pretrain" / "hf" / f) for run in ("whole", "killed"))
+        assert wa.keys() == wb.keys() and max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-5, f
+
+
+# ------------------------------------------------------------------------------------------------------------
+# LoRA
+
+
+def test_lora_trains_only_adapters_and_exports_base_plus_scaled_ba(sets, teacher, tmp_path):
+    """LoRA on the teacher's attention and MLP projections: the merged ``hf/final`` equals the base weights plus
+    B·A·(alpha/r) (read back from ``hf/final-adapter``) to 1e-6, every other weight is the base's bit for bit, and the
+    export loads in transformers."""
+    import torch
+    from safetensors.torch import load_file
+    from shardsmith.trainer.runner import generate
+    from transformers import AutoModelForCausalLM
+
+    r, alpha = 4, 8.0
+    body = (f"name: lora\nseed: 5\nmodel: {{preset: tiny-gpt2}}\nengine: {{zero_stage: 2, precision: fp32}}\nstages:"
+            + STAGE.format(name="lora", objective="sft", data=sets["sft"], steps=4).replace(
+                "init_from: scratch", f"init_from: {teacher}")
+            + f"    lora: {{r: {r}, alpha: {alpha}, dropout: 0.1, targets: [c_attn, c_fc]}}\n    save_every: 2\n")
+    (tmp_path / "lora.yaml").write_text(body)
+    train(str(tmp_path / "lora.yaml"), str(tmp_path / "out"))
+    hf = tmp_path / "out" / "lora" / "hf"
+    base = load_file(teacher / "model.safetensors")
+    merged = load_file(hf / "final" / "model.safetensors")
+    adapter = load_file(hf / "final-adapter" / "adapter_model.safetensors")
+    cfg = json.loads((hf / "final-adapter" / "adapter_config.json").read_text())
+    assert cfg["r"] == r and cfg["lora_alpha"] == alpha and set(cfg["target_modules"]) == {"c_attn", "c_fc"}
+    assert adapter and all(".lora_A." in k or ".lora_B." in k for k in adapter)
+    assert base.keys() == merged.keys()
+    adapted = set()
+    for k_a, a in adapter.items():
+        if ".lora_A." not in k_a:
+            continue
+        b = adapter[k_a.replace(".lora_A.", ".lora_B.")]
+        assert float(b.abs().max()) > 0  # B starts at zero: the adapter trained
+        name = k_a.split("base_model.model.", 1)[1].split(".lora_A.")[0] + ".weight"
+        delta = (b @ a) * (alpha / r)
+        w0, w1 = base[name], merged[name]
+        if delta.shape != w0.shape:  # GPT-2's Conv1D stores (in, out)
+            delta = delta.T
+        assert float((w1 - (w0 + delta)).abs().max()) <= 1e-6, name
+        adapted.add(name)
+    assert len(adapted) == 2 * 2  # 2 layers x (c_attn, c_fc)
+    for k in base.keys() - adapted:
+        assert torch.equal(base[k], merged[k]), k
+    assert (tmp_path / "out" / "lora" / "hf" / "step-2-adapter" / "adapter_model.safetensors").is_file()
+    model = AutoModelForCausalLM.from_pretrained(hf / "final")
+    assert not any("lora" in n for n, _ in model.named_parameters())
+    assert len(generate(str(hf / "final"), ["Q: what does the cat sees?"], max_new_tokens=4)) == 1

@@ -273,6 +273,9 @@ class Engine:
         self.device = device()
         self.objective = objective_for(stage)
         self.objective.prepare(self, model)  # frozen reference / teacher: copies taken before DeepSpeed wraps the model
+        self.lora = stage.lora
+        if self.lora is not None:
+            model = with_lora(model, self.lora, spec, f"stages.{stage.name}.lora")
         if stage.gradient_checkpointing:
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
             enable()
@@ -499,11 +502,55 @@ class Engine:
             raise EngineError(f"{ckpt_dir}/{tag}: DeepSpeed could not load this checkpoint")
         return client or {}
 
+    def export_state(self):
+        """(HF model, its full weights) to export: LoRA adapters merged into the base weights (a merged copy; the
+        trained model keeps its adapters), else the trained model itself."""
+        sd = self.state_dict_for_export()
+        if self.lora is None:
+            return self.model, sd
+        merged = merged_lora_copy(self.model)
+        return merged, merged.state_dict()
+
+    def save_adapter(self, dest: Path) -> None:
+        """The LoRA adapter alone, in peft's format (``adapter_config.json`` + ``adapter_model.safetensors``),
+        temp folder then rename; nothing without LoRA."""
+        if self.lora is None:
+            return
+        dest = Path(dest)
+        tmp = dest.with_name(f".tmp-{dest.name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+
     def state_dict_for_export(self):
         """Full weights on rank 0 (ZeRO-3 gathers them); None on other ranks under ZeRO-3."""
         if self.spec.zero_stage == 3:
             return self.engine._zero3_consolidated_16bit_state_dict()
         return self.model.state_dict()
+
+
+def with_lora(model, lora, spec: EngineSpec, where: str):
+    """``model`` wrapped by peft's ``get_peft_model``: base weights frozen, LoRA A/B trainable on ``lora.targets``."""
+    from peft import LoraConfig, get_peft_model
+
+    if spec.zero_stage == 3:
+        raise EngineError(f"{where}: LoRA runs with engine.zero_stage 0, 1 or 2 (ZeRO-3 partitions the base weights "
+                          "the export merges into)")
+    cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.targets,
+                     task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, cfg)
+    except ValueError as err:  # unknown architecture without targets, or targets that match no module
+        raise EngineError(f"{where}: {str(err).splitlines()[0]}") from None
+
+
+def merged_lora_copy(peft_model):
+    """A plain HF model with W + B·A·(alpha/r) in place of every adapted W (peft's ``merge_and_unload`` on a copy)."""
+    import copy
+
+    return copy.deepcopy(peft_model).merge_and_unload()
 
 
 def latest_tag(ckpt_dir: Path) -> str | None:

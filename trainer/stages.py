@@ -288,11 +288,12 @@ def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
     start, tokens_seen = _resume_point(eng, sdir, resume, rank, world)
 
     def export(tag: str) -> str | None:
-        sd = eng.state_dict_for_export()
+        model, sd = eng.export_state()  # LoRA: merged weights; the adapter alone goes to hf/<tag>-adapter
         digest = None
         if rank == 0:
-            digest = export_hf(eng.model, sd, sdir / "hf" / tag, shard0 / manifest.tokenizer.path, export_dtype,
+            digest = export_hf(model, sd, sdir / "hf" / tag, shard0 / manifest.tokenizer.path, export_dtype,
                                manifest.tokenizer.eos_id)
+            eng.save_adapter(sdir / "hf" / f"{tag}-adapter")
         E.barrier()
         return digest
 
