@@ -238,10 +238,15 @@ def test_muon_takes_the_block_matrices_and_adamw_the_rest():
     assert {names[id(p)] for p in decay} == {"transformer.wte.weight", "transformer.wpe.weight"}  # head tied to wte
     assert all(p.dim() == 1 for p in no_decay) and muon and all(p.dim() == 2 for p in muon)
     assert {names[id(p)].rsplit(".", 2)[-2] for p in muon} == {"c_attn", "c_proj", "c_fc"}
-    opt = E.build_optimizer(model, OptimizerSpec(kind="muon", lr=1e-3, muon_lr=0.02), EngineSpec(zero_stage=0,
-                                                                                                 precision="fp32"))
+    o = OptimizerSpec(kind="muon", lr=1e-3, muon_lr=0.02, muon_momentum=0.9)
+    opt = E.build_optimizer(model, o, EngineSpec(zero_stage=0, precision="fp32"))
     assert [g["algo"] for g in opt.param_groups] == ["muon", "adamw", "adamw"]
-    assert opt.param_groups[0]["lr_scale"] == pytest.approx(20.0)
+    assert opt.param_groups[0]["lr_scale"] == pytest.approx(20.0) and opt.param_groups[0]["momentum"] == 0.9
+    assert [type(x).__name__ for x in (opt._muon, opt._adamw)] == ["Muon", "AdamW"]
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="muon_lr applies to kind muon only"):
+        OptimizerSpec(muon_lr=0.02)
     with pytest.raises(E.EngineError, match="muon needs engine.zero_stage 0"):
         E.build_optimizer(model, OptimizerSpec(kind="muon"), EngineSpec(zero_stage=2, precision="fp32"))
 
@@ -323,6 +328,7 @@ def test_lora_trains_only_adapters_and_exports_base_plus_scaled_ba(sets, teacher
     adapter = load_file(hf / "final-adapter" / "adapter_model.safetensors")
     cfg = json.loads((hf / "final-adapter" / "adapter_config.json").read_text())
     assert cfg["r"] == r and cfg["lora_alpha"] == alpha and set(cfg["target_modules"]) == {"c_attn", "c_fc"}
+    assert cfg["lora_dropout"] == 0.1
     assert adapter and all(".lora_A." in k or ".lora_B." in k for k in adapter)
     assert base.keys() == merged.keys()
     adapted = set()
