@@ -95,7 +95,6 @@ class OptimizerSpec(Strict):
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float = Field(1.0, ge=0, description="0 disables clipping")
 
-
     @model_validator(mode="after")
     def _muon_keys(self) -> OptimizerSpec:
         if self.kind != "muon" and (extra := given(self, "muon_lr", "muon_momentum")):
@@ -265,7 +264,7 @@ class StageSpec(Strict):
     def _objective_settings(self) -> StageSpec:
         """Each objective's settings block belongs to it alone; pair objectives read unpacked rows, no token options."""
         row = OBJECTIVE_ROWS[self.objective]
-        for name, other in OBJECTIVE_ROWS.items():
+        for other in OBJECTIVE_ROWS.values():
             field = other.settings
             if field and field != row.settings and getattr(self, field) is not None:
                 raise ValueError(f"`{field}` settings given but the objective is '{self.objective}'")
@@ -276,7 +275,8 @@ class StageSpec(Strict):
                                  f"({', '.join(k for k, f in settings_cls.model_fields.items() if f.is_required())})")
             setattr(self, row.settings, settings_cls())
         if row.reads == "pairs" and self.data.packing:
-            raise ValueError(f"{self.objective} rows are never packed: each row is one completion (remove data.packing)")
+            raise ValueError(f"{self.objective} rows are never packed: each row is one completion "
+                             "(remove data.packing)")
         if row.reads == "pairs" and (self.neftune_alpha or self.mixce_ratio != 1.0):
             raise ValueError(f"neftune_alpha and mixce_ratio are token-objective settings; a {self.objective} stage "
                              "ignores them")

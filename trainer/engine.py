@@ -160,7 +160,8 @@ def param_groups(model, weight_decay: float):
 
 
 def build_optimizer(model, o: OptimizerSpec, spec: EngineSpec):
-    """Muon + AdamW for ``kind: muon`` (``muon_with_adamw``); else AdamW over ``param_groups``: torch's, or DeepSpeed's CPU Adam in AdamW mode when the optimizer is offloaded.
+    """Muon + AdamW for ``kind: muon`` (``muon_with_adamw``); else AdamW over ``param_groups``: torch's, or
+    DeepSpeed's CPU Adam in AdamW mode when the optimizer is offloaded.
 
     ZeRO-Offload steps the optimizer on the CPU copy of the weights and refuses any optimizer but
     ``DeepSpeedCPUAdam``; with ``adamw_mode=True`` that is the same update as ``torch.optim.AdamW`` (decoupled
@@ -310,7 +311,7 @@ class Engine:
             if not (Path(src) / "config.json").is_file():
                 raise EngineError(f"{where}: '{src}' is not an HF model folder")
             attn = getattr(model.config, "_attn_implementation", None) or "sdpa"  # the same mask form as the model's
-            ref = AutoModelForCausalLM.from_pretrained(src, torch_dtype=torch.float32, attn_implementation=attn)
+            ref = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation=attn)
             if ref.get_input_embeddings().num_embeddings != model.get_input_embeddings().num_embeddings:
                 raise EngineError(f"{where}: {src} has {ref.get_input_embeddings().num_embeddings} vocabulary rows, "
                                   f"the trained model {model.get_input_embeddings().num_embeddings}")
@@ -505,9 +506,8 @@ class Engine:
     def export_state(self):
         """(HF model, its full weights) to export: LoRA adapters merged into the base weights (a merged copy; the
         trained model keeps its adapters), else the trained model itself."""
-        sd = self.state_dict_for_export()
         if self.lora is None:
-            return self.model, sd
+            return self.model, self.state_dict_for_export()
         merged = merged_lora_copy(self.model)
         return merged, merged.state_dict()
 
