@@ -98,9 +98,12 @@ def kd_token_losses(student_logits, teacher_logits, labels, temperature: float, 
     keep = labels != IGNORE
     s, t, target = student_logits[keep].float(), teacher_logits[keep].float(), labels[keep]
     ce = F.cross_entropy(s, target, reduction="none")
-    v = min(s.shape[-1], t.shape[-1])
-    log_q = F.log_softmax(s[:, :v] / temperature, dim=-1)
-    log_p = F.log_softmax(t[:, :v] / temperature, dim=-1)
+    s_kl, t_kl = s, t
+    if s.shape[-1] != t.shape[-1]:  # slice only then: a slice's backward writes a full-size zero gradient
+        v = min(s.shape[-1], t.shape[-1])
+        s_kl, t_kl = s[:, :v], t[:, :v]
+    log_q = F.log_softmax(s_kl / temperature, dim=-1)
+    log_p = F.log_softmax(t_kl / temperature, dim=-1)
     kl = (log_p.exp() * (log_p - log_q)).sum(-1)
     return alpha * temperature**2 * kl + (1 - alpha) * ce, kl, ce
 
