@@ -6,13 +6,34 @@ its hyper-parameters and where its weights come from (``init_from``). Stages han
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import Field, field_validator, model_validator
 from shardsmith.schemas.common import Strict, given, repeated
 
-Objective = Literal["clm", "sft", "mixce", "dpo"]
-IMPLEMENTED_OBJECTIVES = ("clm", "sft", "mixce", "dpo")
+
+class ObjectiveRow(NamedTuple):
+    """What the recipe needs to know of an objective (its behaviour lives in ``trainer/objectives.py``).
+
+    reads: the rows it trains on by default (windows: fixed-length token windows; packed: whole documents packed into
+    rows; pairs: preference sets, one completion per row, never packed); settings: the stage field holding its
+    settings (None: it has none)."""
+
+    reads: Literal["windows", "packed", "pairs"]
+    settings: str | None = None
+
+
+OBJECTIVE_ROWS: dict[str, ObjectiveRow] = {
+    "clm": ObjectiveRow("windows"),
+    "sft": ObjectiveRow("packed"),
+    "mixce": ObjectiveRow("packed"),
+    "dpo": ObjectiveRow("pairs", "dpo"),
+    "rank": ObjectiveRow("pairs", "rank"),
+    "kd": ObjectiveRow("packed", "kd"),
+}
+Objective = Literal["clm", "sft", "mixce", "dpo", "rank", "kd"]
+IMPLEMENTED_OBJECTIVES = tuple(OBJECTIVE_ROWS)
+assert set(get_args(Objective)) == set(OBJECTIVE_ROWS), "every objective of the literal has a row"
 
 
 class ModelSpec(Strict):
@@ -59,11 +80,26 @@ class DataSpec(Strict):
 
 class OptimizerSpec(Strict):
     name: Literal["adamw"] = "adamw"
+    kind: Literal["adamw", "muon"] = Field(
+        "adamw", description="adamw: AdamW on every weight; muon: torch.optim.Muon on the 2-D weight matrices of the "
+        "blocks, AdamW (lr, betas, eps, weight_decay below) on embeddings, the LM head, norms and biases (fgpt's "
+        "split); muon needs engine zero_stage 0 and precision fp32 (ZeRO and DeepSpeed's mixed-precision optimizers "
+        "hand the optimizer flat 1-D partitions, and Muon orthogonalises whole matrices)",
+    )
+    muon_lr: float = Field(0.02, gt=0, description="kind muon: Muon's peak lr (fgpt: 0.03); the schedule scales it "
+                           "like lr")
+    muon_momentum: float = Field(0.95, ge=0, lt=1, description="kind muon: Muon's (Nesterov) momentum")
     lr: float = Field(3e-4, gt=0)
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float = Field(1.0, ge=0, description="0 disables clipping")
+
+    @model_validator(mode="after")
+    def _muon_keys(self) -> OptimizerSpec:
+        if self.kind != "muon" and (extra := given(self, "muon_lr", "muon_momentum")):
+            raise ValueError(f"optimizer.{extra[0]} applies to kind muon only (kind is '{self.kind}')")
+        return self
 
 
 class ScheduleSpec(Strict):
@@ -152,6 +188,40 @@ class DPOSpec(Strict):
             raise ValueError(f"dpo.label_smoothing applies to loss_type sigmoid only (cDPO); '{self.loss_type}' "
                              "ignores it (remove it or use sigmoid)")
         return self
+
+
+class RankSpec(Strict):
+    """Memphis-CoT's ranking loss over a preference set, per pair: -s_c + weight · softplus(s_r - s_c), with s the
+    length-normalised log-prob of an answer (mean over its tokens) and -s_c the chosen answer's mean cross-entropy.
+    No reference model."""
+
+    weight: float = Field(0.25, ge=0, description="weight of the rank term beside the chosen answer's CE "
+                          "(Memphis-CoT: 0.25)")
+
+
+class KDSpec(Strict):
+    """Logit distillation from a local teacher on the stage's packed rows and loss masks, per loss token:
+    alpha · T² · KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) · CE(student, label)."""
+
+    teacher: str = Field(description="a local HF model folder whose tokenizer equals the shard set's (checked before "
+                         "any work); frozen, eval mode, in the training precision")
+    temperature: float = Field(2.0, gt=0, description="T: both distributions are softened by T; the KL term is "
+                               "scaled by T² so its gradient keeps the CE term's scale")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term; 1 - alpha weighs the CE on the labels")
+
+
+class LoraSpec(Strict):
+    """LoRA adapters through peft (Hu et al. 2021): the stage trains only B (r x out) and A (in x r) per targeted
+    module, the update being B·A·(alpha/r); checkpoints hold the adapters, ``hf/<tag>`` the merged weights and
+    ``hf/<tag>-adapter`` the adapter alone (peft's format)."""
+
+    r: int = Field(8, ge=1, description="rank of the update")
+    alpha: float = Field(16.0, gt=0, description="the update is scaled by alpha / r")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's input (training only)")
+    targets: list[str] | None = Field(
+        None, min_length=1, description="module names that get adapters (peft target_modules, e.g. [c_attn, c_proj] "
+        "for GPT-2, [q_proj, v_proj] for LLaMA); default: peft's choice for the architecture",
+    )
 
 
 class MergeSpec(Strict):
@@ -274,6 +344,9 @@ class StageSpec(Strict):
     gradient_checkpointing: bool = False
     export_dtype: Literal["auto", "bf16", "fp32", "fp16"] = "auto"
     dpo: DPOSpec | None = None
+    rank: RankSpec | None = Field(None, description="objective rank: its settings (default weight 0.25)")
+    kd: KDSpec | None = Field(None, description="objective kd: the teacher, temperature and alpha")
+    lora: LoraSpec | None = Field(None, description="train LoRA adapters instead of the weights (any objective)")
     merge: MergeSpec | None = None
     eval: EvalSpec | None = Field(None, description="benchmark sweep over the stage's checkpoints")
     select: SelectSpec | None = Field(None, description="champion rule over the sweep (needs eval)")
@@ -287,15 +360,25 @@ class StageSpec(Strict):
         return self
 
     @model_validator(mode="after")
-    def _dpo(self) -> StageSpec:
-        if self.objective == "dpo" and self.dpo is None:
-            self.dpo = DPOSpec()
-        if self.dpo is not None and self.objective != "dpo":
-            raise ValueError(f"`dpo` settings given but the objective is '{self.objective}'")
-        if self.objective == "dpo" and self.data.packing:
-            raise ValueError("dpo rows are never packed: each row is one completion (remove data.packing)")
-        if self.objective == "dpo" and (self.neftune_alpha or self.mixce_ratio != 1.0):
-            raise ValueError("neftune_alpha and mixce_ratio are token-objective settings; a dpo stage ignores them")
+    def _objective_settings(self) -> StageSpec:
+        """Each objective's settings block belongs to it alone; pair objectives read unpacked rows, no token options."""
+        row = OBJECTIVE_ROWS[self.objective]
+        for other in OBJECTIVE_ROWS.values():
+            field = other.settings
+            if field and field != row.settings and getattr(self, field) is not None:
+                raise ValueError(f"`{field}` settings given but the objective is '{self.objective}'")
+        if row.settings and getattr(self, row.settings) is None:
+            settings_cls = type(self).model_fields[row.settings].annotation.__args__[0]
+            if any(f.is_required() for f in settings_cls.model_fields.values()):
+                raise ValueError(f"objective {self.objective} needs its `{row.settings}` settings "
+                                 f"({', '.join(k for k, f in settings_cls.model_fields.items() if f.is_required())})")
+            setattr(self, row.settings, settings_cls())
+        if row.reads == "pairs" and self.data.packing:
+            raise ValueError(f"{self.objective} rows are never packed: each row is one completion "
+                             "(remove data.packing)")
+        if row.reads == "pairs" and (self.neftune_alpha or self.mixce_ratio != 1.0):
+            raise ValueError(f"neftune_alpha and mixce_ratio are token-objective settings; a {self.objective} stage "
+                             "ignores them")
         if self.objective != "mixce" and self.mixce_ratio != 1.0:
             raise ValueError(f"mixce_ratio applies to objective mixce only; '{self.objective}' ignores it")
         return self
@@ -323,14 +406,18 @@ class StageSpec(Strict):
         return self
 
     @property
+    def reads(self) -> str:
+        return OBJECTIVE_ROWS[self.objective].reads
+
+    @property
     def sampling(self) -> str:
-        return self.data.sampling or ("random" if self.objective == "clm" else "epoch")
+        return self.data.sampling or ("random" if self.reads == "windows" else "epoch")
 
     @property
     def packing(self) -> bool:
-        if self.objective == "dpo":
+        if self.reads == "pairs":
             return False
-        return self.data.packing if self.data.packing is not None else self.objective != "clm"
+        return self.data.packing if self.data.packing is not None else self.reads == "packed"
 
     @property
     def document_masking(self) -> bool:

@@ -62,6 +62,8 @@ SWEEP = "test_sweeps.py::"
 EXEC = "test_executors.py::"
 EXEC_SLURM = EXEC + "test_slurm_scripts_carry_the_plan_and_build_the_same_shards"
 EXEC_RAY = EXEC + "test_ray_and_local_write_byte_identical_shards"
+OBJ = "test_trainer_objectives.py::"
+OBJ_RESUME = OBJ + "test_muon_and_lora_train_and_resume_exactly_after_a_kill"
 DISTILL = "test_builders_distill.py::"
 TEACHER_FIELDS = DISTILL + "test_teacher_name_system_dtype_device_and_hub_id_take_effect"
 FF313_CHAIN = "test_chain_ff313.py::test_ff313_distill_surgical_repair_stages_on_blocks_from_their_recipes"
@@ -168,6 +170,24 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "DPOSpec.logp": (DPO_RUN,),
     "DPOSpec.sft_weight": (DPO_RUN,),
     "DPOSpec.reference": (DPO_RUN,),
+    "StageSpec.rank": (OBJ + "test_rank_training_raises_the_held_out_chosen_over_rejected_margin",),
+    "RankSpec.weight": (OBJ + "test_rank_loss_equals_a_hand_computation_on_fixed_log_probs",
+                        OBJ + "test_rank_training_raises_the_held_out_chosen_over_rejected_margin"),
+    "StageSpec.kd": (OBJ + "test_kd_lowers_the_kl_to_the_teacher_on_held_out_rows", OBJ + "test_kd_settings_are_validated"),
+    "KDSpec.teacher": (OBJ + "test_kd_lowers_the_kl_to_the_teacher_on_held_out_rows",
+                       OBJ + "test_a_teacher_with_another_tokenizer_is_refused_before_work"),
+    "KDSpec.temperature": (OBJ + "test_kd_loss_follows_its_formula_in_temperature_and_alpha",
+                           OBJ + "test_kd_lowers_the_kl_to_the_teacher_on_held_out_rows"),
+    "KDSpec.alpha": (OBJ + "test_kd_loss_follows_its_formula_in_temperature_and_alpha",
+                     OBJ + "test_kd_lowers_the_kl_to_the_teacher_on_held_out_rows"),
+    "OptimizerSpec.kind": (OBJ + "test_muon_takes_the_block_matrices_and_adamw_the_rest", OBJ_RESUME),
+    "OptimizerSpec.muon_lr": (OBJ + "test_muon_takes_the_block_matrices_and_adamw_the_rest",),
+    "OptimizerSpec.muon_momentum": (OBJ + "test_muon_takes_the_block_matrices_and_adamw_the_rest",),
+    "StageSpec.lora": (OBJ + "test_lora_trains_only_adapters_and_exports_base_plus_scaled_ba", OBJ_RESUME),
+    "LoraSpec.r": (OBJ + "test_lora_trains_only_adapters_and_exports_base_plus_scaled_ba",),
+    "LoraSpec.alpha": (OBJ + "test_lora_trains_only_adapters_and_exports_base_plus_scaled_ba",),
+    "LoraSpec.dropout": (OBJ + "test_lora_trains_only_adapters_and_exports_base_plus_scaled_ba",),
+    "LoraSpec.targets": (OBJ + "test_lora_trains_only_adapters_and_exports_base_plus_scaled_ba",),
     "StageSpec.merge": ("test_merge.py::test_a_stage_merge_step_hands_the_blend_to_the_next_stage",),
     "MergeSpec.toward": ("test_merge.py::test_a_stage_merge_step_hands_the_blend_to_the_next_stage",
                          "test_merge.py::test_a_merge_toward_nothing_is_refused_when_the_recipe_is_read"),

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -175,13 +172,7 @@ stages:
 """
 
 
-def _script(tmp: Path, recipe: Path, out: Path, resume: bool = False) -> Path:
-    s = tmp / f"run_{out.name}_{int(resume)}.py"
-    s.write_text(textwrap.dedent(f"""
-        from shardsmith.trainer.runner import train
-        train({str(recipe)!r}, {str(out)!r}, resume={resume})
-    """))
-    return s
+_script = F.train_script
 
 
 @pytest.mark.parametrize("objective,data", [("clm", "pt"), ("dpo", "pref")])
@@ -193,25 +184,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(sets, tmp_path, objective, 
     train(str(recipe), str(whole))
 
     killed = tmp_path / "killed"
-    env = F.child_env(SHARDSMITH_TRAIN_STEP_DELAY="0.25")
-    env.pop("OMP_NUM_THREADS")  # same threading as the in-process run: same reduction order
-    log = open(tmp_path / "killed.log", "w")
-    proc = subprocess.Popen([sys.executable, str(_script(tmp_path, recipe, killed))], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 240
-        latest = killed / "pretrain" / "ckpt" / "latest"
-        while time.time() < deadline and proc.poll() is None:
-            if latest.is_file() and latest.read_text().strip() == "step-8":
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "run ended before it could be killed: " + (tmp_path / "killed.log").read_text()[-3000:]
-        time.sleep(0.3)  # land mid-step, after the checkpoint
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
+    F.run_until_killed(recipe, killed, tmp_path)
     assert not (killed / "pretrain" / "hf" / "final").exists()
     done_before = max(r["step"] for r in rows(killed / "pretrain" / "metrics.jsonl"))
     assert 8 <= done_before < 14

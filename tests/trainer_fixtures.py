@@ -8,7 +8,11 @@ import hashlib
 import os
 import random
 import shutil
+import signal
+import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 EOS = "<|endoftext|>"
@@ -24,6 +28,42 @@ def child_env(**extra) -> dict:
     for k in WORLD_VARS:
         env.pop(k, None)
     return {**env, **extra}
+
+def train_script(tmp: Path, recipe: Path, out: Path, resume: bool = False) -> Path:
+    """A script that trains ``recipe`` into ``out`` in a child process (to be killed, or launched by torchrun)."""
+    s = tmp / f"run_{out.name}_{int(resume)}.py"
+    s.write_text(textwrap.dedent(f"""
+        from shardsmith.trainer.runner import train
+        train({str(recipe)!r}, {str(out)!r}, resume={resume})
+    """))
+    return s
+
+
+def run_until_killed(recipe: Path, out: Path, tmp: Path, stage: str = "pretrain", tag: str = "step-8") -> None:
+    """Train ``recipe`` into ``out`` in a child process slowed by ``SHARDSMITH_TRAIN_STEP_DELAY`` and SIGKILL it just
+    after ``stage``'s checkpoint ``tag`` is the latest (mid-step). Same threading as an in-process run (same
+    reduction order), so a resumed run can be compared with an uninterrupted one to 1e-5."""
+    env = child_env(SHARDSMITH_TRAIN_STEP_DELAY="0.25")
+    env.pop("OMP_NUM_THREADS")
+    log_path = tmp / f"{out.name}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, str(train_script(tmp, recipe, out))], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.time() + 240
+            latest = out / stage / "ckpt" / "latest"
+            while time.time() < deadline and proc.poll() is None:
+                if latest.is_file() and latest.read_text().strip() == tag:
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, "run ended before it could be killed: " + log_path.read_text()[-3000:]
+            time.sleep(0.3)  # land mid-step, after the checkpoint
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+
 
 _SUBJ = ["the cat", "a dog", "the old man", "my sister", "the robot", "a small bird", "the teacher", "our team"]
 _VERB = ["sees", "likes", "builds", "finds", "paints", "carries", "follows", "opens"]

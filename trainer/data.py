@@ -114,15 +114,22 @@ class SplitReader:
 
 
 def check_objective(readers: list[SplitReader], objective: str) -> None:
-    """DPO reads preference sets only, and nothing else reads them (they hold rejected answers)."""
+    """Pair objectives (the schema's ``OBJECTIVE_ROWS`` with reads ``pairs``: DPO, rank) read preference sets only,
+    and nothing else reads them (they hold rejected answers)."""
+    from shardsmith.schemas.train_recipe import OBJECTIVE_ROWS
+
+    pair_objectives = [k for k, row in OBJECTIVE_ROWS.items() if row.reads == "pairs"]
+    wants_pairs = OBJECTIVE_ROWS[objective].reads == "pairs"
     for r in readers:
         layout = r.manifest.pair_layout
-        if objective == "dpo" and layout != PAIR_LAYOUT:
+        if wants_pairs and layout != PAIR_LAYOUT:
             raise DataError(f"{r.root}: a '{r.manifest.kind}' set, not a preference set (no pair_layout "
-                            f"{PAIR_LAYOUT!r} in its manifest); the dpo objective needs pairs (block kind: preference)")
-        if objective != "dpo" and layout is not None:
-            raise DataError(f"{r.root}: a preference set (chosen and rejected answers); only the dpo objective reads "
-                            f"it, not '{objective}'")
+                            f"{PAIR_LAYOUT!r} in its manifest); the {objective} objective needs pairs (block kind: "
+                            "preference)")
+        if not wants_pairs and layout is not None:
+            also = f" (and {', '.join(pair_objectives[1:])})" if len(pair_objectives) > 1 else ""
+            raise DataError(f"{r.root}: a preference set (chosen and rejected answers); only the "
+                            f"{pair_objectives[0]} objective reads it{also}, not '{objective}'")
         n = sum(len(e) for e in r.ends)
         if layout is not None and n % 2:
             raise DataError(f"{r.root}/{r.split}: {n} documents, an odd number, in a set of pairs")
@@ -489,7 +496,9 @@ class StageData:
         self.L, self.micro, self.accum, self.rank, self.world = seq_len, micro, accum, rank, world
         self.G = micro * accum * world
         self.packing, self.doc_masking = packing, document_masking
-        self.pairs = objective == "dpo"
+        from shardsmith.schemas.train_recipe import OBJECTIVE_ROWS
+
+        self.pairs = OBJECTIVE_ROWS[objective].reads == "pairs"
         self.train = open_sets(paths, "train")
         check_objective(self.train, objective)
         self.manifest = self.train[0].manifest

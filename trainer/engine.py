@@ -5,8 +5,9 @@ Loss normalisation: every micro-batch's loss is a *sum* over its loss-carrying t
 loss-carrying tokens in the whole global batch (all ranks, all micro-batches), times the data-parallel world size
 (DeepSpeed averages gradients over ranks), and backward runs with ``scale_wrt_gas=False``. The optimizer step then
 sees exactly the gradient of the global token-mean loss, however the tokens fall across micro-batches and ranks.
-DPO does the same with pairs in place of tokens (the unit of ``units``): the step's gradient is that of the mean
-over every pair of the global batch.
+Pair objectives (DPO, rank) do the same with pairs in place of tokens (the unit of ``units``): the step's gradient
+is that of the mean over every pair of the global batch. What a loss is, what it averages over and which metrics it
+reports is the objective's (``trainer/objectives.py``); the engine never branches on an objective's name.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from shardsmith.schemas.train_recipe import EngineSpec, OptimizerSpec, StageSpec
+from shardsmith.trainer.objectives import objective_for
 
 
 class EngineError(ValueError):
@@ -177,7 +179,8 @@ def param_groups(model, weight_decay: float):
 
 
 def build_optimizer(model, o: OptimizerSpec, spec: EngineSpec):
-    """AdamW over ``param_groups``: torch's, or DeepSpeed's CPU Adam in AdamW mode when the optimizer is offloaded.
+    """Muon + AdamW for ``kind: muon`` (``muon_with_adamw``); else AdamW over ``param_groups``: torch's, or
+    DeepSpeed's CPU Adam in AdamW mode when the optimizer is offloaded.
 
     ZeRO-Offload steps the optimizer on the CPU copy of the weights and refuses any optimizer but
     ``DeepSpeedCPUAdam``; with ``adamw_mode=True`` that is the same update as ``torch.optim.AdamW`` (decoupled
@@ -186,11 +189,83 @@ def build_optimizer(model, o: OptimizerSpec, spec: EngineSpec):
     """
     import torch
 
+    if o.kind == "muon":
+        if spec.zero_stage != 0 or resolve_precision(spec) != "fp32" or spec.offload_optimizer:
+            raise EngineError(f"optimizer.kind muon needs engine.zero_stage 0 and precision fp32 (got ZeRO-"
+                              f"{spec.zero_stage}, {resolve_precision(spec)}): ZeRO and DeepSpeed's mixed-precision "
+                              "optimizers hand the optimizer flat 1-D partitions, and Muon orthogonalises matrices")
+        return muon_with_adamw(model, o)
     groups = param_groups(model, o.weight_decay)
     if spec.offload_optimizer:
         return _cpu_adam(groups, o)
     fused = {"fused": True} if torch.cuda.is_available() else {}
     return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, **fused)
+
+
+def muon_split(model) -> tuple[list, list, list]:
+    """(Muon, AdamW with decay, AdamW without decay) parameters, fgpt's split: Muon takes the 2-D weight matrices of
+    the blocks; embeddings (token and position tables) and the LM head (tied or not) stay on AdamW, with decay, and
+    norms and biases (1-D) on AdamW without decay."""
+    import torch
+
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    head = model.get_output_embeddings()
+    if head is not None:
+        tables.add(id(head.weight))
+    muon, decay, no_decay = [], [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.dim() == 2 and id(p) not in tables:
+            muon.append(p)
+        else:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return muon, decay, no_decay
+
+
+def muon_with_adamw(model, o: OptimizerSpec):
+    """One torch optimizer for DeepSpeed (a client optimizer; ZeRO-0 fp32 steps it as is and checkpoints its
+    ``state_dict``): ``torch.optim.Muon`` over ``muon_split``'s matrices, ``torch.optim.AdamW`` over the rest.
+
+    Written here because DeepSpeed takes one optimizer and torch ships no Muon+AdamW pair: the outer optimizer owns the
+    param groups and the state (so ``state_dict`` / ``load_state_dict``, the lr the schedule sets, and DeepSpeed's
+    checkpoints are the standard ones) and steps the two torch optimizers over its own groups and state. Muon groups
+    carry ``lr_scale`` = muon_lr / lr, which the engine applies to the schedule's lr."""
+    import torch
+
+    class _MuonWithAdamW(torch.optim.Optimizer):
+        def __init__(self, muon_params, decay, no_decay):
+            self._muon = torch.optim.Muon(muon_params, lr=o.muon_lr, momentum=o.muon_momentum,
+                                          weight_decay=o.weight_decay)
+            self._adamw = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                             {"params": no_decay, "weight_decay": 0.0}],
+                                            lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+            for g in self._muon.param_groups:
+                g.update(algo="muon", lr_scale=o.muon_lr / o.lr)
+            for g in self._adamw.param_groups:
+                g.update(algo="adamw", lr_scale=1.0)
+            groups = [g for g in self._muon.param_groups + self._adamw.param_groups if g["params"]]
+            super().__init__(groups, {})
+            self._link()
+
+        def _link(self):
+            """Point the inner optimizers at this one's groups and state (again after ``load_state_dict``)."""
+            self._muon.param_groups = [g for g in self.param_groups if g["algo"] == "muon"]
+            self._adamw.param_groups = [g for g in self.param_groups if g["algo"] == "adamw"]
+            self._muon.state = self._adamw.state = self.state
+
+        def load_state_dict(self, state_dict):
+            super().load_state_dict(state_dict)
+            self._link()
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            loss = closure() if closure is not None else None
+            self._muon.step()
+            self._adamw.step()
+            return loss
+
+    return _MuonWithAdamW(*muon_split(model))
 
 
 def _cpu_adam(groups, o: OptimizerSpec):
@@ -216,7 +291,13 @@ class Engine:
         self.stage, self.spec, self.seed = stage, spec, seed
         self.precision = resolve_precision(spec)
         self.device = device()
-        self.reference = self._reference_model(model) if stage.objective == "dpo" else None
+        # packed attention first: the frozen copies an objective takes (DPO's reference, KD's teacher) attend the same way
+        self.attention = self._packed_attention(model, spec)
+        self.objective = objective_for(stage)
+        self.objective.prepare(self, model)  # frozen reference / teacher: copies taken before DeepSpeed wraps the model
+        self.lora = stage.lora
+        if self.lora is not None:
+            model = with_lora(model, self.lora, spec, f"stages.{stage.name}.lora")
         if stage.gradient_checkpointing or spec.activation_checkpointing:
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
             enable()
@@ -225,7 +306,6 @@ class Engine:
             model.get_input_embeddings().weight.requires_grad_(False)
             if model.get_output_embeddings() is not None:
                 model.get_output_embeddings().weight.requires_grad_(False)
-        self.attention = self._packed_attention(model, spec)
         opt = build_optimizer(model, stage.optimizer, spec)
         self.config = deepspeed_config(stage, spec)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=self.config)
@@ -252,26 +332,32 @@ class Engine:
             attention.use_packed_attention(model)
         return kind
 
-    def _reference_model(self, model):
-        """DPO's frozen reference: the weights the stage starts from (a copy taken before DeepSpeed wraps the model,
-        so ZeRO-3 partitioning never touches it), or another HF folder; in the training precision, eval mode."""
+    def frozen_model(self, src: str, model, where: str):
+        """A frozen model an objective compares against (DPO's reference, KD's teacher): ``init`` = the weights the
+        stage starts from (a copy taken before DeepSpeed wraps the model, so ZeRO-3 partitioning never touches it),
+        or a local HF folder; in the training precision, eval mode, no gradients."""
         import copy
 
         import torch
 
-        ref_src = self.stage.dpo.reference
-        if ref_src == "init":
+        if src == "init":
             ref = copy.deepcopy(model)
         else:
             from transformers import AutoModelForCausalLM
 
-            if not (Path(ref_src) / "config.json").is_file():
-                raise EngineError(f"stages.{self.stage.name}.dpo.reference: '{ref_src}' is not an HF model folder")
-            ref = AutoModelForCausalLM.from_pretrained(ref_src, torch_dtype=torch.float32)
+            if not (Path(src) / "config.json").is_file():
+                raise EngineError(f"{where}: '{src}' is not an HF model folder")
+            attn = getattr(model.config, "_attn_implementation", None) or "sdpa"  # the same mask form as the model's
+            packed = self.attention != "dense"  # loaded with SDPA, then routed like the model (an init copy already is)
+            ref = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32,
+                                                       attn_implementation="sdpa" if packed else attn)
             if ref.get_input_embeddings().num_embeddings != model.get_input_embeddings().num_embeddings:
-                raise EngineError(f"stages.{self.stage.name}.dpo.reference: {ref_src} has "
-                                  f"{ref.get_input_embeddings().num_embeddings} vocabulary rows, the policy "
-                                  f"{model.get_input_embeddings().num_embeddings}")
+                raise EngineError(f"{where}: {src} has {ref.get_input_embeddings().num_embeddings} vocabulary rows, "
+                                  f"the trained model {model.get_input_embeddings().num_embeddings}")
+            if packed:
+                from shardsmith.trainer import attention
+
+                attention.use_packed_attention(ref)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
         ref = ref.to(device=self.device, dtype=dtype).eval()
         ref.requires_grad_(False)
@@ -313,16 +399,17 @@ class Engine:
         return ids, labels, pos, attn
 
     def units(self, batch) -> int:
-        """What the loss is averaged over: pairs (DPO) or loss-carrying tokens."""
-        return batch.pairs if self.reference is not None else batch.loss_tokens
+        """What the loss is averaged over: the objective's units (pairs, or loss-carrying tokens)."""
+        return self.objective.units(batch)
 
     def loss_sum(self, batch, train: bool = True, noise_key: tuple | None = None):
-        """(sum of the loss over the micro-batch's units, their count, extra metric sums)."""
-        import torch
-        from shardsmith.trainer.objectives import token_losses
+        """(sum of the loss over the micro-batch's units, their count, extra metric sums): the objective's."""
+        return self.objective.loss_sum(self, batch, train, noise_key)
 
-        if self.reference is not None:
-            return self._dpo_sum(batch)
+    def forward(self, batch, train: bool = True, noise_key: tuple | None = None):
+        """(logits, labels) of the trained model on ``batch``; NEFTune noise in training, seeded by ``noise_key``."""
+        import torch
+
         ids, labels, pos, attn = self.tensors(batch)
         if train and self.neftune_alpha:
             seg = batch.segment_ids
@@ -333,33 +420,15 @@ class Engine:
             out = self.engine(input_ids=ids, position_ids=pos, use_cache=False, **attn)
         finally:
             self._neft_len = None
-        per_tok = token_losses(out.logits, labels, self.stage.objective, self.stage.mixce_ratio)
-        return per_tok.sum(), int((labels != -100).sum()), {}
+        return out.logits, labels
 
-    def _dpo_sum(self, batch):
-        """Policy and reference sequence log-probs of both sides of every pair -> summed DPO loss and metrics."""
+    def frozen_logits(self, model, batch):
+        """Logits of a frozen model (``frozen_model``) on the same rows, positions and mask; no graph."""
         import torch
-        from shardsmith.trainer.objectives import dpo_losses, sequence_logps
 
-        cfg = self.stage.dpo
-        ids, labels, pos, _ = self.tensors(batch)
-        n = batch.pairs
-        out = self.engine(input_ids=ids, position_ids=pos, use_cache=False)
-        logp, count = sequence_logps(out.logits, labels)
+        ids, _, pos, attn = self.tensors(batch)
         with torch.no_grad():
-            ref_logp, _ = sequence_logps(self.reference(input_ids=ids, position_ids=pos, use_cache=False).logits,
-                                         labels)
-        if cfg.logp == "mean":
-            logp, ref_logp = logp / count.clamp(min=1), ref_logp / count.clamp(min=1)
-        loss, r_c, r_r = dpo_losses(logp[:n], logp[n:], ref_logp[:n], ref_logp[n:], cfg.beta, cfg.loss_type,
-                                    cfg.label_smoothing)
-        nll = -(logp[:n] if cfg.logp == "mean" else logp[:n] / count[:n].clamp(min=1))
-        if cfg.sft_weight:
-            loss = loss + cfg.sft_weight * nll
-        names = ("accuracy", "margin", "reward_chosen", "reward_rejected", "logp_chosen", "logp_rejected", "nll_chosen")
-        sums = torch.stack([(r_c > r_r).float().sum(), (r_c - r_r).sum(), r_c.sum(), r_r.sum(), logp[:n].sum(),
-                            logp[n:].sum(), nll.sum()]).detach().tolist()  # one device sync, not seven
-        return loss.sum(), n, dict(zip(names, sums))
+            return model(input_ids=ids, position_ids=pos, use_cache=False, **attn).logits
 
     # --- one optimizer step ------------------------------------------------------------------------------
     def train_step(self, batches, step: int, lr: float, rank: int, world: int) -> dict:
@@ -371,11 +440,11 @@ class Engine:
                    int((b.segment_ids >= 0).sum()) if b.segment_ids is not None else b.input_ids.size
                    for b in batches)
         loss_tokens = float(sum(b.loss_tokens for b in batches))
-        total_units = all_sum([float(local)])[0]  # the global batch's loss tokens, or pairs for DPO
+        total_units = all_sum([float(local)])[0]  # the global batch's loss tokens, or pairs
         if total_units == 0:
             raise EngineError(f"step {step}: the global batch has no loss-carrying tokens (all labels masked)")
         for g in self.engine.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)  # Muon's groups: muon_lr / lr
         loss_acc = 0.0
         extra: dict[str, float] = {}
         for m, b in enumerate(batches):
@@ -399,9 +468,7 @@ class Engine:
             norm = manual_norm
         norm = float(norm) if norm is not None else float("nan")
         out = {"loss": loss, "loss_tokens": int(loss_tokens), "tokens": int(real_all), "grad_norm": norm}
-        if self.reference is not None:
-            out["pairs"] = int(total_units)
-            out.update({f"dpo_{k}": v / total_units for k, v in zip(keys, sums)})
+        out.update(self.objective.step_metrics(total_units, dict(zip(keys, sums))))
         return out
 
     def _grad_norm_if_needed(self):
@@ -424,7 +491,7 @@ class Engine:
         return self.evaluate_stats(batches).get("val_loss")
 
     def evaluate_stats(self, batches) -> dict:
-        """``val_loss`` (per token, or per pair for DPO) and, for DPO, ``val_dpo_accuracy`` / ``val_dpo_margin``."""
+        """``val_loss`` (per unit: token or pair) and the objective's ``val_metrics`` (e.g. ``val_dpo_accuracy``)."""
         import torch
 
         if not batches:
@@ -444,7 +511,7 @@ class Engine:
         if not n:
             return {"val_loss": None}
         out = {"val_loss": s / n}
-        out.update({f"val_dpo_{k}": v / n for k, v in zip(keys, sums) if k in ("accuracy", "margin")})
+        out.update(self.objective.val_stats(n, dict(zip(keys, sums))))
         return out
 
     # --- checkpoints: temp tag, then rename (rank 0), `latest` written atomically ------------------------
@@ -482,11 +549,54 @@ class Engine:
             raise EngineError(f"{ckpt_dir}/{tag}: DeepSpeed could not load this checkpoint")
         return client or {}
 
+    def export_state(self):
+        """(HF model, its full weights) to export: LoRA adapters merged into the base weights (a merged copy; the
+        trained model keeps its adapters), else the trained model itself."""
+        if self.lora is None:
+            return self.model, self.state_dict_for_export()
+        merged = merged_lora_copy(self.model)
+        return merged, merged.state_dict()
+
+    def save_adapter(self, dest: Path) -> None:
+        """The LoRA adapter alone, in peft's format (``adapter_config.json`` + ``adapter_model.safetensors``),
+        temp folder then rename; nothing without LoRA."""
+        if self.lora is None:
+            return
+        dest = Path(dest)
+        tmp = dest.with_name(f".tmp-{dest.name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+
     def state_dict_for_export(self):
         """Full weights on rank 0 (ZeRO-3 gathers them); None on other ranks under ZeRO-3."""
         if self.spec.zero_stage == 3:
             return self.engine._zero3_consolidated_16bit_state_dict()
         return self.model.state_dict()
+
+
+def with_lora(model, lora, spec: EngineSpec, where: str):
+    """``model`` wrapped by peft's ``get_peft_model``: base weights frozen, LoRA A/B trainable on ``lora.targets``."""
+    from peft import LoraConfig, get_peft_model
+
+    if spec.zero_stage == 3:
+        raise EngineError(f"{where}: LoRA runs with engine.zero_stage 0, 1 or 2 (ZeRO-3 partitions the base weights "
+                          "the export merges into)")
+    cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.targets,
+                     task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, cfg)
+    except ValueError as err:  # unknown architecture without targets, or targets that match no module
+        raise EngineError(f"{where}: {str(err).splitlines()[0]}") from None
+
+
+def merged_lora_copy(peft_model):
+    """A plain HF model with W + B·A·(alpha/r) in place of every adapted W (peft's ``merge_and_unload`` on a copy)."""
+    import copy
+
+    return copy.deepcopy(peft_model).merge_and_unload()
 
 
 def latest_tag(ckpt_dir: Path) -> str | None:

@@ -104,7 +104,7 @@ class TrainMetrics(StageHook):
         end.row = {"step": end.done, "loss": s["loss"], "lr": end.lr, "grad_norm": s["grad_norm"],
                    "tokens_per_s": s["tokens"] / end.dt if end.dt > 0 else None, "tokens_seen": run.tokens_seen,
                    "loss_tokens": s["loss_tokens"], "step_time_s": end.dt,
-                   **{k: v for k, v in s.items() if k.startswith("dpo_") or k == "pairs"}}
+                   **{k: v for k, v in s.items() if k not in ("loss", "loss_tokens", "tokens", "grad_norm")}}
 
 
 class Validation(StageHook):

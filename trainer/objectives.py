@@ -1,12 +1,25 @@
-"""Objectives over next-token labels (-100 = no loss).
+"""Training objectives as objects: one registry row per objective (torchtitan's loss components, OLMo-core's
+``TrainModule``: the loop and the engine stay objective-agnostic).
 
-Token objectives (clm, sft, mixce) return per-token values; the engine sums them and normalises by the global count
-of loss-carrying tokens. DPO returns per-pair values; the engine normalises by the global count of pairs. Neither
-returns a mean, so gradient accumulation and data parallelism never re-weight examples."""
+An objective states what it reads (``reads``: windows, packed rows or pairs; the recipe's contract, taken from
+``schemas.train_recipe.OBJECTIVE_ROWS``), which frozen model it needs (``prepare``: DPO's reference, KD's teacher),
+its loss as a *sum* over the micro-batch's units with their count (``loss_sum``; ``units`` are loss-carrying tokens or
+pairs) and its metrics (``metric_prefix``, ``val_metrics``). The engine sums, normalises by the global count of units
+and never branches on an objective's name, so gradient accumulation and data parallelism never re-weight examples.
+
+Adding an objective: a row in ``OBJECTIVE_ROWS`` (and, when it has settings, their pydantic class) in the schema, and
+one ``Objective`` subclass here decorated with ``@register``.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 IGNORE = -100
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# loss formulas (pure functions of tensors; the tests check them against hand computation)
 
 
 def token_losses(logits, labels, objective: str = "clm", mixce_ratio: float = 1.0):
@@ -58,3 +71,222 @@ def dpo_losses(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: f
     else:
         raise ValueError(f"unknown DPO loss_type '{loss_type}' (sigmoid, ipo, hinge)")
     return loss, beta * chosen_r.detach(), beta * rejected_r.detach()
+
+
+def rank_losses(score_chosen, score_rejected, weight: float):
+    """Memphis-CoT's loss per pair, PRO-style (supertrainer2000's ``pro.py`` for one chosen and one rejected answer):
+
+        loss = -s_c + weight · softplus(s_r - s_c)
+
+    with s = (sum of log p over the answer's tokens) / (their count), the length-normalised sequence log-prob; -s_c
+    is the chosen answer's mean token cross-entropy. No reference model."""
+    import torch.nn.functional as F
+
+    return -score_chosen + weight * F.softplus(score_rejected - score_chosen)
+
+
+def kd_token_losses(student_logits, teacher_logits, labels, temperature: float, alpha: float):
+    """Logit distillation per loss-carrying token (Hinton et al. 2015), returned as (loss, kl, ce), each 1-D:
+
+        loss = alpha · T² · KL(p_teacher^T || p_student^T) + (1 - alpha) · CE(student, label)
+        p^T  = softmax(logits / T);  KL(p || q) = sum_v p_v (log p_v - log q_v)
+
+    T² keeps the KL term's gradient on the scale of the CE term's as T changes. The KL runs over the vocabulary rows
+    both models have (a padded embedding's extra rows are never a target); the CE over the student's full head."""
+    import torch.nn.functional as F
+
+    keep = labels != IGNORE
+    s, t, target = student_logits[keep].float(), teacher_logits[keep].float(), labels[keep]
+    ce = F.cross_entropy(s, target, reduction="none")
+    s_kl, t_kl = s, t
+    if s.shape[-1] != t.shape[-1]:  # slice only then: a slice's backward writes a full-size zero gradient
+        v = min(s.shape[-1], t.shape[-1])
+        s_kl, t_kl = s[:, :v], t[:, :v]
+    log_q = F.log_softmax(s_kl / temperature, dim=-1)
+    log_p = F.log_softmax(t_kl / temperature, dim=-1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+    return alpha * temperature**2 * kl + (1 - alpha) * ce, kl, ce
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the registry
+
+
+class Objective:
+    """One objective bound to one stage. Subclasses set ``name`` and implement ``loss_sum``."""
+
+    name = ""
+    metric_prefix = ""  # train metrics are logged as f"{metric_prefix}{key}" (per unit)
+    val_metrics: tuple[str, ...] = ()  # of those, the keys also reported on validation rows as f"val_{prefix}{key}"
+
+    def __init__(self, stage):
+        from shardsmith.schemas.train_recipe import OBJECTIVE_ROWS
+
+        self.stage = stage
+        row = OBJECTIVE_ROWS[self.name]
+        self.reads = row.reads
+        self.cfg = getattr(stage, row.settings) if row.settings else None
+
+    def prepare(self, eng, model) -> None:
+        """Build what the objective needs besides the trained model (frozen copies), before DeepSpeed wraps it."""
+
+    def preflight(self, readers) -> None:
+        """Checks that need only the recipe and the opened shard sets (run before any model is built)."""
+
+    def units(self, batch) -> int:
+        """What the loss is averaged over: pairs, or loss-carrying tokens."""
+        return batch.pairs if self.reads == "pairs" else batch.loss_tokens
+
+    def loss_sum(self, eng, batch, train: bool, noise_key: tuple | None):
+        """(sum of the loss over the micro-batch's units, their count, metric sums keyed without the prefix)."""
+        raise NotImplementedError
+
+    def step_metrics(self, units: float, sums: dict[str, float]) -> dict:
+        out = {"pairs": int(units)} if self.reads == "pairs" else {}
+        out.update({f"{self.metric_prefix}{k}": v / units for k, v in sums.items()})
+        return out
+
+    def val_stats(self, units: float, sums: dict[str, float]) -> dict:
+        return {f"val_{self.metric_prefix}{k}": v / units for k, v in sums.items() if k in self.val_metrics}
+
+
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register(cls: type[Objective]) -> type[Objective]:
+    OBJECTIVES[cls.name] = cls
+    return cls
+
+
+def objective_for(stage) -> Objective:
+    return OBJECTIVES[stage.objective](stage)
+
+
+def preflight_objective(stage, readers) -> None:
+    """The set-kind contract (``data.check_objective``) and the objective's own checks, before any work."""
+    from shardsmith.trainer.data import check_objective
+
+    check_objective(readers, stage.objective)
+    objective_for(stage).preflight(readers)
+
+
+@register
+class CLM(Objective):
+    """Next-token cross-entropy on every loss-carrying token."""
+
+    name = "clm"
+
+    def loss_sum(self, eng, batch, train, noise_key):
+        logits, labels = eng.forward(batch, train, noise_key)
+        per_tok = token_losses(logits, labels, self.name, self.stage.mixce_ratio)
+        return per_tok.sum(), int((labels != IGNORE).sum()), {}
+
+
+@register
+class SFT(CLM):
+    """The same cross-entropy on packed rows whose prompts carry no loss."""
+
+    name = "sft"
+
+
+@register
+class MixCE(CLM):
+    """``token_losses``' mixce: eta·NLL + (1 - eta)·sg(p)·NLL."""
+
+    name = "mixce"
+
+
+@register
+class DPO(Objective):
+    """Direct Preference Optimization against a frozen reference (``dpo.reference``), per pair."""
+
+    name = "dpo"
+    metric_prefix = "dpo_"
+    val_metrics = ("accuracy", "margin")
+
+    def prepare(self, eng, model) -> None:
+        self.reference = eng.frozen_model(self.cfg.reference, model, f"stages.{self.stage.name}.dpo.reference")
+
+    def loss_sum(self, eng, batch, train, noise_key):
+        """Policy and reference sequence log-probs of both sides of every pair -> summed DPO loss and metrics."""
+        import torch
+
+        cfg, n = self.cfg, batch.pairs
+        logits, labels = eng.forward(batch, train, noise_key)
+        logp, count = sequence_logps(logits, labels)
+        ref_logp, _ = sequence_logps(eng.frozen_logits(self.reference, batch), labels)
+        if cfg.logp == "mean":
+            logp, ref_logp = logp / count.clamp(min=1), ref_logp / count.clamp(min=1)
+        loss, r_c, r_r = dpo_losses(logp[:n], logp[n:], ref_logp[:n], ref_logp[n:], cfg.beta, cfg.loss_type,
+                                    cfg.label_smoothing)
+        nll = -(logp[:n] if cfg.logp == "mean" else logp[:n] / count[:n].clamp(min=1))
+        if cfg.sft_weight:
+            loss = loss + cfg.sft_weight * nll
+        names = ("accuracy", "margin", "reward_chosen", "reward_rejected", "logp_chosen", "logp_rejected", "nll_chosen")
+        sums = torch.stack([(r_c > r_r).float().sum(), (r_c - r_r).sum(), r_c.sum(), r_r.sum(), logp[:n].sum(),
+                            logp[n:].sum(), nll.sum()]).detach().tolist()  # one device sync, not seven
+        return loss.sum(), n, dict(zip(names, sums))
+
+
+@register
+class Rank(Objective):
+    """Memphis-CoT's ranking loss plus CE on the chosen answer (``rank_losses``), per pair; no reference model."""
+
+    name = "rank"
+    metric_prefix = "rank_"
+    val_metrics = ("accuracy", "margin")
+
+    def loss_sum(self, eng, batch, train, noise_key):
+        import torch
+
+        n = batch.pairs
+        logits, labels = eng.forward(batch, train, noise_key)
+        logp, count = sequence_logps(logits, labels)
+        score = logp / count.clamp(min=1)
+        sc, sr = score[:n], score[n:]
+        loss = rank_losses(sc, sr, self.cfg.weight)
+        names = ("accuracy", "margin", "nll_chosen", "score_rejected")
+        sums = torch.stack([(sc > sr).float().sum(), (sc - sr).sum(), -sc.sum(), sr.sum()]).detach().tolist()
+        return loss.sum(), n, dict(zip(names, sums))
+
+
+@register
+class KD(Objective):
+    """Logit distillation from a local teacher (``kd_token_losses``) on the stage's packed rows and loss masks."""
+
+    name = "kd"
+    metric_prefix = "kd_"
+    val_metrics = ("kl", "ce")
+
+    def preflight(self, readers) -> None:
+        check_teacher_tokenizer(Path(self.cfg.teacher), readers[0].root, readers[0].manifest,
+                                f"stages.{self.stage.name}.kd.teacher")
+
+    def prepare(self, eng, model) -> None:
+        self.teacher = eng.frozen_model(self.cfg.teacher, model, f"stages.{self.stage.name}.kd.teacher")
+
+    def loss_sum(self, eng, batch, train, noise_key):
+        import torch
+
+        logits, labels = eng.forward(batch, train, noise_key)
+        teacher = eng.frozen_logits(self.teacher, batch)
+        loss, kl, ce = kd_token_losses(logits, teacher, labels, self.cfg.temperature, self.cfg.alpha)
+        sums = torch.stack([kl.sum(), ce.sum()]).detach().tolist()
+        return loss.sum(), int((labels != IGNORE).sum()), {"kl": sums[0], "ce": sums[1]}
+
+
+def check_teacher_tokenizer(folder: Path, shard_dir: Path, manifest, where: str) -> None:
+    """A teacher must score the student's token ids: its folder's tokenizer has the shard set's vocabulary, id for id.
+    Raises ValueError (one line)."""
+    from shardsmith.trainer.models import _vocab_of_folder
+
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{where}: '{folder}' is not an HF model folder (no config.json there)")
+    theirs, ours = _vocab_of_folder(folder), _vocab_of_folder(shard_dir / manifest.tokenizer.path)
+    if theirs is None:
+        raise ValueError(f"{where}: {folder} has no tokenizer.json; distillation needs the teacher's tokenizer to "
+                         f"equal the shard set's ('{manifest.tokenizer.name}')")
+    if ours is not None and theirs != ours:
+        bad = sorted(set(theirs.items()) ^ set(ours.items()))
+        raise ValueError(f"{where}: {folder}'s tokenizer differs from the shard set's ('{manifest.tokenizer.name}'): "
+                         f"{len(bad)} (token, id) entries differ (e.g. {bad[:2]!r}); distill with the same tokenizer")

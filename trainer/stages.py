@@ -98,7 +98,8 @@ def init_source(recipe: TrainRecipe, index: int, out: Path) -> tuple[str, Path |
 def preflight(recipe: TrainRecipe, names: list[str], out: Path | None = None) -> None:
     """Fail before any work: every stage's shard sets open and their files exist, objectives are implemented, an
     ``init_from`` folder exists, and a stage run alone finds the earlier stage's export it starts from."""
-    from shardsmith.trainer.data import check_objective, open_sets
+    from shardsmith.trainer.data import open_sets
+    from shardsmith.trainer.objectives import preflight_objective
 
     for s in recipe.stages:
         if s.name not in names:
@@ -109,7 +110,7 @@ def preflight(recipe: TrainRecipe, names: list[str], out: Path | None = None) ->
                 f"(implemented: {', '.join(IMPLEMENTED_OBJECTIVES)})"
             )
         try:
-            check_objective(open_sets([d.path for d in s.data.sets], "train"), s.objective)
+            preflight_objective(s, open_sets([d.path for d in s.data.sets], "train"))
         except (ValueError, FileNotFoundError) as err:
             raise StageError(f"stages.{s.name}.data: {err}") from None
         src = s.init_from or ""
@@ -317,11 +318,12 @@ def run_stage(recipe: TrainRecipe, index: int, out: Path, resume: bool) -> dict:
     start, tokens_seen = _resume_point(eng, sdir, resume, rank, world)
 
     def export(tag: str) -> str | None:
-        sd = eng.state_dict_for_export()
+        model, sd = eng.export_state()  # LoRA: merged weights; the adapter alone goes to hf/<tag>-adapter
         digest = None
         if rank == 0:
-            digest = export_hf(eng.model, sd, sdir / "hf" / tag, shard0 / manifest.tokenizer.path, export_dtype,
+            digest = export_hf(model, sd, sdir / "hf" / tag, shard0 / manifest.tokenizer.path, export_dtype,
                                manifest.tokenizer.eos_id)
+            eng.save_adapter(sdir / "hf" / f"{tag}-adapter")
         E.barrier()
         return digest
 
