@@ -15,7 +15,7 @@ import trainer_fixtures as F
 from shardsmith.schemas.manifest import ShardManifest
 from shardsmith.trainer import attention as A
 from shardsmith.trainer.data import StageData
-from shardsmith.trainer.engine import EngineError, Engine
+from shardsmith.trainer.engine import Engine, EngineError, load_frozen
 from shardsmith.trainer.models import build_config, new_model
 
 
@@ -88,6 +88,27 @@ def test_changing_one_packed_document_leaves_the_others_unchanged(packed, model,
     v = victim
     assert (out[v] - base[v]).abs().max() > 1e-3  # the perturbed document changed
     assert (out[~v] - base[~v]).abs().max() < 1e-5  # every other document (and row) did not
+
+
+@pytest.mark.parametrize("kind", ["flex", "varlen"])
+def test_a_frozen_teacher_or_reference_attends_like_the_trained_model(packed, model, kind, tmp_path):
+    """KD's teacher (an HF folder) and an ``init`` copy get the trained model's packed attention: their logits on
+    packed rows equal the dense block-causal mask's, so a teacher never sees across documents."""
+    import torch
+
+    _, b = packed
+    dense, _ = _forward(model, b, "dense")
+    model.save_pretrained(tmp_path / "teacher")
+    kw = A.model_inputs(b.segment_ids, kind, "cpu", torch.float32)
+    student = copy.deepcopy(model)
+    A.use_packed_attention(student)
+    for src in (str(tmp_path / "teacher"), "init"):
+        frozen = load_frozen(src, student, "kd.teacher", attention_kind=kind, device="cpu", precision="fp32")
+        assert not any(p.requires_grad for p in frozen.parameters()) and not frozen.training
+        with torch.no_grad():
+            out = frozen(input_ids=torch.from_numpy(b.input_ids), position_ids=torch.from_numpy(b.position_ids),
+                         **kw).logits
+        assert (out - dense).abs().max() < 1e-5, src
 
 
 def test_doc_bounds_count_each_padding_position_as_its_own_document():

@@ -118,6 +118,16 @@ def test_packed_rows_restart_positions_and_isolate_documents(sets):
     assert (m[b_idx][:, b_idx].tril() == 0).all()
 
 
+def test_fewer_validation_rows_than_processes_is_a_clear_error_not_a_hang(sets):
+    """A process with no validation row would skip the all-reduce the others wait in."""
+    assert len(_data(sets["pt"], val_rows=1).validation_batches()) == 1
+    for rank in (0, 1):
+        with pytest.raises(DataError, match=r"1 row\(s\) \(data.val_rows 1\) for 2 processes"):
+            _data(sets["pt"], val_rows=1, rank=rank, world=2).validation_batches()
+    assert _data(sets["pt"], val_rows=0, world=2).validation_batches() == []
+    assert all(_data(sets["pt"], val_rows=2, rank=r, world=2).validation_batches() for r in (0, 1))
+
+
 def test_missing_shard_file_is_a_clear_error(sets, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(sets["pt"], broken)

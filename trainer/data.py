@@ -555,5 +555,8 @@ class StageData:
                 rows = [tuple(int(x) for x in tiles[i]) for i in np.unique(take)]
                 mine = rows[self.rank::self.world]
                 make = lambda rs: window_rows(self._read(self.val), rs, self.L, self.pad_id, self.doc_masking)
+            if 0 < len(rows) < self.world:  # a process without a row would skip the validation all-reduce: a hang
+                raise DataError(f"validation: {len(rows)} row(s) (data.val_rows {self.val_rows}) for {self.world} "
+                                "processes; every process needs one: raise data.val_rows or set it to 0")
             self._val_batch = [make(mine[i:i + self.micro]) for i in range(0, len(mine), self.micro)]
         return self._val_batch

@@ -333,35 +333,10 @@ class Engine:
         return kind
 
     def frozen_model(self, src: str, model, where: str):
-        """A frozen model an objective compares against (DPO's reference, KD's teacher): ``init`` = the weights the
-        stage starts from (a copy taken before DeepSpeed wraps the model, so ZeRO-3 partitioning never touches it),
-        or a local HF folder; in the training precision, eval mode, no gradients."""
-        import copy
-
-        import torch
-
-        if src == "init":
-            ref = copy.deepcopy(model)
-        else:
-            from transformers import AutoModelForCausalLM
-
-            if not (Path(src) / "config.json").is_file():
-                raise EngineError(f"{where}: '{src}' is not an HF model folder")
-            attn = getattr(model.config, "_attn_implementation", None) or "sdpa"  # the same mask form as the model's
-            packed = self.attention != "dense"  # loaded with SDPA, then routed like the model (an init copy already is)
-            ref = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32,
-                                                       attn_implementation="sdpa" if packed else attn)
-            if ref.get_input_embeddings().num_embeddings != model.get_input_embeddings().num_embeddings:
-                raise EngineError(f"{where}: {src} has {ref.get_input_embeddings().num_embeddings} vocabulary rows, "
-                                  f"the trained model {model.get_input_embeddings().num_embeddings}")
-            if packed:
-                from shardsmith.trainer import attention
-
-                attention.use_packed_attention(ref)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
-        ref = ref.to(device=self.device, dtype=dtype).eval()
-        ref.requires_grad_(False)
-        return ref
+        """A frozen model an objective compares against (DPO's reference, KD's teacher): :func:`load_frozen` with
+        this engine's attention, device and precision."""
+        return load_frozen(src, model, where, attention_kind=self.attention, device=self.device,
+                           precision=self.precision)
 
     # --- NEFTune: uniform noise alpha / sqrt(L d), L = real tokens of the row, training only -----------------
     def _neftune_hook(self, module, args, output):
@@ -597,6 +572,39 @@ def merged_lora_copy(peft_model):
     import copy
 
     return copy.deepcopy(peft_model).merge_and_unload()
+
+
+def load_frozen(src: str, model, where: str, *, attention_kind: str, device, precision: str):
+    """A frozen model an objective compares against (DPO's reference, KD's teacher): ``init`` = the weights the
+    stage starts from (a copy taken before DeepSpeed wraps the model, so ZeRO-3 partitioning never touches it),
+    or a local HF folder; in the training precision, eval mode, no gradients. It attends like the trained model
+    (``attention_kind``: packed rows per document without the dense mask unless ``dense``)."""
+    import copy
+
+    import torch
+
+    if src == "init":
+        ref = copy.deepcopy(model)
+    else:
+        from transformers import AutoModelForCausalLM
+
+        if not (Path(src) / "config.json").is_file():
+            raise EngineError(f"{where}: '{src}' is not an HF model folder")
+        attn = getattr(model.config, "_attn_implementation", None) or "sdpa"  # the same mask form as the model's
+        packed = attention_kind != "dense"  # loaded with SDPA, then routed like the model (an init copy already is)
+        ref = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32,
+                                                   attn_implementation="sdpa" if packed else attn)
+        if ref.get_input_embeddings().num_embeddings != model.get_input_embeddings().num_embeddings:
+            raise EngineError(f"{where}: {src} has {ref.get_input_embeddings().num_embeddings} vocabulary rows, "
+                              f"the trained model {model.get_input_embeddings().num_embeddings}")
+        if packed:
+            from shardsmith.trainer import attention
+
+            attention.use_packed_attention(ref)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    ref = ref.to(device=device, dtype=dtype).eval()
+    ref.requires_grad_(False)
+    return ref
 
 
 def latest_tag(ckpt_dir: Path) -> str | None:
