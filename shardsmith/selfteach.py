@@ -34,6 +34,7 @@ import json
 import os
 import random
 import re
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -337,6 +338,19 @@ def _fingerprint(recipe: SelfTeachRecipe) -> dict:
     return data
 
 
+class _Clock:
+    """Wall seconds per phase of a round (``round.json`` ``seconds``); a resumed phase counts only this run's time."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        t1 = time.perf_counter()
+        self.seconds[name] = round(t1 - self.t0, 3)
+        self.t0 = t1
+
+
 def round_dir(out: Path, r: int) -> Path:
     return out / f"round-{r}"
 
@@ -368,12 +382,14 @@ def run_round(recipe: SelfTeachRecipe, r: int, start: Path, questions: list[Ques
     block, base = load_cot_block(recipe)
     template = resolve_template(block.template, base)
     samples = recipe.self_teach.generation.samples
+    clock = _Clock()
     _log(f"round {r}: {len(questions)} questions x {samples} samples from {start}")
     outputs = generate(recipe, start, questions, template, rdir / "generations.cache.jsonl", seed=recipe.seed + r)
     rows = checked_rows(questions, outputs, samples)
     _atomic_text(rdir / "generations.jsonl", _jsonl(rows))
     counts = {v: sum(row["verdict"] == v for row in rows) for v in (CORRECT, INCORRECT, INVALID, NOT_GENERATED)}
     pairs = make_pairs(questions, rows, recipe.self_teach.pairs.max_per_question)
+    clock.lap("generate")
     _log(f"round {r}: {counts[CORRECT]} correct, {counts[INCORRECT]} incorrect, {counts[INVALID]} invalid, "
          f"{counts[NOT_GENERATED]} not generated -> {len(pairs)} pairs")
     if not pairs:
@@ -384,13 +400,16 @@ def run_round(recipe: SelfTeachRecipe, r: int, start: Path, questions: list[Ques
     if not (pairs_dir / "manifest.json").is_file():
         spec = pairs_block_recipe(recipe, block, template, rdir / "pairs.jsonl", seed=recipe.seed + r)
         build_pairs_block(spec, rdir / "pairs-block.yaml", pairs_dir)
+    clock.lap("build")
     trained = train_round(train_recipe(recipe, r, start, pairs_dir), rdir / "train.yaml", rdir)
+    clock.lap("train")
     merge = average(recipe, trained, start, rdir / "merged")
+    clock.lap("merge")
     info = {"round": r, "status": "done", "start": str(start), "start_digest": merge["b_digest"],
             "questions": len(questions), "samples": samples, "generations": len(rows), **counts,
             "accuracy": counts[CORRECT] / len(rows), "pairs": len(pairs), "pairs_block": str(pairs_dir),
             "trained": str(trained), "weights": str(rdir / "merged"), "weights_digest": merge["digest"],
-            "merge": merge}
+            "merge": merge, "seconds": clock.seconds}
     _atomic_json(rdir / "round.json", info)
     return info
 
