@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 
 from .common import Strict
 from .train_recipe import EngineSpec, ModelSpec, StageSpec
@@ -106,26 +106,23 @@ class SelfTeachRecipe(Strict):
 
     @field_validator("stage")
     @classmethod
-    def _stage_keys(cls, stage: dict[str, Any]) -> dict[str, Any]:
+    def _stage(cls, stage: dict[str, Any]) -> dict[str, Any]:
+        """The keys the loop owns are refused; the rest is validated now as the trainer will read it (``StageSpec``,
+        placeholder paths), so a bad stage fails before any generation."""
         owned = [k for k in FILLED_BY_LOOP if k in stage]
         if owned:
             raise ValueError(f"stage.{owned[0]} is set by the loop for each round (remove it; the average between "
                              "rounds is self_teach.merge)")
         if "sets" in (stage.get("data") or {}):
             raise ValueError("stage.data.sets is each round's pairs block, set by the loop (remove it)")
-        stage.setdefault("objective", "rank")
-        return stage
-
-    @model_validator(mode="after")
-    def _stage_validates(self) -> SelfTeachRecipe:
-        """The stage as the trainer will read it, validated now (placeholder paths)."""
+        stage = {"objective": "rank", **stage}
         try:
-            round_stage(self.stage, init_from="scratch", pairs_block="<round pairs block>")
+            round_stage(stage, init_from="scratch", pairs_block="<round pairs block>")
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ValueError(f"stage{'.' + where if where else ''}: {first['msg']}") from None
-        return self
+        return stage
 
 
 def round_stage(stage: dict[str, Any], init_from: str, pairs_block: str) -> StageSpec:
