@@ -182,40 +182,48 @@ def sample_id(question: Question, k: int) -> str:
     return f"{question.id}#{k}"
 
 
-def generate(recipe: SelfTeachRecipe, model_dir: Path, questions: list[Question], template, cache: Path,
-             seed: int) -> dict[str, str | None]:
-    """sample id -> generated text (None: not generated, with the teacher's drop reason logged). Each question is
-    asked ``samples`` times (ids ``<question>#<k>``), batches left-padded and seeded by (seed, ids)."""
-    from shardsmith.builders.distill import HfTeacher
+def teacher_spec(recipe: SelfTeachRecipe, model_dir: Path, seed: int):
+    """The generation settings as ``builders.distill``'s ``hf`` teacher takes them (always sampled)."""
     from shardsmith.schemas.distill import HfTeacherSpec
 
     g = recipe.self_teach.generation
-    spec = HfTeacherSpec(kind="hf", path=str(model_dir), name=model_dir.name, do_sample=True,
+    return HfTeacherSpec(kind="hf", path=str(model_dir), name=model_dir.name, do_sample=True,
                          temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens, seed=seed,
                          batch_size=g.batch_size, dtype=g.dtype, device=g.device)
-    teacher = HfTeacher(spec, template, cache, progress=False)
-    asked = [q.conv.model_copy(update={"id": sample_id(q, k)}) for q in questions for k in range(g.samples)]
-    outputs: dict[str, str | None] = {}
-    for conv in teacher.answer(asked):
-        if isinstance(conv, Conversation):
-            outputs[conv.id] = conv.messages[-1].content
+
+
+def generate(recipe: SelfTeachRecipe, model_dir: Path, questions: list[Question], template, cache: Path,
+             seed: int) -> tuple[dict[str, str], dict[str, str]]:
+    """(sample id -> generated text, sample id -> why nothing was generated: the teacher's drop reason, e.g. a
+    prompt too long for the model). Each question is asked ``samples`` times (ids ``<question>#<k>``), in
+    left-padded batches seeded by (seed, the batch's ids); the cache makes an interrupted generation resumable."""
+    from shardsmith.builders.distill import HfTeacher
+
+    teacher = HfTeacher(teacher_spec(recipe, model_dir, seed), template, cache, progress=False)
+    samples = recipe.self_teach.generation.samples
+    asked = [q.conv.model_copy(update={"id": sample_id(q, k)}) for q in questions for k in range(samples)]
+    outputs, dropped = {}, {}
+    for got in teacher.answer(asked):
+        if isinstance(got, Conversation):
+            outputs[got.id] = got.messages[-1].content
         else:
-            outputs[conv.id] = None
+            dropped[got.id] = got.reason
     del teacher
     gc.collect()
-    return outputs
+    return outputs, dropped
 
 
-def checked_rows(questions: list[Question], outputs: dict[str, str | None], samples: int) -> list[dict]:
+def checked_rows(questions: list[Question], outputs: dict[str, str], dropped: dict[str, str],
+                 samples: int) -> list[dict]:
     """One row per (question, sample) for ``generations.jsonl``."""
     rows = []
     for q in questions:
         for k in range(samples):
-            out = outputs.get(sample_id(q, k))
-            verdict, parsed = check(out, q)
-            rows.append({"question": q.id, "sample": k, "gold": q.gold, "answer_letter": q.letter, "output": out,
-                         "verdict": verdict, "rationale": parsed[0] if parsed else None,
-                         "answer": parsed[1] if parsed else None})
+            sid = sample_id(q, k)
+            verdict, parsed = check(outputs.get(sid), q)
+            rows.append({"question": q.id, "sample": k, "gold": q.gold, "answer_letter": q.letter,
+                         "output": outputs.get(sid), "verdict": verdict, "not_generated": dropped.get(sid),
+                         "rationale": parsed[0] if parsed else None, "answer": parsed[1] if parsed else None})
     return rows
 
 
@@ -384,8 +392,9 @@ def run_round(recipe: SelfTeachRecipe, r: int, start: Path, questions: list[Ques
     samples = recipe.self_teach.generation.samples
     clock = _Clock()
     _log(f"round {r}: {len(questions)} questions x {samples} samples from {start}")
-    outputs = generate(recipe, start, questions, template, rdir / "generations.cache.jsonl", seed=recipe.seed + r)
-    rows = checked_rows(questions, outputs, samples)
+    outputs, dropped = generate(recipe, start, questions, template, rdir / "generations.cache.jsonl",
+                                seed=recipe.seed + r)
+    rows = checked_rows(questions, outputs, dropped, samples)
     _atomic_text(rdir / "generations.jsonl", _jsonl(rows))
     counts = {v: sum(row["verdict"] == v for row in rows) for v in (CORRECT, INCORRECT, INVALID, NOT_GENERATED)}
     pairs = make_pairs(questions, rows, recipe.self_teach.pairs.max_per_question)
@@ -422,7 +431,7 @@ def self_teach(recipe_path: str, out_dir: str, overrides: list[str] | None = Non
     if not (init / "config.json").is_file():
         raise RecipeError(f"{recipe_path}: field 'self_teach.init': {init} is not an HF model folder (no config.json)")
     _check_same_recipe(out, recipe)
-    questions = read_questions(recipe)
+    questions: list[Question] | None = None  # read when a round is to run
     out.mkdir(parents=True, exist_ok=True)
     record = {"recipe_path": str(recipe_path), "overrides": overrides or [], "fingerprint": _fingerprint(recipe),
               "recipe": load_recipe_dict(recipe_path, overrides), "rounds": []}
@@ -433,6 +442,7 @@ def self_teach(recipe_path: str, out_dir: str, overrides: list[str] | None = Non
             info = json.loads((rdir / "round.json").read_text())
             _log(f"round {r}: already done, skipped ({info['pairs']} pairs, accuracy {info['accuracy']:.3f})")
         else:
+            questions = questions or read_questions(recipe)
             info = run_round(recipe, r, start, questions, out)
         infos.append(info)
         record["rounds"].append({k: info[k] for k in ("round", "accuracy", "pairs", "weights", "weights_digest")})

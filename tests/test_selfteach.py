@@ -292,3 +292,81 @@ def test_the_question_block_must_be_a_tinycot_block(run, tmp_path):
             update={"questions": recipe.self_teach.questions.model_copy(update={"block": str(block)})})})
         with pytest.raises(RecipeError, match=msg):
             load_cot_block(other)
+
+
+def _with(recipe, **self_teach):
+    """The recipe with ``self_teach`` sections changed (``questions={...}`` updates that section's fields)."""
+    st = recipe.self_teach
+    update = {k: getattr(st, k).model_copy(update=v) if isinstance(v, dict) else v for k, v in self_teach.items()}
+    return recipe.model_copy(update={"self_teach": st.model_copy(update=update)})
+
+
+def test_question_sources_and_limit_choose_the_questions(run):
+    from shardsmith.recipes import load_recipe
+    from shardsmith.schemas.selfteach_recipe import SelfTeachRecipe
+    from shardsmith.selfteach import read_questions
+
+    recipe = load_recipe(SelfTeachRecipe, run["recipe"])
+    every = read_questions(recipe)
+    assert len(every) == 8 and every[0].gold == run["gold"][every[0].conv.messages[-1].content]
+    three = read_questions(_with(recipe, questions={"limit": 3}))
+    assert len(three) == 3 and [q.id for q in three] == [q.id for q in read_questions(_with(recipe, questions={
+        "limit": 3}))] and {q.id for q in three} < {q.id for q in every}
+    assert len(read_questions(_with(recipe, questions={"sources": ["gsm8k"]}))) == 8
+    with pytest.raises(RecipeError, match="nope not in"):
+        read_questions(_with(recipe, questions={"sources": ["nope"]}))
+
+
+def test_settings_reach_the_sampler_the_pairs_block_and_the_stage(run, tmp_path):
+    from shardsmith.builders.build import build
+    from shardsmith.recipes import load_recipe
+    from shardsmith.schemas.manifest import ShardManifest
+    from shardsmith.schemas.selfteach_recipe import SelfTeachRecipe
+    from shardsmith.selfteach import load_cot_block, pairs_block_recipe, teacher_spec, train_recipe
+
+    recipe = load_recipe(SelfTeachRecipe, run["recipe"])
+    gen = {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 9, "batch_size": 3, "dtype": "bf16", "device": "cpu"}
+    spec = teacher_spec(_with(recipe, generation=gen), Path("m"), seed=11)
+    assert spec.do_sample and spec.seed == 11 and {k: getattr(spec, k) for k in gen} == gen
+
+    block, _ = load_cot_block(recipe)
+    from shardsmith.builders.templates import resolve_template
+
+    rdir = run["out"] / "round-1"
+    spec = pairs_block_recipe(_with(recipe, pairs={"validation_fraction": 0.5}), block, resolve_template("tinycot"),
+                              rdir / "pairs.jsonl", seed=9)
+    assert spec["filters"]["length"]["max_tokens"] == 64 and spec["kind"] == "preference" and spec["seed"] == 9
+    (tmp_path / "p.yaml").write_text(json.dumps(spec))
+    man = ShardManifest.load(build(str(tmp_path / "p.yaml"), str(tmp_path / "pairs")))
+    n = json.loads((rdir / "round.json").read_text())["pairs"]
+    assert man.pairs["validation"] == round(n * 0.5) and man.pairs["train"] + man.pairs["validation"] == n
+
+    stage = train_recipe(recipe, 2, Path("start"), Path("block"))
+    assert stage["seed"] == recipe.seed + 2 and stage["engine"] == {"zero_stage": 0, "precision": "fp32"}
+    assert stage["stages"][0] | {"data": None} == {**recipe.stage, "name": "train", "init_from": "start", "seed": 7,
+                                                  "data": None}
+    assert stage["stages"][0]["data"] == {"val_rows": 0, "sets": [{"path": "block"}]}
+
+
+@pytest.mark.parametrize("toward,method", [("previous", "linear"), ("trained", "linear"), ("previous", "slerp")])
+def test_average_direction_and_method(run, tmp_path, toward, method):
+    """``toward: previous``, t: the previous weights' share (a moving average); ``toward: trained``: the trained
+    weights' share. Linear is checked by hand on every tensor; SLERP against merge_folders in the same direction."""
+    from safetensors.torch import load_file
+    from shardsmith.recipes import load_recipe
+    from shardsmith.schemas.selfteach_recipe import SelfTeachRecipe
+    from shardsmith.selfteach import average
+    from shardsmith.trainer.merge import merge_folders
+
+    recipe = _with(load_recipe(SelfTeachRecipe, run["recipe"]), merge={"t": 0.25, "toward": toward, "method": method})
+    trained, previous = run["out"] / "round-1" / "train" / "hf" / "final", run["init"]
+    record = average(recipe, trained, previous, tmp_path / "avg")
+    share_prev = 0.25 if toward == "previous" else 0.75
+    assert record["share_of_previous"] == share_prev and record["toward"] == toward
+    merged, a, b = (load_file(f / "model.safetensors") for f in (tmp_path / "avg", trained, previous))
+    if method == "linear":
+        for k, v in merged.items():
+            assert v.double().allclose((1 - share_prev) * a[k].double() + share_prev * b[k].double(), atol=1e-6), k
+    else:
+        ref = merge_folders(trained, previous, share_prev, tmp_path / "ref", "slerp")
+        assert record["digest"] == ref["digest"]
