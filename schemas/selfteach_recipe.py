@@ -102,7 +102,6 @@ class SelfTeachRecipe(Strict):
     self_teach: SelfTeachSpec
     stage: dict[str, Any] = Field(description="the stage each round trains (StageSpec keys but name, init_from, "
                                   "merge and data.sets); objective defaults to rank")
-    notes: str | None = None
 
     @field_validator("stage")
     @classmethod

@@ -61,6 +61,7 @@ def self_teach_recipe(root: Path, init: Path, **self_teach) -> str:
     path.write_text(f"""
 name: tiny-memphis
 seed: 5
+model: {{attn_implementation: eager}}
 engine: {{zero_stage: 0, precision: fp32}}
 self_teach:
   init: {init}
@@ -342,7 +343,9 @@ def test_settings_reach_the_sampler_the_pairs_block_and_the_stage(run, tmp_path)
     assert man.pairs["validation"] == round(n * 0.5) and man.pairs["train"] + man.pairs["validation"] == n
 
     stage = train_recipe(recipe, 2, Path("start"), Path("block"))
-    assert stage["seed"] == recipe.seed + 2 and stage["engine"] == {"zero_stage": 0, "precision": "fp32"}
+    assert stage["name"] == "tiny-memphis-round-2" and stage["seed"] == recipe.seed + 2
+    assert stage["model"] == {"attn_implementation": "eager"}
+    assert stage["engine"] == {"zero_stage": 0, "precision": "fp32"}
     assert stage["stages"][0] | {"data": None} == {**recipe.stage, "name": "train", "init_from": "start", "seed": 7,
                                                   "data": None}
     assert stage["stages"][0]["data"] == {"val_rows": 0, "sets": [{"path": "block"}]}
