@@ -124,7 +124,12 @@ class SelfTeachRecipe(Strict):
         return stage
 
 
-def round_stage(stage: dict[str, Any], init_from: str, pairs_block: str) -> StageSpec:
-    """A round's stage: the recipe's ``stage`` with its name, starting weights and pairs block filled in."""
+def round_stage_dict(stage: dict[str, Any], init_from: str, pairs_block: str) -> dict[str, Any]:
+    """A round's stage as recipe data: the recipe's ``stage`` with its name, starting weights and pairs block."""
     data = {**(stage.get("data") or {}), "sets": [{"path": pairs_block}]}
-    return StageSpec.model_validate({**stage, "name": ROUND_STAGE, "init_from": init_from, "data": data})
+    return {**stage, "name": ROUND_STAGE, "init_from": init_from, "data": data}
+
+
+def round_stage(stage: dict[str, Any], init_from: str, pairs_block: str) -> StageSpec:
+    """A round's stage as the trainer reads it (validated)."""
+    return StageSpec.model_validate(round_stage_dict(stage, init_from, pairs_block))

@@ -44,7 +44,7 @@ import yaml
 
 from shardsmith.recipes import RecipeError, load_recipe, load_recipe_dict
 from shardsmith.schemas.records import Conversation
-from shardsmith.schemas.selfteach_recipe import ROUND_STAGE, SelfTeachRecipe, round_stage
+from shardsmith.schemas.selfteach_recipe import ROUND_STAGE, SelfTeachRecipe, round_stage, round_stage_dict
 
 CORRECT, INCORRECT, INVALID, NOT_GENERATED = "correct", "incorrect", "invalid", "not_generated"
 PAIRS_SOURCE = "self_teach"
@@ -209,8 +209,17 @@ def generate(recipe: SelfTeachRecipe, model_dir: Path, questions: list[Question]
         else:
             dropped[got.id] = got.reason
     del teacher
-    gc.collect()
+    _release_memory()
     return outputs, dropped
+
+
+def _release_memory() -> None:
+    """The generating model's memory back before the trainer builds its engine (same process, same GPU)."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def checked_rows(questions: list[Question], outputs: dict[str, str], dropped: dict[str, str],
@@ -273,7 +282,28 @@ def _distinct(rows: list[dict]) -> list[dict]:
     return out
 
 
-def pairs_block_recipe(recipe: SelfTeachRecipe, block, template, pairs_file: Path, seed: int) -> dict:
+def _absolute(path: str, base: Path) -> str:
+    p = Path(os.path.expandvars(os.path.expanduser(path)))
+    return str(p if p.is_absolute() else base / p)
+
+
+def pairs_decontamination(block, base: Path, index: Path) -> dict:
+    """The CoT block's ``decontaminate`` for a pairs block written elsewhere: its relative paths made absolute
+    (they are relative to the CoT block recipe), and one index for every round (``index``) unless it names one."""
+    spec = block.decontaminate.model_dump(mode="json", exclude_unset=True)
+    if not block.decontaminate.enabled:
+        return spec
+    if block.decontaminate.benchmarks is not None:
+        spec["benchmarks"] = [_absolute(p, base) for p in block.decontaminate.benchmarks]
+    if block.decontaminate.files:
+        spec["files"] = [{**f.model_dump(mode="json"), "paths": [_absolute(p, base) for p in f.paths]}
+                         for f in block.decontaminate.files]
+    spec["index"] = _absolute(block.decontaminate.index, base) if block.decontaminate.index else str(index)
+    return spec
+
+
+def pairs_block_recipe(recipe: SelfTeachRecipe, block, base: Path, template, pairs_file: Path, seed: int,
+                       decontam_index: Path) -> dict:
     """The preference block recipe for a round's pairs: the CoT block's tokenizer, template and decontamination;
     no dedup (pairs are distinct by construction) and no language filter; a pair longer than the stage's
     ``seq_len`` (prompt + either reply, rendered) is dropped, not truncated."""
@@ -284,7 +314,7 @@ def pairs_block_recipe(recipe: SelfTeachRecipe, block, template, pairs_file: Pat
         "template": template.model_dump(mode="json"),
         "validation": {"fraction": recipe.self_teach.pairs.validation_fraction},
         "filters": {"dedup": None, "length": {"max_tokens": seq_len, "count_tokens_of": "rendered"}},
-        "decontaminate": block.decontaminate.model_dump(mode="json", exclude_unset=True),
+        "decontaminate": pairs_decontamination(block, base, decontam_index),
         "pairs": {"drop_identical": True},
         "sources": [{"name": PAIRS_SOURCE, "paths": [str(pairs_file)], "shape": "prompt_pairs"}],
     }
@@ -303,10 +333,7 @@ def build_pairs_block(spec: dict, recipe_file: Path, out: Path) -> Path:
 
 def train_recipe(recipe: SelfTeachRecipe, r: int, start: Path, block: Path) -> dict:
     """The one-stage train recipe of round ``r``: the recipe's ``stage`` from ``start`` on the round's block."""
-    stage = dict(recipe.stage)
-    stage.setdefault("seed", recipe.seed + r)
-    stage.update(name=ROUND_STAGE, init_from=str(start), data={**(stage.get("data") or {}), "sets": [{"path": str(block)}]})
-    round_stage(recipe.stage, str(start), str(block))  # validated as the trainer will (errors name the field)
+    stage = round_stage_dict({"seed": recipe.seed + r, **recipe.stage}, str(start), str(block))
     return {"name": f"{recipe.name}-round-{r}", "seed": recipe.seed + r,
             "model": recipe.model.model_dump(mode="json", exclude_unset=True),
             "engine": recipe.engine.model_dump(mode="json", exclude_unset=True), "stages": [stage]}
@@ -319,7 +346,7 @@ def train_round(spec: dict, recipe_file: Path, rdir: Path) -> Path:
 
     _atomic_text(recipe_file, yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
     train(str(recipe_file), str(rdir), resume=True)
-    gc.collect()
+    _release_memory()
     return rdir / ROUND_STAGE / "hf" / "final"
 
 
@@ -407,7 +434,8 @@ def run_round(recipe: SelfTeachRecipe, r: int, start: Path, questions: list[Ques
     _atomic_text(rdir / "pairs.jsonl", _jsonl(pairs))
     pairs_dir = rdir / "pairs-block"
     if not (pairs_dir / "manifest.json").is_file():
-        spec = pairs_block_recipe(recipe, block, template, rdir / "pairs.jsonl", seed=recipe.seed + r)
+        spec = pairs_block_recipe(recipe, block, base, template, rdir / "pairs.jsonl", seed=recipe.seed + r,
+                                  decontam_index=out / "pairs.decontam-index")
         build_pairs_block(spec, rdir / "pairs-block.yaml", pairs_dir)
     clock.lap("build")
     trained = train_round(train_recipe(recipe, r, start, pairs_dir), rdir / "train.yaml", rdir)

@@ -323,20 +323,28 @@ def test_settings_reach_the_sampler_the_pairs_block_and_the_stage(run, tmp_path)
     from shardsmith.recipes import load_recipe
     from shardsmith.schemas.manifest import ShardManifest
     from shardsmith.schemas.selfteach_recipe import SelfTeachRecipe
-    from shardsmith.selfteach import load_cot_block, pairs_block_recipe, teacher_spec, train_recipe
+    from shardsmith.schemas.decontam import DecontamSpec
+    from shardsmith.selfteach import (load_cot_block, pairs_block_recipe, pairs_decontamination, teacher_spec,
+                                      train_recipe)
 
     recipe = load_recipe(SelfTeachRecipe, run["recipe"])
     gen = {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 9, "batch_size": 3, "dtype": "bf16", "device": "cpu"}
     spec = teacher_spec(_with(recipe, generation=gen), Path("m"), seed=11)
     assert spec.do_sample and spec.seed == 11 and {k: getattr(spec, k) for k in gen} == gen
 
-    block, _ = load_cot_block(recipe)
+    block, base = load_cot_block(recipe)
     from shardsmith.builders.templates import resolve_template
 
     rdir = run["out"] / "round-1"
-    spec = pairs_block_recipe(_with(recipe, pairs={"validation_fraction": 0.5}), block, resolve_template("tinycot"),
-                              rdir / "pairs.jsonl", seed=9)
+    spec = pairs_block_recipe(_with(recipe, pairs={"validation_fraction": 0.5}), block, base,
+                              resolve_template("tinycot"), rdir / "pairs.jsonl", seed=9, decontam_index=tmp_path / "i")
     assert spec["filters"]["length"]["max_tokens"] == 64 and spec["kind"] == "preference" and spec["seed"] == 9
+    assert spec["decontaminate"] == {"enabled": False}
+    checked = block.model_copy(update={"decontaminate": DecontamSpec(benchmarks=["bench"], files=[
+        {"name": "mine", "paths": ["mine.jsonl"]}])})
+    assert pairs_decontamination(checked, base, tmp_path / "i") == {
+        "benchmarks": [str(base / "bench")], "files": [{"name": "mine", "paths": [str(base / "mine.jsonl")],
+                                                        "shape": "auto"}], "index": str(tmp_path / "i")}
     (tmp_path / "p.yaml").write_text(json.dumps(spec))
     man = ShardManifest.load(build(str(tmp_path / "p.yaml"), str(tmp_path / "pairs")))
     n = json.loads((rdir / "round.json").read_text())["pairs"]
