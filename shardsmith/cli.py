@@ -70,8 +70,12 @@ def cmd_build(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from shardsmith.recipes import RecipeError, load_recipe_dict
     from shardsmith.trainer.runner import train
 
+    if "self_teach" in load_recipe_dict(args.recipe, args.overrides):
+        raise RecipeError(f"{args.recipe}: a self-teaching recipe (it has self_teach:); run it with "
+                          f"`shardsmith self-teach {args.recipe} --out DIR`")
     train(args.recipe, args.out, args.overrides, stage=args.stage, resume=args.resume)
     return 0
 

@@ -381,3 +381,12 @@ def test_average_direction_and_method(run, tmp_path, toward, method):
     else:
         ref = merge_folders(trained, previous, share_prev, tmp_path / "ref", "slerp")
         assert record["digest"] == ref["digest"]
+
+
+def test_shardsmith_train_points_a_self_teaching_recipe_to_its_verb(run, capsys):
+    from shardsmith.cli import main
+
+    assert main(["train", run["recipe"], "--out", str(run["root"] / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "a self-teaching recipe" in err and "shardsmith self-teach" in err and len(err.splitlines()) == 1
+    assert not (run["root"] / "nope").exists()
