@@ -438,13 +438,15 @@ def run_round(recipe: SelfTeachRecipe, r: int, start: Path, questions: list[Ques
                                   decontam_index=out / "pairs.decontam-index")
         build_pairs_block(spec, rdir / "pairs-block.yaml", pairs_dir)
     clock.lap("build")
+    kept = json.loads((pairs_dir / "manifest.json").read_text()).get("pairs") or {}
     trained = train_round(train_recipe(recipe, r, start, pairs_dir), rdir / "train.yaml", rdir)
     clock.lap("train")
     merge = average(recipe, trained, start, rdir / "merged")
     clock.lap("merge")
     info = {"round": r, "status": "done", "start": str(start), "start_digest": merge["b_digest"],
             "questions": len(questions), "samples": samples, "generations": len(rows), **counts,
-            "accuracy": counts[CORRECT] / len(rows), "pairs": len(pairs), "pairs_block": str(pairs_dir),
+            "accuracy": counts[CORRECT] / len(rows), "pairs": len(pairs), "pairs_in_block": kept,
+            "pairs_block": str(pairs_dir),
             "trained": str(trained), "weights": str(rdir / "merged"), "weights_digest": merge["digest"],
             "merge": merge, "seconds": clock.seconds}
     _atomic_json(rdir / "round.json", info)
@@ -463,6 +465,7 @@ def self_teach(recipe_path: str, out_dir: str, overrides: list[str] | None = Non
     out.mkdir(parents=True, exist_ok=True)
     record = {"recipe_path": str(recipe_path), "overrides": overrides or [], "fingerprint": _fingerprint(recipe),
               "recipe": load_recipe_dict(recipe_path, overrides), "rounds": []}
+    _atomic_json(out / "self_teach.json", record)  # first: a later run with another recipe is refused
     start, infos = init, []
     for r in range(1, recipe.self_teach.rounds + 1):
         rdir = round_dir(out, r)

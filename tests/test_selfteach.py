@@ -139,7 +139,7 @@ def test_two_rounds_keep_each_rounds_data_and_weights_named(run):
         assert info["correct"] > 0 and info["incorrect"] > 0 and info["pairs"] > 0
         manifest = ShardManifest.load(rdir / "pairs-block")
         assert manifest.kind == "preference" and manifest.pair_layout == "adjacent:chosen,rejected"
-        assert manifest.pairs["train"] == info["pairs"]
+        assert manifest.pairs["train"] == info["pairs"] and info["pairs_in_block"] == manifest.pairs
         assert (rdir / "train" / "hf" / "final" / "config.json").is_file()
         assert json.loads((rdir / "train" / "stage.json").read_text())["parent"] == str(start)
         merge = json.loads((rdir / "merged" / "merge.json").read_text())
