@@ -1,5 +1,5 @@
-"""The `shardsmith` command: one verb per thing users do (mix, build, train, inspect, summary, decontam-report,
-tokenizer, demo)."""
+"""The `shardsmith` command: one verb per thing users do (mix, build, train, self-teach, inspect, summary,
+decontam-report, tokenizer, demo)."""
 
 from __future__ import annotations
 
@@ -76,9 +76,23 @@ def cmd_build(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from shardsmith.recipes import RecipeError, load_recipe_dict
     from shardsmith.trainer.runner import train
 
+    if "self_teach" in load_recipe_dict(args.recipe, args.overrides):
+        raise RecipeError(f"{args.recipe}: a self-teaching recipe (it has self_teach:); run it with "
+                          f"`shardsmith self-teach {args.recipe} --out DIR`")
     train(args.recipe, args.out, args.overrides, stage=args.stage, resume=args.resume)
+    return 0
+
+
+def cmd_self_teach(args) -> int:
+    from shardsmith.selfteach import self_teach
+
+    infos = self_teach(args.recipe, args.out, args.overrides)
+    for info in infos:
+        print(f"round {info['round']}: accuracy {info['accuracy']:.3f} ({info['correct']}/{info['generations']}), "
+              f"{info['pairs']} pairs -> {info['weights']}")
     return 0
 
 
@@ -195,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", default=None, help="run only this stage")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("self-teach", help="Memphis-CoT self-teaching rounds: generate, check, pair, train, average "
+                       "(a re-run skips finished rounds)")
+    p.add_argument("recipe")
+    _add_common(p)
+    p.set_defaults(func=cmd_self_teach)
 
     p = sub.add_parser("generate", help="greedy completions from an HF-format model folder")
     p.add_argument("model")

@@ -8,9 +8,10 @@ import pytest
 from conftest import REPO
 
 from shardsmith.builders.build import load_block_recipe
-from shardsmith.recipes import RecipeError, load_recipe
+from shardsmith.recipes import RecipeError, load_recipe, load_recipe_dict
 from shardsmith.schemas.block_recipe import BLOCK_KINDS
 from shardsmith.schemas.mix_recipe import MixRecipe
+from shardsmith.schemas.selfteach_recipe import SelfTeachRecipe
 from shardsmith.schemas.train_recipe import TrainRecipe
 
 GOOD = """
@@ -114,6 +115,9 @@ def test_every_shipped_recipe_validates(path, monkeypatch, tmp_path):
     if kind == "mix":
         recipe = load_recipe(MixRecipe, path)
         assert recipe.sources and all(s.filters != [] for s in recipe.sources)
+    elif kind == "train" and "self_teach" in load_recipe_dict(path):  # shardsmith self-teach (selfteach.py)
+        recipe = load_recipe(SelfTeachRecipe, path)
+        assert recipe.self_teach.rounds and recipe.stage
     elif kind == "train":
         recipe = load_recipe(TrainRecipe, path)
         assert recipe.stages

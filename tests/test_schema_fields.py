@@ -31,12 +31,13 @@ from shardsmith.schemas.block_recipe import (
 )
 from shardsmith.schemas.mix_recipe import MixRecipe
 from shardsmith.schemas.manifest import ShardManifest
+from shardsmith.schemas.selfteach_recipe import SelfTeachRecipe
 from shardsmith.schemas.train_recipe import EngineSpec, ScheduleSpec, StageSpec, TrainRecipe
 
 TESTS = Path(__file__).resolve().parent
 DEMO = TESTS.parent / "recipes" / "train" / "demo.yaml"
 RECIPE_MODELS = (TrainRecipe, SftBlockRecipe, PreferenceBlockRecipe, McqBlockRecipe, CotBlockRecipe, RepairBlockRecipe,
-                 DistillBlockRecipe, SurgicalBlockRecipe, MixRecipe)
+                 DistillBlockRecipe, SurgicalBlockRecipe, MixRecipe, SelfTeachRecipe)
 
 # trainer fields shown by the tests of this file
 HERE = "test_schema_fields.py::"
@@ -84,6 +85,11 @@ SIGNATURE_SETTINGS = "test_dedup_signature.py::test_settings_reach_the_stage"
 DECONT = "test_decontam.py::"
 DECONT_ENV = DECONT + "test_benchmarks_from_env_none_said_loudly_and_opt_out_recorded"
 DECONT_LEN = DECONT + "test_ngram_min_ngram_and_min_overlap_shape_what_is_caught"
+ST = "test_selfteach.py::"
+ST_ROUNDS = ST + "test_two_rounds_keep_each_rounds_data_and_weights_named"
+ST_SETTINGS = ST + "test_settings_reach_the_sampler_the_pairs_block_and_the_stage"
+ST_QUESTIONS = ST + "test_question_sources_and_limit_choose_the_questions"
+ST_AVERAGE = ST + "test_average_direction_and_method"
 
 FIELD_TESTS: dict[str, tuple[str, ...]] = {
     # --- train recipe --------------------------------------------------------------------------------------
@@ -466,6 +472,34 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "ExecutorSpec.venv_path": (EXEC + "test_slurm_venv_and_array_limit_reach_the_script",),
     "ExecutorSpec.max_array_size": (EXEC + "test_slurm_venv_and_array_limit_reach_the_script",),
     "ExecutorSpec.poll_seconds": (EXEC + "test_a_failed_slurm_phase_stops_the_driver_naming_the_phase",),
+    # --- self-teaching recipe (schemas/selfteach_recipe.py) ----------------------------------------------------
+    "SelfTeachRecipe.name": (ST_SETTINGS,),
+    "SelfTeachRecipe.seed": (ST_SETTINGS,),
+    "SelfTeachRecipe.model": (ST_SETTINGS,),
+    "SelfTeachRecipe.engine": (ST_SETTINGS,),
+    "SelfTeachRecipe.self_teach": (ST_ROUNDS,),
+    "SelfTeachRecipe.stage": (ST_SETTINGS, ST + "test_recipe_errors_name_the_field"),
+    "SelfTeachSpec.init": (ST_ROUNDS,),
+    "SelfTeachSpec.rounds": (ST_ROUNDS, ST + "test_a_changed_recipe_is_refused_but_more_rounds_are_not"),
+    "SelfTeachSpec.questions": (ST_QUESTIONS,),
+    "SelfTeachSpec.generation": (ST_SETTINGS,),
+    "SelfTeachSpec.pairs": (ST + "test_pairs_use_each_distinct_reply_once", ST_SETTINGS),
+    "SelfTeachSpec.merge": (ST_AVERAGE,),
+    "QuestionSpec.block": (ST + "test_the_question_block_must_be_a_tinycot_block",),
+    "QuestionSpec.sources": (ST_QUESTIONS,),
+    "QuestionSpec.limit": (ST_QUESTIONS,),
+    "GenerationSpec.samples": (ST_ROUNDS, ST + "test_recipe_errors_name_the_field"),
+    "GenerationSpec.temperature": (ST_SETTINGS,),
+    "GenerationSpec.top_p": (ST_SETTINGS,),
+    "GenerationSpec.max_new_tokens": (ST_SETTINGS,),
+    "GenerationSpec.batch_size": (ST_SETTINGS,),
+    "GenerationSpec.dtype": (ST_SETTINGS, TEACHER_FIELDS),
+    "GenerationSpec.device": (ST_SETTINGS, TEACHER_FIELDS),
+    "PairSpec.max_per_question": (ST + "test_pairs_use_each_distinct_reply_once",),
+    "PairSpec.validation_fraction": (ST_SETTINGS,),
+    "AverageSpec.t": (ST_AVERAGE,),
+    "AverageSpec.toward": (ST_AVERAGE,),
+    "AverageSpec.method": (ST_AVERAGE,),
 }
 
 # Accepted fields with no test that shows their effect yet: what the code does with each. Known gaps, for the
