@@ -248,6 +248,8 @@ EVAL_BENCHMARK_FILES: dict[str, tuple[str, dict[str, str], str]] = {
     "hellaswag": ("mcq_hellaswag_olmes", {"validation": "."}, "validation"),
     "truthfulqa": ("mcq_truthfulqa", {"validation": "TruthfulQA.csv"}, "validation"),
     "gsm8k": ("mcq_gsm8k", {"test": "test.jsonl", "train": "train.jsonl"}, "test"),
+    "truth_list": (".", {"validation": "mcq_truthfulqa/TruthfulQA.csv", "custom": "truth_list"}, "validation"),
+    "surgical": (".", {"custom": "surgical"}, "validation"),
 }
 # the split few-shot examples come from (None: other items of the evaluated split), as in evaluation's registry
 EVAL_FEWSHOT_SPLIT = {"mmlu": "dev", "cmmlu": "dev", "ceval": "dev", "gsm8k": "train"}
