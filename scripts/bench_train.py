@@ -29,6 +29,7 @@ written to a temp folder (random tokens; reading speed does not depend on conten
     python scripts/bench_train.py                         # CPU defaults, ~1-2 minutes
     python scripts/bench_train.py --skip-loader --skip-steps --attention --vocab 1024   # packed attention, CPU
     python scripts/bench_train.py --skip-loader --skip-steps --gpu [--compile]           # MFU table, one GPU
+    python scripts/bench_train.py --objectives [-- --steps 40]                          # KD and rank vs bare loops
     python scripts/bench_train.py --skip-loader --skip-steps --throughput tiny-gpt2:128:4 --tokens 200000  # CPU smoke
     python scripts/bench_train.py --preset gpt2-712m --seq-len 1024 --micro 8 --precision bf16   # on a GPU
     python scripts/bench_train.py --preset small-gpt2 --set n_layer=12 --set n_embd=768 --set n_head=12 \
@@ -630,7 +631,16 @@ def main(argv=None) -> int:
     ap.add_argument("--compile", action="store_true", help="engine.compile for --gpu / --throughput")
     ap.add_argument("--activation-checkpointing", action="store_true", help="for --gpu / --throughput")
     ap.add_argument("--json", help="also write the results here")
-    a = ap.parse_args(argv)
+    ap.add_argument("--objectives", action="store_true",
+                    help="KD and rank steps beside a bare PyTorch loop (scripts/bench_train_objectives.py; its "
+                         "options follow `--objectives --`)")
+    a, rest = ap.parse_known_args(argv)
+    if a.objectives:
+        import bench_train_objectives  # scripts/ is on sys.path when this script runs
+
+        return bench_train_objectives.main([x for x in rest if x != "--"])
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if a.attention_child:
         kw = json.loads(a.attention_child)
         print(json.dumps(packed_attention_child(Path(kw.pop("sft")), **kw)))

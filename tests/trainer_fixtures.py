@@ -43,8 +43,11 @@ def run_until_killed(recipe: Path, out: Path, tmp: Path, stage: str = "pretrain"
     """Train ``recipe`` into ``out`` in a child process slowed by ``SHARDSMITH_TRAIN_STEP_DELAY`` and SIGKILL it just
     after ``stage``'s checkpoint ``tag`` is the latest (mid-step). Same threading as an in-process run (same
     reduction order), so a resumed run can be compared with an uninterrupted one to 1e-5."""
-    env = child_env(SHARDSMITH_TRAIN_STEP_DELAY="0.25")
-    env.pop("OMP_NUM_THREADS")
+    import torch
+
+    # the in-process run's intra-op threads (one under pytest-xdist, else torch's default), so the child reduces in
+    # the same order: Muon's Newton-Schulz steps turn a different order into 1e-4 loss differences
+    env = child_env(SHARDSMITH_TRAIN_STEP_DELAY="0.25", OMP_NUM_THREADS=str(torch.get_num_threads()))
     log_path = tmp / f"{out.name}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, str(train_script(tmp, recipe, out))], env=env,
