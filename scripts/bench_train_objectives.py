@@ -44,7 +44,7 @@ def stage(objective: str, L: int, micro: int, accum: int, **settings):
     st = StageSpec(name="bench", objective=objective, data={"sets": [{"path": "unused"}]}, seq_len=L,
                    micro_batch_size=micro, grad_accum=accum, max_steps=10**6,
                    optimizer={"lr": 1e-3, "weight_decay": 0.0, "grad_clip": 1.0}, **settings)
-    return st, EngineSpec(zero_stage=0, precision="fp32")
+    return st, EngineSpec(zero_stage=0, precision="fp32", attention="dense")  # the bare loop's dense mask
 
 
 def tensors(b, dev):
