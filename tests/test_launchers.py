@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +16,6 @@ import trainer_fixtures as F
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("launch")
@@ -32,7 +25,7 @@ def recipe(tmp_path_factory):
 
 
 def _launch(script: str, recipe: Path, out: Path, **env) -> None:
-    e = F.child_env(MASTER_PORT=_port(), **env)
+    e = F.child_env(MASTER_PORT=F.free_port(), **env)
     res = subprocess.run(["bash", str(REPO / "scripts" / script), str(recipe), str(out)], env=e, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])

@@ -6,7 +6,6 @@ global batch is refused before any step."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,12 +35,6 @@ stages:
 """
 
 
-def _port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("multiproc")
@@ -54,7 +47,7 @@ def recipe(tmp_path_factory):
 
 def _run(recipe: Path, out: Path, dbg: Path, nproc: int) -> subprocess.CompletedProcess:
     dbg.mkdir()
-    env = F.child_env(SHARDSMITH_TRAIN_DEBUG_DIR=str(dbg), NPROC=str(nproc), MASTER_PORT=_port())
+    env = F.child_env(SHARDSMITH_TRAIN_DEBUG_DIR=str(dbg), NPROC=str(nproc), MASTER_PORT=F.free_port())
     if nproc == 1:  # a plain process: the trainer starts a world of one itself
         cmd = [sys.executable, "-m", "shardsmith.trainer", str(recipe), "--out", str(out)]
     else:

@@ -9,6 +9,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -28,6 +29,13 @@ def child_env(**extra) -> dict:
     for k in WORLD_VARS:
         env.pop(k, None)
     return {**env, **extra}
+
+def free_port() -> str:
+    """A free TCP port on this machine, for a child world's MASTER_PORT."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
 
 def train_script(tmp: Path, recipe: Path, out: Path, resume: bool = False) -> Path:
     """A script that trains ``recipe`` into ``out`` in a child process (to be killed, or launched by torchrun)."""

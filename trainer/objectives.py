@@ -108,6 +108,13 @@ def kd_token_losses(student_logits, teacher_logits, labels, temperature: float, 
     return alpha * temperature**2 * kl + (1 - alpha) * ce, kl, ce
 
 
+def metric_sums(**sums) -> dict[str, float]:
+    """A micro-batch's metric sums (0-d tensors) as floats, with one device sync for all of them."""
+    import torch
+
+    return dict(zip(sums, torch.stack(list(sums.values())).detach().tolist()))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the registry
 
@@ -209,8 +216,6 @@ class DPO(Objective):
 
     def loss_sum(self, eng, batch, train, noise_key):
         """Policy and reference sequence log-probs of both sides of every pair -> summed DPO loss and metrics."""
-        import torch
-
         cfg, n = self.cfg, batch.pairs
         logits, labels = eng.forward(batch, train, noise_key)
         logp, count = sequence_logps(logits, labels)
@@ -222,10 +227,9 @@ class DPO(Objective):
         nll = -(logp[:n] if cfg.logp == "mean" else logp[:n] / count[:n].clamp(min=1))
         if cfg.sft_weight:
             loss = loss + cfg.sft_weight * nll
-        names = ("accuracy", "margin", "reward_chosen", "reward_rejected", "logp_chosen", "logp_rejected", "nll_chosen")
-        sums = torch.stack([(r_c > r_r).float().sum(), (r_c - r_r).sum(), r_c.sum(), r_r.sum(), logp[:n].sum(),
-                            logp[n:].sum(), nll.sum()]).detach().tolist()  # one device sync, not seven
-        return loss.sum(), n, dict(zip(names, sums))
+        return loss.sum(), n, metric_sums(accuracy=(r_c > r_r).float().sum(), margin=(r_c - r_r).sum(),
+                                          reward_chosen=r_c.sum(), reward_rejected=r_r.sum(), logp_chosen=logp[:n].sum(),
+                                          logp_rejected=logp[n:].sum(), nll_chosen=nll.sum())
 
 
 @register
@@ -237,17 +241,14 @@ class Rank(Objective):
     val_metrics = ("accuracy", "margin")
 
     def loss_sum(self, eng, batch, train, noise_key):
-        import torch
-
         n = batch.pairs
         logits, labels = eng.forward(batch, train, noise_key)
         logp, count = sequence_logps(logits, labels)
         score = logp / count.clamp(min=1)
         sc, sr = score[:n], score[n:]
         loss = rank_losses(sc, sr, self.cfg.weight)
-        names = ("accuracy", "margin", "nll_chosen", "score_rejected")
-        sums = torch.stack([(sc > sr).float().sum(), (sc - sr).sum(), -sc.sum(), sr.sum()]).detach().tolist()
-        return loss.sum(), n, dict(zip(names, sums))
+        return loss.sum(), n, metric_sums(accuracy=(sc > sr).float().sum(), margin=(sc - sr).sum(),
+                                          nll_chosen=-sc.sum(), score_rejected=sr.sum())
 
 
 @register
@@ -266,13 +267,10 @@ class KD(Objective):
         self.teacher = eng.frozen_model(self.cfg.teacher, model, f"stages.{self.stage.name}.kd.teacher")
 
     def loss_sum(self, eng, batch, train, noise_key):
-        import torch
-
         logits, labels = eng.forward(batch, train, noise_key)
         teacher = eng.frozen_logits(self.teacher, batch)
         loss, kl, ce = kd_token_losses(logits, teacher, labels, self.cfg.temperature, self.cfg.alpha)
-        sums = torch.stack([kl.sum(), ce.sum()]).detach().tolist()
-        return loss.sum(), int((labels != IGNORE).sum()), {"kl": sums[0], "ce": sums[1]}
+        return loss.sum(), int((labels != IGNORE).sum()), metric_sums(kl=kl.sum(), ce=ce.sum())
 
 
 def check_teacher_tokenizer(folder: Path, shard_dir: Path, manifest, where: str) -> None:
