@@ -85,7 +85,6 @@ def doc_bounds(segment_ids: np.ndarray) -> tuple[np.ndarray, int]:
 
 def block_mask(segment_ids):
     """FlexAttention ``BlockMask``: q sees kv iff kv <= q and both lie in the same document of the row."""
-    import torch
     from torch.nn.attention.flex_attention import create_block_mask
 
     def same_document_causal(b, h, q, kv):
