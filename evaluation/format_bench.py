@@ -40,6 +40,8 @@ from shardsmith.builders.mcq import expand_mcq_paths, import_questions, iter_mcq
 from shardsmith.schemas.answer_forms import FormError, parse_spec, score, spec_dict
 from shardsmith.schemas.records import Drop
 
+from . import jsonl
+
 STOP = ("\n\n",)
 SEED = 0
 
@@ -170,13 +172,7 @@ _FIELDS = {"prompt", "form", "spec", "expected", "id", "metadata", "split", "ind
 
 def read_form_items(path: Path) -> list[FormItem]:
     """Items of one JSON-lines file (see the module docstring); a bad line is a :class:`FormBenchError`."""
-    items = []
-    for i, rec in iter_raw(path):
-        where = f"{path}: line {i + 1}"
-        if isinstance(rec, _RecordDrop):
-            raise FormBenchError(f"{path}: {rec.detail}")
-        items.append(_form_item(rec, where, f"{path.stem}/{i}"))
-    return items
+    return [_form_item(rec, where, f"{path.stem}/{i}") for i, where, rec in jsonl.records(path, FormBenchError)]
 
 
 def _form_item(rec: Any, where: str, default_id: str, chat: bool = True) -> FormItem:

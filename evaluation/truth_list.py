@@ -41,9 +41,11 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardsmith.builders.importers import _RecordDrop, iter_raw
+from shardsmith.builders.importers import _RecordDrop
 from shardsmith.builders.mcq import iter_mcq_file
 from shardsmith.builders.surgical import truthful_row, usable_correct, usable_incorrect
+
+from . import jsonl
 
 STOP = ("\n",)
 ARTICLES = frozenset({"a", "an", "the"})
@@ -141,10 +143,7 @@ def _string_list(value, where: str, field: str, required: bool) -> tuple[str, ..
 
 def _read_jsonl(path: Path) -> list[TruthItem]:
     items = []
-    for i, rec in iter_raw(path):
-        where = f"{path}: line {i + 1}"
-        if isinstance(rec, _RecordDrop):
-            raise TruthListError(f"{path}: {rec.detail}")
+    for i, where, rec in jsonl.records(path, TruthListError):
         if not isinstance(rec, dict):
             raise TruthListError(f"{where}: expected an object {{prompt, accepted, rejected?, id?, category?}}")
         unknown = sorted(set(rec) - {"prompt", "accepted", "rejected", "id", "category"})
