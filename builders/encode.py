@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,20 +69,24 @@ class DocEncoder:
         self.bound = byte_bound(self.tokenizer)
 
     def encode(self, docs: list[tuple[Conversation, Rendered]]) -> list[EncodedDoc]:
-        """Batches of ``BATCH``; the next batch's ``encode_batch`` (Rust, GIL released) runs in a second thread while
-        this one turns the previous batch into bytes and loss masks (Python), so the cores do not idle between."""
+        return list(self.iter_encode(docs))
+
+    def iter_encode(self, docs: list[tuple[Conversation, Rendered]]) -> Iterator[EncodedDoc]:
+        """Each document's encoding, in order. Batches of ``BATCH``: the next batch's ``encode_batch`` (Rust, GIL
+        released) runs in a second thread while this one turns the previous batch into bytes and loss masks
+        (Python), so the cores do not idle between batches. One call per split: a call per batch would wait for
+        each batch's encoding before starting the next."""
         from concurrent.futures import ThreadPoolExecutor
 
         batches = [docs[i: i + BATCH] for i in range(0, len(docs), BATCH)]
-        out: list[EncodedDoc] = []
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(self._encode_batch, batches[0]) if batches else None
             for k, batch in enumerate(batches):
                 encoded = pending.result()
                 if k + 1 < len(batches):
                     pending = pool.submit(self._encode_batch, batches[k + 1])
-                out += [self._one(c, r, e) for (c, r), e in zip(batch, encoded)]
-        return out
+                for (c, r), e in zip(batch, encoded):
+                    yield self._one(c, r, e)
 
     def _encode_batch(self, batch: list[tuple[Conversation, Rendered]]) -> list:
         return self.tokenizer.encode_batch([r.doc_text for _, r in batch])
@@ -90,11 +94,23 @@ class DocEncoder:
     def _one(self, conv: Conversation, r: Rendered, encoding) -> EncodedDoc:
         from datatrove.data import Document
 
+        ids = _IdsOnce(encoding)  # `Encoding.ids` builds a new Python list on every access
         doc = Document(text=r.doc_text, id=f"{conv.source}/{conv.id}", metadata={"no_loss_ranges": list(r.no_loss)})
-        loss = self.step.get_loss_values(doc, encoding)
-        tokens = encoding.ids[: len(loss)]  # datatrove crops a final section without loss
+        loss = self.step.get_loss_values(doc, ids)
+        tokens = ids.ids[: len(loss)]  # datatrove crops a final section without loss
         return EncodedDoc(r, np.asarray(tokens, dtype=self.dtype).tobytes(), np.asarray(loss, dtype=bool).tobytes(),
-                          len(encoding.ids))
+                          len(ids.ids))
+
+
+class _IdsOnce:
+    """What datatrove's ``get_loss_values`` reads of an ``Encoding`` (``ids``, ``char_to_token``), with ``ids``
+    converted to a Python list once instead of on every access."""
+
+    __slots__ = ("ids", "char_to_token")
+
+    def __init__(self, encoding):
+        self.ids = encoding.ids
+        self.char_to_token = encoding.char_to_token
 
 
 def byte_bound(tokenizer) -> Callable[[str], int] | None:

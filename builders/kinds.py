@@ -4,7 +4,7 @@ whole build: read sources (+ self-cognition rows) -> steps -> ``builders/writer.
 
 Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> (a kind's middle
 steps) -> decontam (``decontam_step.py``) -> (pii when ``pii: true``: ``pii_step.py``) -> render -> length (tokens)
--> sample -> exact count; then every kept conversation gets a language label and the writer writes the set.
+-> sample -> exact count; then the writer writes the set while a thread gives every kept conversation a language label.
 
 A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
 rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first
@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -250,18 +251,48 @@ def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path,
     return items, books
 
 
-def label_languages(items: dict[str, list[Item]]) -> None:
-    """fastText language of kept conversations no language filter judged (for the manifest's ``languages``)."""
-    undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
-    if not undecided:
-        return
-    from .filters import detect_language, fix_cjk_label
+class LanguageLabels:
+    """fastText language of the kept conversations no language filter judged (for the manifest's ``languages``),
+    computed in a background thread while the writer tokenizes.
 
-    texts = [it.conv.text("user", "assistant", sep=" ") for it in undecided]
-    # fix_cjk_label looks for kana, hangul and Han characters only: the separator (space or newline) is neither
-    for it, text, (lg, score) in zip(undecided, texts, detect_language(texts)):
-        lg = fix_cjk_label(lg, text) if lg and score >= 0.3 else "unknown"
-        it.conv = it.conv.model_copy(update={"lang": lg})
+    Why a thread: fastText holds the GIL, but the writer's ``encode_batch`` (Rust) does not, so the two overlap.
+    fastText runs in chunks of ``CHUNK`` texts (a few ms each), so the writer's own Python (bytes, loss masks) gets
+    the GIL between chunks. ``apply`` waits for the labels and sets them; the writer calls it before the manifest.
+    ``seconds``: the thread's own time (it overlaps the writer's ``tokenize``)."""
+
+    CHUNK = 64
+
+    def __init__(self, items: dict[str, list[Item]]):
+        self.undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
+        self.seconds = 0.0
+        self._labels: list[str] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="language-labels", daemon=True)
+        if self.undecided:
+            self._thread.start()
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            from .filters import detect_language, fix_cjk_label
+
+            for i in range(0, len(self.undecided), self.CHUNK):
+                # fix_cjk_label looks for kana, hangul and Han characters only: the separator is neither
+                texts = [it.conv.text("user", "assistant", sep=" ") for it in self.undecided[i: i + self.CHUNK]]
+                self._labels += [fix_cjk_label(lg, text) if lg and score >= 0.3 else "unknown"
+                                 for text, (lg, score) in zip(texts, detect_language(texts))]
+        except BaseException as err:  # re-raised in the building thread by apply()
+            self._error = err
+        self.seconds = time.perf_counter() - t0
+
+    def apply(self) -> None:
+        if not self.undecided:
+            return
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        for it, lg in zip(self.undecided, self._labels, strict=True):
+            it.conv = it.conv.model_copy(update={"lang": lg})
 
 
 @dataclass
@@ -304,9 +335,7 @@ def build_block(
         except VisitMore as more:
             visit_all |= more.sources
             clock.t0 = time.perf_counter()
-    clock.t0 = time.perf_counter()
-    label_languages(items)
-    clock.lap("language_kept")
+    labels = LanguageLabels(items)
 
     counts = check_counts(items, books)
     total_kept = sum(len(v) for v in items.values())
@@ -317,12 +346,15 @@ def build_block(
         disagreements=language.disagreements, recipe_dict=recipe_dict, source_kind=kind.source_kind,
         split_by="pair" if kind.pairs else "conversation", document_report=kind.document_report,
         template_extra={"loss": "every token (loss: all)"} if recipe.loss == "all" else {},
+        before_manifest=labels.apply,
     )
     for step in steps:
         w.extra.update(step.manifest_fields())
     if isinstance(recipe, PreferenceBlockRecipe):
         w.extra.update({"pair_layout": PAIR_LAYOUT, "pair_filter": recipe.pairs.model_dump(mode="json")})
+    clock.t0 = time.perf_counter()
     out = write_block(out_dir, items, ctx, w, clock.timings)
+    clock.timings["language_kept"] = labels.seconds  # in a thread, during `tokenize`
     clock.timings["total"] = time.perf_counter() - t_all
     clock.timings["conversations_read"] = sum(bk.read for bk in books.values())
     clock.timings["conversations_kept"] = total_kept

@@ -29,6 +29,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from shardsmith.schemas.manifest import ShardManifest, SourceInfo
 from shardsmith.schemas.records import Conversation
 
 from .block import BuildError, Item, SourceBooks, held_out_per_source
-from .encode import BATCH, DocEncoder, EncodedDoc
+from .encode import DocEncoder, EncodedDoc
 from .templates import Rendered, resolve_template, template_info
 
 
@@ -139,6 +140,7 @@ class BlockWrite:
     # split_by "pair": items are pairs, the manifest also counts pairs per split
     template_extra: dict[str, Any] = field(default_factory=dict)
     document_report: bool = False  # reports/documents.jsonl: each document's metadata (e.g. a surgical answer key)
+    before_manifest: Callable[[], None] = lambda: None  # work that must end before the manifest (language labels)
 
 
 def write_block(out_dir: str | os.PathLike, items: dict[str, list[Item]], ctx: BlockContext, w: BlockWrite,
@@ -164,6 +166,7 @@ def write_block(out_dir: str | os.PathLike, items: dict[str, list[Item]], ctx: B
         t0 = _tick(timings, "tokenize", t0)
         _write_rejected(tmp, w.books, recipe.write_rejected)
         _write_reports(tmp, w.disagreements, splits if w.document_report else None)
+        w.before_manifest()
         manifest = _manifest(items, all_items, splits, ctx, w, tally)
         from shardsmith.pipelines.shards import finalize
 
@@ -280,18 +283,19 @@ def write_split(items: list[Item], folder: Path, encoder: DocEncoder) -> None:
                         save_loss_metadata=True, tokenizer_name_or_path=str(encoder.step.tokenizer_name_or_path),
                         save_final_metadata=True, token_size=encoder.token_size)
     docs = [(d, e) for it in items for d, e in zip(it.documents(), it.encoded or [None] * len(it.documents()))]
-    for i in range(0, len(docs), BATCH):
-        for doc in _encoded(docs[i: i + BATCH], encoder):
-            out.write_bytes(doc.tokens)
-            out.write_loss_bytes(doc.loss)
+    for doc in _encoded(docs, encoder):
+        out.write_bytes(doc.tokens)
+        out.write_loss_bytes(doc.loss)
     out.close()
 
 
-def _encoded(docs: list[tuple[tuple[Conversation, Rendered], EncodedDoc | None]], encoder: DocEncoder) -> list[EncodedDoc]:
-    """Each document's encoding: the one it carries when made from this very rendering, else a fresh one."""
-    stale = [i for i, ((_, r), e) in enumerate(docs) if e is None or e.rendered is not r]
-    fresh = dict(zip(stale, encoder.encode([docs[i][0] for i in stale])))
-    return [fresh.get(i) or e for i, (_, e) in enumerate(docs)]
+def _encoded(docs: list[tuple[tuple[Conversation, Rendered], EncodedDoc | None]],
+             encoder: DocEncoder) -> Iterator[EncodedDoc]:
+    """Each document's encoding, in order: the one it carries when made from this very rendering, else a fresh
+    one (the fresh ones encoded in one streamed pass)."""
+    fresh = encoder.iter_encode([d for d, e in docs if e is None or e.rendered is not d[1]])
+    for (_, r), e in docs:
+        yield e if e is not None and e.rendered is r else next(fresh)
 
 
 @dataclass
