@@ -45,9 +45,9 @@ def recipe(tmp_path_factory):
     return path
 
 
-def _run(recipe: Path, out: Path, dbg: Path, nproc: int) -> subprocess.CompletedProcess:
+def _run(recipe: Path, out: Path, dbg: Path, nproc: int, port: str) -> subprocess.CompletedProcess:
     dbg.mkdir()
-    env = F.child_env(SHARDSMITH_TRAIN_DEBUG_DIR=str(dbg), NPROC=str(nproc), MASTER_PORT=F.free_port())
+    env = F.child_env(SHARDSMITH_TRAIN_DEBUG_DIR=str(dbg), NPROC=str(nproc), MASTER_PORT=port)
     if nproc == 1:  # a plain process: the trainer starts a world of one itself
         cmd = [sys.executable, "-m", "shardsmith.trainer", str(recipe), "--out", str(out)]
     else:
@@ -67,8 +67,11 @@ def test_one_two_three_processes_same_global_batch_same_loss_curve(recipe, tmp_p
     curves, rows = {}, {}
     for world in (1, 2, 3):
         out, dbg = tmp_path / f"w{world}", tmp_path / f"dbg{world}"
-        res = _run(recipe, out, dbg, world)
+        port = F.free_port()
+        res = _run(recipe, out, dbg, world, port)
         assert res.returncode == 0, res.stderr[-3000:]
+        # DeepSpeed's CPU allreduce buffers (67 MB each in /dev/shm) do not outlive the run
+        assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
         info = json.loads((out / "pretrain" / "stage.json").read_text())
         assert info["world_size"] == world and info["global_batch_rows"] == 6
         metrics = [json.loads(x) for x in (out / "pretrain" / "metrics.jsonl").read_text().splitlines()]

@@ -53,11 +53,28 @@ def init_distributed() -> tuple[int, int, int]:
 
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         deepspeed.init_distributed(dist_backend=backend, verbose=False)
+        _unlink_shm_buffer(dist.get_rank())
     rank, world = dist.get_rank(), dist.get_world_size()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
         torch.cuda.set_device(local)
     return rank, world, local
+
+
+def _unlink_shm_buffer(rank: int) -> None:
+    """Remove this rank's name of DeepSpeed's CPU shared-memory allreduce buffer once every rank has mapped it.
+
+    Why: DeepSpeed's shm_comm (``csrc/cpu/comm/shm.cpp``) creates ``/dev/shm/deepspeed_allreduce_buffer_<uid>_<addr>
+    _<port>_<rank>`` (67 MB) at init and never unlinks it, so every training process leaves one behind (GBs after a
+    test suite, until a worker is killed for memory). ``shm_initialize`` returns only after mapping every rank's
+    buffer; after the barrier no rank opens a name again, and an unlinked segment lives on while mapped, so the
+    memory is freed when the last process exits, killed or not."""
+    import torch.distributed as dist
+
+    name = f"deepspeed_allreduce_buffer_{os.getuid()}_{os.environ.get('MASTER_ADDR')}_{os.environ.get('MASTER_PORT')}"
+    if dist.get_world_size() > 1:
+        dist.barrier()
+    (Path("/dev/shm") / f"{name}_{rank}").unlink(missing_ok=True)  # absent: no shm_comm (GPU, ranks not all local)
 
 
 def device():
