@@ -13,6 +13,11 @@ one another in the driver's order. slurm does not block: each phase is an sbatch
 before it only), and ``wait`` polls the completion markers (``executor.poll_seconds``) while ``squeue`` still lists
 the jobs. The driver (``shardsmith mix``) therefore stays in the foreground on the submitting node.
 
+Ray never waits forever (datatrove's ``RayTaskManager`` does, on a placement group no node can hold): a local
+cluster started here declares the CPUs and memory its tasks ask for, and before each phase ``_ray_check`` fails
+it in one line when Ray cannot place one task (at once when no node is big enough; after
+``executor.placement_timeout_s`` when a joined cluster stays full).
+
 Written here rather than taken from datatrove: datatrove's ``depends=`` takes one executor, and the mix needs a phase
 after several (dedup buckets after every source's signatures), plus a driver that waits for results.
 """

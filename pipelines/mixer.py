@@ -626,6 +626,14 @@ def _names(phases: list[str]) -> str:
     return f"{parent}/* ({len(phases)})" if parent else ", ".join(phases)
 
 
+def _local_ray(recipe: MixRecipe) -> str:
+    """The local Ray cluster ``pipelines/executors.py`` starts for ``recipe`` (when none runs in the process)."""
+    ex = recipe.executor
+    slots = max(recipe.workers, ex.concurrency or 0)
+    return (f"(local unless one runs: {slots * ex.cpus_per_task} CPUs, {slots * ex.cpus_per_task * ex.mem_per_cpu_gb}"
+            f" GiB; a task asks {ex.cpus_per_task} CPU(s), {ex.cpus_per_task * ex.mem_per_cpu_gb} GiB)")
+
+
 def describe_plan(recipe: MixRecipe, out_dir: str | os.PathLike) -> str:
     """``shardsmith mix --dry-run``: the executor, then one line per phase (tasks, what a task reads, the phases
     it depends on under slurm) and a line where the driver waits for results."""
@@ -640,7 +648,7 @@ def describe_plan(recipe: MixRecipe, out_dir: str | os.PathLike) -> str:
     planned, files = plan_phases(recipe, out_dir)
     ex = recipe.executor
     where = {"local": f"{ex.concurrency or recipe.workers} process(es) on this machine",
-             "ray": f"Ray cluster {ex.address or '(local, ' + str(recipe.workers) + ' CPUs)'}",
+             "ray": f"Ray cluster {ex.address or _local_ray(recipe)}",
              "slurm": f"sbatch arrays on partition {ex.partition}, time {ex.time}, {ex.cpus_per_task} CPU(s)/task"}
     lines = [f"mix {recipe.name} -> {shown} (dry run: nothing is read or written)",
              f"executor: {ex.kind}: {where[ex.kind]}", "",
