@@ -18,6 +18,7 @@ from conftest import output_contents
 
 from shardsmith.cli import main as cli_main
 from shardsmith.pipelines.mixer import run_mix
+from shardsmith.pipelines.publish import staging_folder
 
 RECIPE = """\
 name: fsspec-mini
@@ -110,7 +111,7 @@ def test_sources_and_output_on_s3_build_the_local_bytes(local_and_s3, s3):
     assert [p for s in json.loads(right["manifest.json"])["recipe"]["sources"] for p in s["paths"]] == [
         "s3://bkt/sample/web/*.parquet", "s3://bkt/sample/wiki/enwiki-sample.jsonl", "s3://bkt/sample/c4",
         "s3://bkt/sample/news"]
-    assert not any(os.scandir(os.environ["SHARDSMITH_STAGE"]))
+    assert staging_folder("s3://bkt/out").parent.is_dir() and not staging_folder("s3://bkt/out").exists()
 
 
 def test_a_finished_url_is_kept_and_force_replaces_its_files(local_and_s3, s3, recipe, tmp_path):
