@@ -155,14 +155,13 @@ def _url_files(source: SourceSpec, pattern: str, url: str, suffixes: tuple[str, 
     back; an unreachable filesystem or a missing path is a one-line ``SourceFileNotFoundError``."""
     from datatrove.io import get_datafolder
 
-    root = _url_root(url)
-    folder = get_datafolder(root)
-    rest = url[len(root):].strip("/")
-
     def wanted(rel: str) -> bool:
         return _wanted(rel, suffixes) and not any(part.startswith(".") for part in rel.split("/")[:-1])
 
     try:
+        root = _url_root(url)
+        folder = get_datafolder(root)
+        rest = url[len(root):].strip("/")
         if rest:  # a glob below the root, or a file in it
             hits = folder.glob(rest) if _GLOB_CHARS.search(rest) else ([rest] if folder.isfile(rest) else [])
             matched = []
@@ -226,10 +225,13 @@ def list_input_files(source: SourceSpec) -> list[str]:
                 + (f" (looked for {', '.join(suffixes)}, optionally compressed)" if what == "folder" else "")
             )
         files.update(os.path.abspath(m) for m in matched)
+    if files and remote:
+        raise SourceError(f"source '{source.name}': paths on different filesystems ({', '.join(source.paths)}); "
+                          f"split it into one source per filesystem")
     out = sorted(files)
     for path in out:
         _check_readable(source, path)
-    return out + sorted(remote - files)
+    return out or sorted(remote)
 
 
 def count_input_files(source: SourceSpec) -> int:
