@@ -182,7 +182,8 @@ def _url_files(source: SourceSpec, pattern: str, url: str, suffixes: tuple[str, 
 
 
 def list_input_files(source: SourceSpec) -> list[str]:
-    """Absolute paths of the source's files, sorted and de-duplicated.
+    """Absolute paths of the source's files, sorted and de-duplicated (full URLs for URL paths: ``is_url``; one
+    source's paths are all local or all on one filesystem).
 
     Each entry of ``source.paths`` may be a file (taken whatever its suffix), a folder (searched recursively for the
     kind's suffixes, compressed or not; hidden and ``_``-prefixed names skipped) or a glob (``**`` allowed; matched
