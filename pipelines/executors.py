@@ -13,6 +13,11 @@ one another in the driver's order. slurm does not block: each phase is an sbatch
 before it only), and ``wait`` polls the completion markers (``executor.poll_seconds``) while ``squeue`` still lists
 the jobs. The driver (``shardsmith mix``) therefore stays in the foreground on the submitting node.
 
+Ray never waits forever (datatrove's ``RayTaskManager`` does, on a placement group no node can hold): a local
+cluster started here declares the CPUs and memory its tasks ask for, and before each phase ``_ray_check`` fails
+it in one line when Ray cannot place one task (at once when no node is big enough; after
+``executor.placement_timeout_s`` when a joined cluster stays full).
+
 Written here rather than taken from datatrove: datatrove's ``depends=`` takes one executor, and the mix needs a phase
 after several (dedup buckets after every source's signatures), plus a driver that waits for results.
 """
@@ -53,6 +58,8 @@ class ExecutorRow:
     build: Callable[[ExecutorSpec, Phase, str], object]
     blocking: bool
     start: Callable[[ExecutorSpec, int], Callable[[], None] | None] = lambda spec, workers: None
+    # raises PhaseError (in bounded time) when the phase's tasks could never start; run before each phase
+    check: Callable[[ExecutorSpec, Phase, object], None] = lambda spec, phase, executor: None
 
 
 def _local(spec: ExecutorSpec, phase: Phase, job_name: str):
@@ -85,9 +92,19 @@ def _ray(spec: ExecutorSpec, phase: Phase, job_name: str):
     )
 
 
+GIB = 1024**3
+
+
 def _start_ray(spec: ExecutorSpec, workers: int):
-    """Join ``address`` or the cluster already initialised in this process, else start a local one with ``workers``
-    CPUs; returns the shutdown for a cluster started here (None when joined)."""
+    """Join ``address`` or the cluster already initialised in this process, else start a local one; returns the
+    shutdown for a cluster started here (None when joined).
+
+    The local cluster declares exactly what ``max(workers, concurrency)`` tasks ask for: that many times
+    ``cpus_per_task`` CPUs and ``cpus_per_task × mem_per_cpu_gb`` GiB of Ray's ``memory`` resource (``_memory``,
+    ray.init's documented reservable-memory argument). Left to Ray, ``memory`` is ~70 % of the memory free at
+    ``ray.init`` (``ray._private.resource_and_label_spec``): on a 2-core CI runner busy with other tests that was
+    below one task's request, the placement group was infeasible and datatrove waited on it forever. Ray's
+    ``memory`` is a scheduling quantity, not a limit, so declaring it takes nothing from the machine."""
     import os
 
     import ray
@@ -97,16 +114,65 @@ def _start_ray(spec: ExecutorSpec, workers: int):
     if spec.address:
         ray.init(address=spec.address, log_to_driver=False)
         return None
+    slots = max(workers, spec.concurrency or 0)
     # the local cluster's workers inherit this environment (PYTHONPATH, SHARDSMITH_* settings)
-    ray.init(num_cpus=workers * spec.cpus_per_task, include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=slots * spec.cpus_per_task, _memory=slots * spec.cpus_per_task * spec.mem_per_cpu_gb * GIB,
+             include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith(("SHARDSMITH_", "PYTHON"))}})
     return ray.shutdown
+
+
+def ray_task_bundle(executor) -> dict[str, float]:
+    """The placement-group bundle one Ray task of ``executor`` (a datatrove RayPipelineExecutor) asks for: the
+    remote options ``RayPipelineExecutor.run`` builds, through datatrove's own ``convert_remote_options_to_bundle``."""
+    from datatrove.executor.ray import convert_remote_options_to_bundle
+
+    options = {"num_cpus": executor.cpus_per_task, "num_gpus": executor.gpus_per_task,
+               "memory": int(executor.mem_per_cpu_gb * executor.cpus_per_task * GIB)}
+    options.update(executor.ray_remote_kwargs or {})
+    return convert_remote_options_to_bundle(options)
+
+
+def _resources_text(resources: dict, keys) -> str:
+    """``CPU 2, memory 6.0 GiB`` for the ``keys`` of a Ray resource dict (missing: 0)."""
+    return ", ".join(f"{k} {resources.get(k, 0) / GIB:.1f} GiB" if k == "memory" else f"{k} {resources.get(k, 0):g}"
+                     for k in keys)
+
+
+def _ray_check(spec: ExecutorSpec, phase: Phase, executor) -> None:
+    """Fail the phase in bounded time when Ray cannot place one of its tasks.
+
+    datatrove's ``RayTaskManager`` waits on each task's placement group with ``ray.get(pg.ready())`` and no
+    timeout, and Ray keeps an infeasible group pending forever, so a request no node can hold hung the build. Here,
+    before datatrove runs: a bundle larger than every alive node's total resources fails at once; otherwise a
+    probe placement group of the same bundle must be ready within ``placement_timeout_s`` (a joined cluster may be
+    busy), then is removed. Both raise a one-line PhaseError with the resources asked and those the cluster has."""
+    import ray
+    from ray.exceptions import GetTimeoutError
+
+    bundle = ray_task_bundle(executor)
+    asked = [k for k, v in bundle.items() if v]
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if not any(all(node.get(k, 0) >= v for k, v in bundle.items()) for node in nodes):
+        has = "; ".join(_resources_text(n, asked) for n in nodes[:4]) or "no alive node"
+        raise PhaseError(f"phase {phase.name}: a Ray task asks {_resources_text(bundle, asked)} (executor."
+                         f"cpus_per_task × mem_per_cpu_gb) and no node has that (nodes: {has}); lower them or give "
+                         f"the cluster more")
+    probe = ray.util.placement_group([bundle])
+    try:
+        ray.get(probe.ready(), timeout=spec.placement_timeout_s)
+    except GetTimeoutError:
+        raise PhaseError(f"phase {phase.name}: Ray placed no task asking {_resources_text(bundle, asked)} within "
+                         f"{spec.placement_timeout_s:g} s (executor.placement_timeout_s); free now: "
+                         f"{_resources_text(ray.available_resources(), asked)}") from None
+    finally:
+        ray.util.remove_placement_group(probe)
 
 
 EXECUTORS: dict[str, ExecutorRow] = {
     "local": ExecutorRow(build=_local, blocking=True),
     "slurm": ExecutorRow(build=_slurm, blocking=False),
-    "ray": ExecutorRow(build=_ray, blocking=True, start=_start_ray),
+    "ray": ExecutorRow(build=_ray, blocking=True, start=_start_ray, check=_ray_check),
 }
 
 
@@ -155,6 +221,7 @@ class PhaseRunner:
             self._stop = self.row.start(self.spec, self.workers)
             self._started = True
         executor = self.executor(phase)
+        self.row.check(self.spec, phase, executor)
         executor.run()
         if self.row.blocking:
             self._check(phase, executor)

@@ -34,6 +34,7 @@ from shardsmith.pipelines import shards
 from shardsmith.pipelines.decontam import MixDecontamination
 from shardsmith.pipelines.dedup import dedup_mix
 from shardsmith.pipelines.executors import Phase, PhaseError, PhaseRunner
+from shardsmith.pipelines.sources import is_url
 from shardsmith.pipelines.stats import rank_stats, step_changes, step_counts
 from shardsmith.recipes import load_recipe
 from shardsmith.schemas.manifest import MANIFEST_NAME, SourceInfo, StepCount, TextFile
@@ -49,7 +50,14 @@ class MixError(RuntimeError):
 def run_mix(
     recipe_path: str, out_dir: str, overrides: list[str] | None = None, force: bool = False, keep_work: bool = False
 ) -> Path:
+    """Build the recipe into ``out_dir``: a local folder (returns the manifest's Path), or a URL on any fsspec
+    filesystem (built in a local staging folder, uploaded through datatrove's DataFolder: ``pipelines/publish.py``;
+    returns the manifest's URL)."""
     recipe = load_recipe(MixRecipe, recipe_path, overrides)
+    if is_url(str(out_dir)):
+        from shardsmith.pipelines.publish import build_mix_at_url
+
+        return build_mix_at_url(recipe, str(out_dir), force=force, keep_work=keep_work)
     return build_mix(recipe, out_dir, force=force, keep_work=keep_work)
 
 
@@ -618,15 +626,31 @@ def _names(phases: list[str]) -> str:
     return f"{parent}/* ({len(phases)})" if parent else ", ".join(phases)
 
 
+def _local_ray(recipe: MixRecipe) -> str:
+    """The local Ray cluster ``pipelines/executors.py`` starts for ``recipe`` (when none runs in the process)."""
+    ex = recipe.executor
+    slots = max(recipe.workers, ex.concurrency or 0)
+    return (f"(local unless one runs: {slots * ex.cpus_per_task} CPUs, {slots * ex.cpus_per_task * ex.mem_per_cpu_gb}"
+            f" GiB; a task asks {ex.cpus_per_task} CPU(s), {ex.cpus_per_task * ex.mem_per_cpu_gb} GiB)")
+
+
 def describe_plan(recipe: MixRecipe, out_dir: str | os.PathLike) -> str:
     """``shardsmith mix --dry-run``: the executor, then one line per phase (tasks, what a task reads, the phases
     it depends on under slurm) and a line where the driver waits for results."""
+    shown = out_dir
+    if is_url(str(out_dir)):
+        from shardsmith.pipelines.publish import staging_folder
+
+        out_dir = staging_folder(str(out_dir))
+        shown = f"{shown} (built in {out_dir}, then uploaded)"
+    else:
+        shown = Path(out_dir).resolve()
     planned, files = plan_phases(recipe, out_dir)
     ex = recipe.executor
     where = {"local": f"{ex.concurrency or recipe.workers} process(es) on this machine",
-             "ray": f"Ray cluster {ex.address or '(local, ' + str(recipe.workers) + ' CPUs)'}",
+             "ray": f"Ray cluster {ex.address or _local_ray(recipe)}",
              "slurm": f"sbatch arrays on partition {ex.partition}, time {ex.time}, {ex.cpus_per_task} CPU(s)/task"}
-    lines = [f"mix {recipe.name} -> {Path(out_dir).resolve()} (dry run: nothing is read or written)",
+    lines = [f"mix {recipe.name} -> {shown} (dry run: nothing is read or written)",
              f"executor: {ex.kind}: {where[ex.kind]}", "",
              f"{'phase':<40} {'tasks':>6}  {'each task reads':<22} after (slurm --dependency=afterok)"]
     for phase in planned:

@@ -14,6 +14,9 @@ records to documents (one row per kind in ``source_kinds.py``; adapters in ``rec
 
 ``build_extractor(source)`` returns the HTML -> text step for WARC sources (None for the others), to be inserted
 right after the reader. ``list_input_files``/``count_input_files`` expand the paths (files, folders, globs).
+A path may be a URL on any fsspec filesystem (``s3://bucket/x/*.parquet``, ``hf://datasets/org/name/data``,
+``file:///...``): it is listed and read through datatrove's ``DataFolder``, unchanged (credentials and endpoints
+come from fsspec's own configuration, e.g. ``FSSPEC_S3_ENDPOINT_URL``, or the AWS / HF environment).
 
 ``block`` sources (a built block's documents, decoded; ``pipelines/block_source.py``) read ``.ds`` files, not
 records: ``build_reader(source, work_dir=...)`` takes the mix's work folder, where a ``recipe`` source's block is
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import glob
 import os
+import posixpath
 import re
 from typing import Any
 
@@ -76,12 +80,13 @@ def _wanted(path: str, suffixes: tuple[str, ...]) -> bool:
     return _strip_compression(name).endswith(suffixes)
 
 
+def is_url(path: str) -> bool:
+    """A path on an fsspec filesystem (``s3://``, ``hf://``, ``file://``, ...): listed and read through datatrove's
+    ``DataFolder`` (``get_datafolder``), passed to it unchanged."""
+    return "://" in path
+
+
 def _expand_path(source: SourceSpec, pattern: str) -> str:
-    if "://" in pattern:
-        raise SourceError(
-            f"source '{source.name}': path '{pattern}' is a URL; only local paths are supported "
-            f"(use kind 'hf_hub' for Hugging Face datasets)"
-        )
     expanded = os.path.expanduser(os.path.expandvars(pattern))
     if "$" in expanded and re.search(r"\$\{?[A-Za-z_]", expanded):
         raise SourceFileNotFoundError(
@@ -92,6 +97,8 @@ def _expand_path(source: SourceSpec, pattern: str) -> str:
 
 def _pattern_root(path: str) -> str:
     """The folder a pattern's files are named relative to: itself for a folder, the static prefix of a glob."""
+    if is_url(path):
+        return _url_root(path)
     if _GLOB_CHARS.search(path):
         parts = path.split(os.sep)
         static = []
@@ -126,8 +133,57 @@ def _check_readable(source: SourceSpec, path: str) -> None:
         ) from e
 
 
+def _url_root(url: str) -> str:
+    """``_pattern_root`` for a URL: the static prefix of a glob, else the URL if it names a folder, else its parent."""
+    from datatrove.io import get_datafolder
+
+    if _GLOB_CHARS.search(url):
+        proto, rest = url.split("://", 1)
+        static = []
+        for part in rest.split("/"):
+            if _GLOB_CHARS.search(part):
+                break
+            static.append(part)
+        return f"{proto}://{'/'.join(static)}"
+    url = url.rstrip("/")
+    return url if get_datafolder(url).isdir("") else url.rsplit("/", 1)[0]
+
+
+def _url_files(source: SourceSpec, pattern: str, url: str, suffixes: tuple[str, ...]) -> list[str]:
+    """``list_input_files`` for one URL pattern, through datatrove's ``DataFolder`` (any fsspec filesystem): a file,
+    a folder (searched recursively for the kind's suffixes; hidden and ``_`` names skipped) or a glob. Full URLs
+    back; an unreachable filesystem or a missing path is a one-line ``SourceFileNotFoundError``."""
+    from datatrove.io import get_datafolder
+
+    def wanted(rel: str) -> bool:
+        return _wanted(rel, suffixes) and not any(part.startswith(".") for part in rel.split("/")[:-1])
+
+    try:
+        root = _url_root(url)
+        folder = get_datafolder(root)
+        rest = url[len(root):].strip("/")
+        if rest:  # a glob below the root, or a file in it
+            hits = folder.glob(rest) if _GLOB_CHARS.search(rest) else ([rest] if folder.isfile(rest) else [])
+            matched = []
+            for hit in hits:
+                matched += [f for f in folder.list_files(hit) if wanted(f)] if folder.isdir(hit) else [hit]
+        else:  # a folder
+            matched = [f for f in folder.list_files() if wanted(f)]
+        for rel in matched:
+            with folder.open(rel, "rb") as f:
+                f.read(1)
+    except Exception as err:  # noqa: BLE001 - fsspec backends raise their own (botocore, huggingface_hub) errors
+        raise SourceFileNotFoundError(
+            f"source '{source.name}': cannot list or read '{pattern}': {type(err).__name__}: {err}".splitlines()[0]
+        ) from err
+    if not matched:
+        raise SourceFileNotFoundError(f"source '{source.name}': '{pattern}' matches no input files")
+    return [f"{root.rstrip('/')}/{rel}" for rel in matched]
+
+
 def list_input_files(source: SourceSpec) -> list[str]:
-    """Absolute paths of the source's files, sorted and de-duplicated.
+    """Absolute paths of the source's files, sorted and de-duplicated (full URLs for URL paths: ``is_url``; one
+    source's paths are all local or all on one filesystem).
 
     Each entry of ``source.paths`` may be a file (taken whatever its suffix), a folder (searched recursively for the
     kind's suffixes, compressed or not; hidden and ``_``-prefixed names skipped) or a glob (``**`` allowed; matched
@@ -142,8 +198,12 @@ def list_input_files(source: SourceSpec) -> list[str]:
         return row.own_files(source) if row.own_files else []
     suffixes = row.suffixes
     files: set[str] = set()
+    remote: set[str] = set()
     for pattern in source.paths:
         path = _expand_path(source, pattern)
+        if is_url(path):
+            remote.update(_url_files(source, pattern, path, suffixes))
+            continue
         if _GLOB_CHARS.search(path):
             matched = []
             for hit in glob.glob(path, recursive=True):
@@ -166,10 +226,13 @@ def list_input_files(source: SourceSpec) -> list[str]:
                 + (f" (looked for {', '.join(suffixes)}, optionally compressed)" if what == "folder" else "")
             )
         files.update(os.path.abspath(m) for m in matched)
+    if files and remote:
+        raise SourceError(f"source '{source.name}': paths on different filesystems ({', '.join(source.paths)}); "
+                          f"split it into one source per filesystem")
     out = sorted(files)
     for path in out:
         _check_readable(source, path)
-    return out
+    return out or sorted(remote)
 
 
 def count_input_files(source: SourceSpec) -> int:
@@ -184,7 +247,23 @@ def source_root(source: SourceSpec) -> str:
     """The folder ids and shard paths are relative to: the common folder of the path patterns (not of the files
     found, so adding a file does not change the ids of the others)."""
     roots = [_pattern_root(_expand_path(source, p)) for p in source.paths]
-    return os.path.commonpath(roots) if roots else os.getcwd()
+    if not roots:
+        return os.getcwd()
+    protocols = {r.split("://", 1)[0] if is_url(r) else "" for r in roots}
+    if len(protocols) > 1:
+        raise SourceError(f"source '{source.name}': paths on different filesystems ({', '.join(source.paths)}); "
+                          f"split it into one source per filesystem")
+    if protocols == {""}:
+        return os.path.commonpath(roots)
+    proto = protocols.pop()
+    return f"{proto}://" + posixpath.commonpath([r.split("://", 1)[1] for r in roots])
+
+
+def relative_to_root(path: str, root: str) -> str:
+    """``path`` (a file ``list_input_files`` returned) relative to ``root`` (``source_root``): local or URL."""
+    if is_url(root):
+        return posixpath.relpath(path.split("://", 1)[1], root.split("://", 1)[1])
+    return os.path.relpath(path, root)
 
 
 def file_format(source: SourceSpec, path: str) -> str:
@@ -220,7 +299,7 @@ def build_reader(source: SourceSpec, *, limit: int | None = None, work_dir: str 
         return row.own_reader(source, limit=n, work_dir=work_dir)
     files = list_input_files(source)
     root = source_root(source)
-    rel = [os.path.relpath(f, root) for f in files]
+    rel = [relative_to_root(f, root) for f in files]
     kwargs: dict[str, Any] = {"files": rel, "limit": n, "adapter": row.adapter, "source_name": source.name,
                               "source_kind": source.kind}
     reader = (row.reader or _FORMAT_READERS[_single_format(source, row, files)])(root, **kwargs)

@@ -203,8 +203,12 @@ class ExecutorSpec(Strict):
     poll_seconds: float = Field(30, gt=0, description="slurm: how often the driver checks a phase's completions")
     # ray
     address: str | None = Field(None, description="ray: the cluster to join (`auto`, `ray://host:10001`); unset: "
-                                "join the running one, else start a local one with `workers` CPUs")
+                                "join the running one, else start a local one sized for max(workers, concurrency) "
+                                "tasks (CPUs and memory as each task asks)")
     task_timeout_s: int | None = Field(None, gt=0, description="ray: seconds before a task is killed and retried")
+    placement_timeout_s: float = Field(
+        300, gt=0, description="ray: seconds a phase may wait for room for one task (a placement group of "
+        "cpus_per_task CPUs and cpus_per_task × mem_per_cpu_gb GiB) before it fails; a task no node can hold fails at once")
 
     @model_validator(mode="after")
     def _slurm_needs_partition(self) -> "ExecutorSpec":

@@ -46,6 +46,9 @@ def cmd_mix(args) -> int:
         print(describe_plan(load_recipe(MixRecipe, args.recipe, args.overrides), args.out))
         return 0
     path = run_mix(args.recipe, args.out, args.overrides, force=args.force, keep_work=args.keep_work)
+    if isinstance(path, str):  # a URL: the set was built in a staging folder and uploaded (pipelines/publish.py)
+        print(f"shard set: {path.rsplit('/', 1)[0]}")
+        return 0
     print(summary_table(path.parent))
     print(f"\nshard set: {path.parent}")
     return 0

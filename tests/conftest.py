@@ -3,6 +3,8 @@ with a reason when it is absent, except under CI=true, where a missing dataset i
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 from pathlib import Path
 
@@ -72,3 +74,29 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def output_contents(folder: Path) -> dict[str, bytes]:
+    """Every file of a finished shard set (``.work`` aside: the set is what the manifest lists), as bytes; the two
+    timings a build writes are left out: the manifest's ``created_at``, and the write time in each gzip header
+    (``rejected/*.jsonl.gz`` are compared decompressed). Shards, indexes, tokenizer and text exports: raw bytes."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if not p.is_file() or ".work" in rel.parts:
+            continue
+        data = p.read_bytes()
+        if p.suffix == ".gz":
+            data = gzip.decompress(data)
+        elif rel.as_posix() == "manifest.json":
+            manifest = json.loads(data)
+            manifest.pop("created_at")
+            data = json.dumps(manifest, sort_keys=True).encode()
+        out[rel.as_posix()] = data
+    return out
+
+
+def assert_same_shards(a: Path, b: Path) -> None:
+    left, right = output_contents(a), output_contents(b)
+    assert left.keys() == right.keys() and any(k.endswith(".ds") for k in left)
+    assert [k for k in left if left[k] != right[k]] == []

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, assert_shipped_mix_built
+from conftest import REPO, assert_same_shards, assert_shipped_mix_built
 
 from shardsmith.builders.templates import chat_prompt, resolve_template
 from shardsmith.pipelines.shards import iter_documents
@@ -49,6 +49,20 @@ def test_demo_builds_a_complete_shard_set(demo):
     assert len(docs) == m.splits["validation"].documents
     assert all(tokens[-1] == m.tokenizer.eos_id for tokens, _ in docs)
 
+
+
+@pytest.mark.timeout(900)  # a hang fails here instead of stalling the suite (pytest-timeout)
+def test_ray_builds_the_demo_mix_byte_identical_to_local(demo, tmp_path, monkeypatch):
+    """Issue 14: ``shardsmith mix recipes/mix/demo.yaml --set executor.kind=ray`` on a local Ray cluster that
+    shardsmith starts (2 Ray workers: ``executor.concurrency=2``) writes the same files as the demo's local build."""
+    pytest.importorskip("ray", reason="the `scale` extra (ray) is not installed")
+    from shardsmith.cli import main as cli_main
+
+    out, _ = demo
+    monkeypatch.setenv("SHARDSMITH_SAMPLE", str(out / "sample"))
+    assert cli_main(["mix", str(REPO / "recipes" / "mix" / "demo.yaml"), "--out", str(tmp_path / "ray"),
+                     "--set", "executor.kind=ray", "--set", "executor.concurrency=2"]) == 0
+    assert_same_shards(out / "mix", tmp_path / "ray")
 
 def test_inspect_prints_decodes_and_charts(demo):
     out, _ = demo

@@ -4,22 +4,21 @@
   datatrove submits (the script it generated, the ``--dependency`` option) and runs the job at once through the real
   ``launch_pickled_pipeline``. The scripts are parsed and checked against ``--dry-run``'s plan, and the shards
   compared byte for byte with a local build.
-- Ray: a local Ray cluster (``ray.init``, 2 CPUs) builds the mix; every output file equals the local build's (the
-  mini mix here; the demo and real-sample mixes under ``-m slow``: minutes each on 2 cores).
+- Ray: ``run_mix`` starts a local Ray cluster sized for the recipe's tasks and builds the mini mix; every output
+  file equals the local build's (the demo mix: tests/test_cli_demo.py, the real-sample mix: tests/test_mix_real.py,
+  each against the local build its module already makes). A task Ray cannot place fails the phase in one line.
 - ``--dry-run`` prints the plan and writes nothing.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, assert_same_shards
 
 from shardsmith.cli import main as cli_main
 from shardsmith.pipelines.executors import Phase
@@ -45,26 +44,6 @@ sources:
   - {name: web, kind: fineweb, language: en, weight: 0.7, filters: none, paths: ["${SHARDSMITH_SAMPLE}/web/*.parquet"]}
   - {name: wiki, kind: wikipedia, language: en, weight: 0.3, filters: none, paths: ["${SHARDSMITH_SAMPLE}/wiki/*.jsonl"]}
 """
-
-
-def output_contents(folder: Path) -> dict[str, bytes]:
-    """Every file of a finished shard set (``.work`` aside: the set is what the manifest lists), as bytes; the two
-    timings a build writes are left out: the manifest's ``created_at``, and the write time in each gzip header
-    (``rejected/*.jsonl.gz`` are compared decompressed). Shards, indexes, tokenizer and text exports: raw bytes."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if not p.is_file() or ".work" in rel.parts:
-            continue
-        data = p.read_bytes()
-        if p.suffix == ".gz":
-            data = gzip.decompress(data)
-        elif rel.as_posix() == "manifest.json":
-            manifest = json.loads(data)
-            manifest.pop("created_at")
-            data = json.dumps(manifest, sort_keys=True).encode()
-        out[rel.as_posix()] = data
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -201,41 +180,40 @@ def test_slurm_without_partition_is_a_one_line_recipe_error(tmp_path, capsys):
     assert "executor" in err and "needs `partition`" in err and "Traceback" not in err
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray", reason="the `scale` extra (ray) is not installed")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def assert_same_shards(a: Path, b: Path) -> None:
-    left, right = output_contents(a), output_contents(b)
-    assert left.keys() == right.keys() and any(k.endswith(".ds") for k in left)
-    assert [k for k in left if left[k] != right[k]] == []
-
-
-@pytest.mark.skipif(os.environ.get("SHARDSMITH_SCALE_TESTS") != "1",
-                    reason="Ray: once in a fresh-clone CI run datatrove's RayTaskManager.wait waited forever on a "
-                    "placement group the cluster never created; run with SHARDSMITH_SCALE_TESTS=1")
-def test_ray_and_local_write_byte_identical_shards(ray_cluster, mini_recipe, mini_local, tmp_path):
+@pytest.mark.timeout(600)  # a hang fails here instead of stalling the suite (pytest-timeout)
+def test_ray_and_local_write_byte_identical_shards(mini_recipe, mini_local, tmp_path):
+    """run_mix starts (and stops) its own local cluster, sized for the recipe: the mini recipe's tasks ask 2 CPUs and
+    6 GiB each (cpus_per_task 2 × mem_per_cpu_gb 3), more than Ray's default ``memory`` on a small runner."""
+    pytest.importorskip("ray", reason="the `scale` extra (ray) is not installed")
     run_mix(str(mini_recipe), str(tmp_path / "ray"), overrides=["executor.kind=ray"])
     assert_same_shards(mini_local, tmp_path / "ray")
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("SHARDSMITH_SCALE_TESTS") != "1",
-                    reason="two full builds per recipe (minutes on 2 cores): run with SHARDSMITH_SCALE_TESTS=1")
-@pytest.mark.parametrize("recipe", ["demo", "real-sample"])
-def test_ray_and_local_write_byte_identical_shipped_mixes(recipe, sample, ray_cluster, tmp_path):
-    """``shardsmith mix RECIPE --set executor.kind=ray`` (2 workers) against the local executor."""
-    if recipe == "real-sample":
-        from test_mix_real import DATASETS
-        from conftest import need_data
+@pytest.mark.timeout(120)
+def test_ray_task_that_cannot_be_placed_fails_the_phase_in_one_line(tmp_path):
+    """A joined cluster of 1 CPU and 1 GiB: a task asking 2 GiB fails at once (no node can hold it); a task that fits
+    while another placement group holds the CPU fails after ``placement_timeout_s``. datatrove alone waits forever
+    in both cases (``RayTaskManager``: ``ray.get(pg.ready())`` without a timeout)."""
+    ray = pytest.importorskip("ray", reason="the `scale` extra (ray) is not installed")
+    from datatrove.data import Document
 
-        need_data(*DATASETS)
-    path = REPO / "recipes" / "mix" / f"{recipe}.yaml"
-    assert cli_main(["mix", str(path), "--out", str(tmp_path / "local"), "--set", "workers=2"]) == 0
-    assert cli_main(["mix", str(path), "--out", str(tmp_path / "ray"), "--set", "workers=2",
-                     "--set", "executor.kind=ray"]) == 0
-    assert_same_shards(tmp_path / "local", tmp_path / "ray")
+    from shardsmith.pipelines.executors import GIB, PhaseError, PhaseRunner
+    from shardsmith.schemas.mix_recipe import ExecutorSpec
+
+    pipeline = [[Document(text="x", id="0")]]
+    ray.init(num_cpus=1, _memory=GIB, include_dashboard=False, log_to_driver=False)
+    try:
+        too_big = PhaseRunner(ExecutorSpec(kind="ray", mem_per_cpu_gb=2), 1, tmp_path, "m")
+        with pytest.raises(PhaseError, match=r"^phase filter/web: a Ray task asks CPU 1, memory 2\.0 GiB .*"
+                           r"no node has that \(nodes: CPU 1, memory 1\.0 GiB\)"):
+            too_big.run(pipeline, 1, tmp_path / "filter" / "web")
+        busy = ray.util.placement_group([{"CPU": 1}])
+        ray.get(busy.ready(), timeout=60)
+        waits = PhaseRunner(ExecutorSpec(kind="ray", mem_per_cpu_gb=1, placement_timeout_s=0.5), 1, tmp_path, "m")
+        with pytest.raises(PhaseError, match=r"^phase count/web: Ray placed no task asking CPU 1, memory 1\.0 GiB "
+                           r"within 0\.5 s .*free now: CPU 0, memory 1\.0 GiB$"):
+            waits.run(pipeline, 1, tmp_path / "count" / "web")
+        ray.util.remove_placement_group(busy)
+        assert not (tmp_path / "filter" / "web" / "completions").exists()  # nothing ran
+    finally:
+        ray.shutdown()

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import REPO, assert_shipped_mix_built, need_data
+from conftest import REPO, assert_same_shards, assert_shipped_mix_built, need_data
 
 from shardsmith.pipelines.mixer import run_mix
 from shardsmith.pipelines.shards import split_files
@@ -29,6 +29,16 @@ def built(tmp_path_factory):
     run_mix(str(REPO / "recipes" / "mix" / "real-sample.yaml"), str(out), keep_work=True)  # tests read .work
     return out
 
+
+
+@pytest.mark.timeout(1200)  # a hang fails here instead of stalling the suite (pytest-timeout)
+def test_ray_builds_the_real_sample_mix_byte_identical_to_local(built, tmp_path):
+    """Issue 14: the real-sample mix on a local Ray cluster that run_mix starts (2 Ray workers:
+    ``executor.concurrency=2``) writes the same files as this module's local build (``.work`` aside)."""
+    pytest.importorskip("ray", reason="the `scale` extra (ray) is not installed")
+    run_mix(str(REPO / "recipes" / "mix" / "real-sample.yaml"), str(tmp_path / "ray"),
+            overrides=["executor.kind=ray", "executor.concurrency=2"])
+    assert_same_shards(built, tmp_path / "ray")
 
 def read_jsonl_gz(folder: Path):
     for f in sorted(folder.glob("*.jsonl.gz")):

@@ -472,6 +472,7 @@ FIELD_TESTS: dict[str, tuple[str, ...]] = {
     "ExecutorSpec.venv_path": (EXEC + "test_slurm_venv_and_array_limit_reach_the_script",),
     "ExecutorSpec.max_array_size": (EXEC + "test_slurm_venv_and_array_limit_reach_the_script",),
     "ExecutorSpec.poll_seconds": (EXEC + "test_a_failed_slurm_phase_stops_the_driver_naming_the_phase",),
+    "ExecutorSpec.placement_timeout_s": (EXEC + "test_ray_task_that_cannot_be_placed_fails_the_phase_in_one_line",),
     # --- self-teaching recipe (schemas/selfteach_recipe.py) ----------------------------------------------------
     "SelfTeachRecipe.name": (ST_SETTINGS,),
     "SelfTeachRecipe.seed": (ST_SETTINGS,),
