@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,10 @@ def test_demo_builds_a_complete_shard_set(demo):
     assert all(tokens[-1] == m.tokenizer.eos_id for tokens, _ in docs)
 
 
-
+@pytest.mark.skipif(os.environ.get("SHARDSMITH_SCALE_TESTS") != "1",
+                    reason="a Ray build of the whole demo mix (232 s on 2 cores; datatrove starts a Ray worker "
+                    "process per task) is too long for CI's budget: run with SHARDSMITH_SCALE_TESTS=1 (the mini "
+                    "recipe's Ray comparison in tests/test_executors.py runs by default)")
 @pytest.mark.timeout(900)  # a hang fails here instead of stalling the suite (pytest-timeout)
 def test_ray_builds_the_demo_mix_byte_identical_to_local(demo, tmp_path, monkeypatch):
     """Issue 14: ``shardsmith mix recipes/mix/demo.yaml --set executor.kind=ray`` on a local Ray cluster that
@@ -63,6 +67,7 @@ def test_ray_builds_the_demo_mix_byte_identical_to_local(demo, tmp_path, monkeyp
     assert cli_main(["mix", str(REPO / "recipes" / "mix" / "demo.yaml"), "--out", str(tmp_path / "ray"),
                      "--set", "executor.kind=ray", "--set", "executor.concurrency=2"]) == 0
     assert_same_shards(out / "mix", tmp_path / "ray")
+
 
 def test_inspect_prints_decodes_and_charts(demo):
     out, _ = demo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -30,7 +31,10 @@ def built(tmp_path_factory):
     return out
 
 
-
+@pytest.mark.skipif(os.environ.get("SHARDSMITH_SCALE_TESTS") != "1",
+                    reason="a Ray build of the whole real-sample mix (386 s on 2 cores; datatrove starts a Ray worker "
+                    "process per task) is too long for CI's budget: run with SHARDSMITH_SCALE_TESTS=1 (the mini "
+                    "recipe's Ray comparison in tests/test_executors.py runs by default)")
 @pytest.mark.timeout(1200)  # a hang fails here instead of stalling the suite (pytest-timeout)
 def test_ray_builds_the_real_sample_mix_byte_identical_to_local(built, tmp_path):
     """Issue 14: the real-sample mix on a local Ray cluster that run_mix starts (2 Ray workers:
@@ -39,6 +43,7 @@ def test_ray_builds_the_real_sample_mix_byte_identical_to_local(built, tmp_path)
     run_mix(str(REPO / "recipes" / "mix" / "real-sample.yaml"), str(tmp_path / "ray"),
             overrides=["executor.kind=ray", "executor.concurrency=2"])
     assert_same_shards(built, tmp_path / "ray")
+
 
 def read_jsonl_gz(folder: Path):
     for f in sorted(folder.glob("*.jsonl.gz")):
