@@ -106,6 +106,12 @@ def barrier():
         dist.barrier()
 
 
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
 def all_sum(values: list[float]) -> list[float]:
     import torch
     import torch.distributed as dist
@@ -342,6 +348,10 @@ class Engine:
         opt = build_optimizer(model, stage.optimizer, spec)
         self.config = deepspeed_config(stage, spec)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=self.config)
+        if spec.zero_stage == 0 and _world_size() == 1:
+            # one process: DeepSpeed's gradient all-reduce at each boundary (flatten every gradient, a gloo/nccl
+            # call, copy back) is the identity; DeepSpeed skips it the same way when it has no backend
+            self.engine.enable_backward_allreduce = False
         if spec.compile:
             self.engine.compile()  # DeepSpeed compiles the wrapped module's forward in place (state-dict keys kept)
         self.model = self.engine.module
