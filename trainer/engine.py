@@ -78,7 +78,7 @@ def keep_freed_memory() -> bool:
     On CPU every activation, logit and gradient tensor is a plain malloc/free. glibc hands freed memory back to the
     kernel (blocks above its dynamic mmap threshold, at most 32 MiB, and any free heap top above twice that), so the
     next micro-batch faults the same pages in again, zero-filled by the kernel: measured on tiny-gpt2 KD steps at
-    seq_len 128 (scripts/bench_train_objectives.py), 8-23 K minor page faults and 15-45 ms of system time per
+    seq_len 128 (scripts/bench_train_objectives.py), 2-23 K minor page faults and up to ~45 ms of system time per
     ~130 ms step, their number following the heap's layout (which tensor happens to sit on top) more than the
     step's work. With blocks up to 1 GiB served from the heap and up to 1 GiB of free heap kept mapped, a step
     reuses the previous steps' pages (0 faults per step there), as CUDA's caching allocator keeps device memory.
