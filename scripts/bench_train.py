@@ -636,9 +636,13 @@ def main(argv=None) -> int:
                          "options follow `--objectives --`)")
     a, rest = ap.parse_known_args(argv)
     if a.objectives:
-        import bench_train_objectives  # scripts/ is on sys.path when this script runs
+        import importlib.util  # by path: scripts/ is not on sys.path under PYTHONSAFEPATH or `python -m`
 
-        return bench_train_objectives.main([x for x in rest if x != "--"])
+        spec = importlib.util.spec_from_file_location("bench_train_objectives",
+                                                      Path(__file__).resolve().parent / "bench_train_objectives.py")
+        objectives = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(objectives)
+        return objectives.main([x for x in rest if x != "--"])
     if rest:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if a.attention_child:

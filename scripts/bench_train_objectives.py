@@ -3,18 +3,20 @@
 
 For each objective, one model is trained through ``Engine.train_step`` (DeepSpeed, ZeRO-0, the objective object
 from ``trainer/objectives.py``) and a second copy with the same initial weights by a hand-written loop: forward,
-the loss written out inline (KD: the teacher's logits under no_grad, alpha·T²·KL + (1 - alpha)·CE per loss token;
-rank: length-normalised answer log-probs, -s_c + w·softplus(s_r - s_c) per pair), the same global normalisation
-(tokens or pairs of the step), backward, clipping at 1.0, torch AdamW. Both read the same batches (the trainer's
-StageData rows, drawn once before timing). Steps alternate (bare first on even steps, trainer first on odd ones) so
-both share the machine's noise; the first two steps of each are dropped (cold start: allocator, lazy init); the
-overhead is the median over steps of trainer/bare - 1. Target: <= 5 %.
+the loss written out inline, the same global normalisation (tokens or pairs of the step), backward, clipping at 1.0,
+torch AdamW. KD: the loss tokens' rows of the student's logits, then of the teacher's (under no_grad), each taken
+with ``index_select`` as the trainer takes them and each model's full (B, L, V) logits dropped once taken, then
+alpha·T²·KL + (1 - alpha)·CE per loss token. Rank: length-normalised answer log-probs, -s_c + w·softplus(s_r - s_c)
+per pair. Both read the same batches (the trainer's StageData rows, drawn once before timing). Steps alternate (bare
+first on even steps, trainer first on odd ones) so both share the machine's noise; the first two steps of each are
+dropped (cold start: allocator, lazy init); the overhead is the median over steps of trainer/bare - 1. Target: <= 5 %.
 
 Shard sets are synthetic (random tokens in the real format, from ``scripts/bench_train.py``): a step's cost does not
 depend on what the tokens say.
 
     python scripts/bench_train_objectives.py                    # CPU defaults, ~1-2 minutes
     python scripts/bench_train_objectives.py --preset small-gpt2 --seq-len 256 --micro 8 --steps 20
+    python scripts/bench_train_objectives.py --attention auto   # KD with the trainer's default packed attention
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ def _bench_train():
     return mod
 
 
-def stage(objective: str, L: int, micro: int, accum: int, **settings):
+def stage(objective: str, L: int, micro: int, accum: int, attention: str = "dense", **settings):
     from shardsmith.schemas.train_recipe import EngineSpec, StageSpec
 
     st = StageSpec(name="bench", objective=objective, data={"sets": [{"path": "unused"}]}, seq_len=L,
                    micro_batch_size=micro, grad_accum=accum, max_steps=10**6,
                    optimizer={"lr": 1e-3, "weight_decay": 0.0, "grad_clip": 1.0}, **settings)
-    return st, EngineSpec(zero_stage=0, precision="fp32", attention="dense")  # the bare loop's dense mask
+    return st, EngineSpec(zero_stage=0, precision="fp32", attention=attention)  # dense: the bare loop's mask
 
 
 def tensors(b, dev):
@@ -63,15 +65,16 @@ def kd_bare_loss(model, teacher, b, dev, T: float, alpha: float):
     import torch.nn.functional as tF
 
     ids, labels, pos, mask = tensors(b, dev)
+    rows = (labels.reshape(-1) != -100).nonzero().squeeze(1)  # the loss tokens' flat positions
     s = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
+    s = s.reshape(-1, s.shape[-1]).index_select(0, rows).float()  # the full logits go here, before the teacher runs
     with torch.no_grad():
         t = teacher(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
-    keep = labels != -100
-    s, t, y = s[keep].float(), t[keep].float(), labels[keep]
+    t, y = t.reshape(-1, t.shape[-1]).index_select(0, rows).float(), labels.reshape(-1)[rows]
     log_q, log_p = tF.log_softmax(s / T, -1), tF.log_softmax(t / T, -1)
     kl = (log_p.exp() * (log_p - log_q)).sum(-1)
     ce = tF.cross_entropy(s, y, reduction="none")
-    return (alpha * T * T * kl + (1 - alpha) * ce).sum(), int(keep.sum())
+    return (alpha * T * T * kl + (1 - alpha) * ce).sum(), len(rows)
 
 
 def rank_bare_loss(model, b, dev, weight: float):
@@ -103,6 +106,7 @@ def compare(name: str, eng, model, batches, loss_fn, units_fn, steps: int) -> di
     def bare(s):
         sync()
         t0 = time.perf_counter()
+        f0 = minor_faults()
         bs = batches[s % len(batches)]
         total = sum(units_fn(b) for b in bs)
         for b in bs:
@@ -112,14 +116,15 @@ def compare(name: str, eng, model, batches, loss_fn, units_fn, steps: int) -> di
         opt.step()
         opt.zero_grad(set_to_none=True)
         sync()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, minor_faults() - f0
 
     def trainer(s):
         sync()
         t0 = time.perf_counter()
+        f0 = minor_faults()
         eng.train_step(batches[s % len(batches)], s, 1e-3, 0, 1)
         sync()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, minor_faults() - f0
 
     tb, te = [], []
     for s in range(steps + 2):
@@ -130,8 +135,24 @@ def compare(name: str, eng, model, batches, loss_fn, units_fn, steps: int) -> di
             te.append(trainer(s))
             tb.append(bare(s))
     tb, te = tb[2:], te[2:]
-    return {"objective": name, "trainer_median_s": statistics.median(te), "bare_median_s": statistics.median(tb),
-            "overhead": statistics.median([e / b for e, b in zip(te, tb)]) - 1}
+    return {"objective": name, "trainer_median_s": statistics.median(t for t, _ in te),
+            "bare_median_s": statistics.median(t for t, _ in tb),
+            "overhead": statistics.median([e / b for (e, _), (b, _) in zip(te, tb)]) - 1,
+            "trainer_faults": statistics.median(f for _, f in te), "bare_faults": statistics.median(f for _, f in tb)}
+
+
+def peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far: fresh pages the allocator maps in (zeroed by the kernel, counted as
+    system time), the part of a step's cost that follows its peak memory rather than its arithmetic."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def main(argv=None) -> int:
@@ -142,6 +163,9 @@ def main(argv=None) -> int:
     ap.add_argument("--accum", type=int, default=2)
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--vocab", type=int, default=4096)
+    ap.add_argument("--attention", default="dense", choices=("dense", "auto", "varlen"),
+                    help="the trainer's engine.attention for KD's packed rows (the bare loop always uses the dense "
+                         "block-causal mask)")
     args = ap.parse_args(argv)
 
     import torch
@@ -165,7 +189,7 @@ def main(argv=None) -> int:
         # KD: the teacher is another init of the same architecture, saved as an HF folder
         teacher_dir = tmp / "teacher"
         new_model(config, 1).save_pretrained(teacher_dir)
-        st, spec = stage("kd", L, micro, accum, kd={"teacher": str(teacher_dir), "temperature": 2.0, "alpha": 0.5})
+        st, spec = stage("kd", L, micro, accum, args.attention, kd={"teacher": str(teacher_dir), "temperature": 2.0, "alpha": 0.5})
         data = StageData([str(sft)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=True, document_masking=True,
                          micro=micro, accum=accum, rank=0, world=1, objective="kd")
         batches = [data.step_batches(s) for s in range(args.steps + 2)]
@@ -187,10 +211,13 @@ def main(argv=None) -> int:
                            lambda b: b.pairs, args.steps))
 
     print(f"\n{args.preset}, seq_len {L}, micro {micro} x accum {accum}, {args.steps} timed steps, {dev}, "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"{'objective':<10}{'trainer s/step':>16}{'bare s/step':>14}{'overhead':>10}")
+          f"torch threads {torch.get_num_threads()}, KD attention {args.attention} (bare: dense), peak RSS "
+          f"{peak_rss_mib():.0f} MiB")
+    print(f"{'objective':<10}{'trainer s/step':>16}{'bare s/step':>14}{'overhead':>10}{'page faults/step':>22}")
     for r in out:
-        print(f"{r['objective']:<10}{r['trainer_median_s']:>16.4f}{r['bare_median_s']:>14.4f}{r['overhead']:>+10.1%}")
+        faults = f"{r['trainer_faults']:.0f} vs {r['bare_faults']:.0f}"
+        print(f"{r['objective']:<10}{r['trainer_median_s']:>16.4f}{r['bare_median_s']:>14.4f}{r['overhead']:>+10.1%}"
+              f"{faults:>22}")
     return 0
 
 
