@@ -4,7 +4,8 @@ whole build: read sources (+ self-cognition rows) -> steps -> ``builders/writer.
 
 Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> (a kind's middle
 steps) -> decontam (``decontam_step.py``) -> (pii when ``pii: true``: ``pii_step.py``) -> render -> length (tokens)
--> sample -> exact count; then the writer writes the set while a thread gives every kept conversation a language label.
+-> sample -> exact count; then the writer writes the set while a thread gives every kept conversation a language
+label.
 
 A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
 rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first

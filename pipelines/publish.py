@@ -8,8 +8,8 @@ then a delete). What the remote folder guarantees instead: every object appears 
 uploaded after every file it lists, is the set's commit mark: a folder with a ``manifest.json`` holds the whole set.
 Re-uploading a set (``--force``) first deletes the old manifest, then the files the new set no longer has.
 
-The staging folder is ``$SHARDSMITH_STAGE`` (default: the system temp folder) ``/shardsmith-stage/<sha256 of the URL>``:
-a re-run of a killed build resumes there. It is removed after the upload unless ``keep_work``.
+The staging folder is ``$SHARDSMITH_STAGE`` (default: the system temp folder)
+``/shardsmith-stage/<sha256 of the URL>``: a re-run of a killed build resumes there. It is removed after the upload unless ``keep_work``.
 """
 
 from __future__ import annotations

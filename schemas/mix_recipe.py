@@ -208,7 +208,8 @@ class ExecutorSpec(Strict):
     task_timeout_s: int | None = Field(None, gt=0, description="ray: seconds before a task is killed and retried")
     placement_timeout_s: float = Field(
         300, gt=0, description="ray: seconds a phase may wait for room for one task (a placement group of "
-        "cpus_per_task CPUs and cpus_per_task × mem_per_cpu_gb GiB) before it fails; a task no node can hold fails at once")
+        "cpus_per_task CPUs and cpus_per_task × mem_per_cpu_gb GiB) before it fails; a task no node can hold "
+        "fails at once")
 
     @model_validator(mode="after")
     def _slurm_needs_partition(self) -> "ExecutorSpec":

@@ -189,7 +189,8 @@ def main(argv=None) -> int:
         # KD: the teacher is another init of the same architecture, saved as an HF folder
         teacher_dir = tmp / "teacher"
         new_model(config, 1).save_pretrained(teacher_dir)
-        st, spec = stage("kd", L, micro, accum, args.attention, kd={"teacher": str(teacher_dir), "temperature": 2.0, "alpha": 0.5})
+        kd = {"teacher": str(teacher_dir), "temperature": 2.0, "alpha": 0.5}
+        st, spec = stage("kd", L, micro, accum, args.attention, kd=kd)
         data = StageData([str(sft)], [1.0], seq_len=L, seed=0, sampling="epoch", packing=True, document_masking=True,
                          micro=micro, accum=accum, rank=0, world=1, objective="kd")
         batches = [data.step_batches(s) for s in range(args.steps + 2)]
