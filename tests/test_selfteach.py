@@ -101,21 +101,7 @@ sources:
   - {{name: gsm8k, paths: [{root / 'questions.jsonl'}], shape: gsm8k}}
 """)
     cot = build(str(root / "cot.yaml"), str(root / "cot-block"))
-    (root / "sft.yaml").write_text(f"""
-name: sft
-seed: 3
-model: {{preset: tiny-gpt2}}
-engine: {{zero_stage: 0, precision: fp32}}
-stages:
-  - name: sft
-    objective: sft
-    init_from: scratch
-    data: {{sets: [{{path: {cot}}}], val_rows: 0}}
-    seq_len: 64
-    micro_batch_size: 8
-    max_steps: 60
-    optimizer: {{lr: 1.0e-2}}
-""")
+    (root / "sft.yaml").write_text(F.sft_recipe("sft", cot, seq_len=64, steps=60, lr="1.0e-2", val_rows=0))
     train(str(root / "sft.yaml"), str(root / "sft"))
     init = root / "sft" / "sft" / "hf" / "final"
     recipe = self_teach_recipe(root, init)

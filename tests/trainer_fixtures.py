@@ -239,6 +239,26 @@ stages:
     return Path(path)
 
 
+def sft_recipe(name: str, data, *, seq_len: int, steps: int, lr: str, val_rows: int, extra: str = "") -> str:
+    """A one-stage SFT train recipe (tiny-gpt2 from scratch, ZeRO-0, fp32, micro-batch 8) on the block at ``data``;
+    ``extra``: more lines of the stage, indented."""
+    return f"""
+name: {name}
+seed: 3
+model: {{preset: tiny-gpt2}}
+engine: {{zero_stage: 0, precision: fp32}}
+stages:
+  - name: sft
+    objective: sft
+    init_from: scratch
+    data: {{sets: [{{path: {data}}}], val_rows: {val_rows}}}
+    seq_len: {seq_len}
+    micro_batch_size: 8
+    max_steps: {steps}
+    optimizer: {{lr: {lr}}}
+{extra}"""
+
+
 def tiny_ff_model(root: Path, steps: int = 16) -> Path:
     """A tiny GPT-2 this project's trainer fine-tunes on FF-template Q/A pairs (its own 384-token BPE, ZeRO-0, fp32,
     one torch thread advised); returns its ``hf/final`` export — the teacher (and student) of the distill tests."""
@@ -249,22 +269,7 @@ def tiny_ff_model(root: Path, steps: int = 16) -> Path:
     tok = build_tokenizer(root / "tok")
     pairs = [(chat_prompt(p.removeprefix("Q: ").removesuffix("\nA:"), ff), a) for p, a in qa_pairs(48, seed=5)]
     sft = sft_set(root / "sft", tok, n_train=48, n_val=4, pairs=pairs)
-    (root / "teacher.yaml").write_text(f"""
-name: teacher
-seed: 3
-model: {{preset: tiny-gpt2}}
-engine: {{zero_stage: 0, precision: fp32}}
-stages:
-  - name: sft
-    objective: sft
-    init_from: scratch
-    data: {{sets: [{{path: {sft}}}], val_rows: 1}}
-    seq_len: 128
-    micro_batch_size: 8
-    max_steps: {steps}
-    optimizer: {{lr: 3.0e-3}}
-    save_every: null
-    eval_every: null
-""")
+    (root / "teacher.yaml").write_text(sft_recipe("teacher", sft, seq_len=128, steps=steps, lr="3.0e-3", val_rows=1,
+                                                  extra="    save_every: null\n    eval_every: null\n"))
     train(str(root / "teacher.yaml"), str(root / "run"))
     return root / "run" / "sft" / "hf" / "final"
