@@ -18,7 +18,7 @@ from shardsmith.schemas.records import Conversation
 from .block import BlockStep, BuildError, Item, SourceBooks, Verdict, VisitMore, held_out_per_source
 from .dedup import Deduper, normalize_text
 from .encode import DocEncoder
-from .filters import LanguageJudge, check_chars, check_structure, normalize_label
+from .filters import LanguageJudge, check_chars, check_structure, detect_language, normalize_label
 from .templates import RenderError, render
 
 MAX_REPORTED_DISAGREEMENTS = 200
@@ -87,13 +87,28 @@ class LanguageStep(BlockStep):
         self.label_examples: list[dict] = []
         self.disagreements: list[dict] = []
         self.sources: dict[str, dict] = {}
+        self._predicted: dict[str, tuple[str, float]] = {}
 
     def applies(self, books: SourceBooks) -> bool:
         return books.language is not None
 
+    def prepare(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
+        """fastText over every distinct turn of every judged source in one call, which spreads a large batch over
+        the cores (``filters.detect_language``); the sources' judges then read the predictions."""
+        texts: dict[str, None] = {}
+        for name, lst in items.items():
+            judge = LanguageJudge(books[name].language) if self.applies(books[name]) else None
+            if judge is not None and judge.needs_fasttext():
+                texts.update(dict.fromkeys(judge.turn_texts([c for it in lst for c in it.convs()])[0]))
+        if texts:
+            self._predicted = dict(zip(texts, detect_language(list(texts))))
+
+    def _detect(self, texts: list[str]) -> list[tuple[str, float]]:
+        return [self._predicted[t] for t in texts]
+
     def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
         spec = books.language
-        judge = LanguageJudge(spec)
+        judge = LanguageJudge(spec, detect=self._detect)
         decisions = judge.judge([it.conv for it in items])
         if any(it.rejected is not None for it in items):  # a pair stays only if its rejected side passes too
             other = judge.judge([it.rejected for it in items])

@@ -16,6 +16,8 @@ from typing import NamedTuple
 from shardsmith.schemas.block_recipe import LanguageFilter, LengthFilter, StructureFilter
 from shardsmith.schemas.records import Conversation, Message
 
+from .forked import forked_map, usable_cpus
+
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -159,7 +161,7 @@ class LangDecision:
     turns: list[tuple[str, str, float, int]] = field(default_factory=list)  # (role, lang, score, chars)
 
 
-def detect_language(texts: list[str]) -> list[tuple[str, float]]:
+def detect_language(texts: list[str], parts: int | None = None) -> list[tuple[str, float]]:
     """``pipelines.lid.detect_language`` (the bundled ft176 model, the same ``LocalFastTextLID.predict_texts``), with
     the model opened once per process straight from its local file.
 
@@ -167,8 +169,22 @@ def detect_language(texts: list[str]) -> list[tuple[str, float]]:
     installed distribution (~0.7 s), then copies the file into its asset cache under an inter-process lock (~0.3 s)
     — protections for executors downloading a remote model. A block build is one process reading a local file, so it
     opens that file with the class datatrove itself uses (``fasttext.FastText._FastText``); predictions are the same
-    model's."""
-    return _block_lid().predict_texts(list(texts))
+    model's.
+
+    A large batch is split over the usable cores (forked children, ``builders/forked.py``; fastText holds the GIL,
+    so threads would take turns): one part per ``CHARS_PER_PART`` characters, at most one per core, or ``parts``.
+    The predictions are the same, in the same order."""
+    texts = list(texts)
+    lid = _block_lid()
+    return forked_map(lid.predict_texts, texts, lid_parts(texts) if parts is None else parts)
+
+
+CHARS_PER_PART = 500_000  # ~0.1 s of fastText: a fork and the result's trip back cost ~10-20 ms
+
+
+def lid_parts(texts: list[str]) -> int:
+    """How many processes ``detect_language`` uses for ``texts``."""
+    return max(1, min(usable_cpus(), sum(map(len, texts)) // CHARS_PER_PART))
 
 
 @functools.lru_cache(maxsize=1)
@@ -190,14 +206,22 @@ class LanguageJudge:
         self.detect = detect or detect_language
         self.keep = set(spec.keep)
 
-    def _fasttext(self, convs: list[Conversation]) -> list[LangDecision]:
-        spec = self.spec
+    def turn_texts(self, convs: list[Conversation]) -> tuple[list[str], list[tuple[int, Message]]]:
+        """The turns fastText judges (the chosen roles', non-blank) and (conversation index, message) of each."""
         texts, owners = [], []
         for ci, c in enumerate(convs):
             for m in c.messages:
-                if m.role in spec.roles and m.content.strip():
+                if m.role in self.spec.roles and m.content.strip():
                     texts.append(m.content)
                     owners.append((ci, m))
+        return texts, owners
+
+    def needs_fasttext(self) -> bool:
+        return self.spec.by != "label" or self.spec.report_agreement
+
+    def _fasttext(self, convs: list[Conversation]) -> list[LangDecision]:
+        spec = self.spec
+        texts, owners = self.turn_texts(convs)
         preds = self.detect(texts) if texts else []
         per: list[list[tuple[str, str, float, int]]] = [[] for _ in convs]
         for (ci, m), (lang, score), text in zip(owners, preds, texts):
@@ -244,8 +268,7 @@ class LanguageJudge:
 
     def judge(self, convs: list[Conversation]) -> list[LangDecision]:
         spec = self.spec
-        need_ft = spec.by != "label" or spec.report_agreement
-        ft = self._fasttext(convs) if need_ft else [None] * len(convs)
+        ft = self._fasttext(convs) if self.needs_fasttext() else [None] * len(convs)
         if spec.by == "fasttext":
             return ft
         out = []

@@ -4,8 +4,8 @@ whole build: read sources (+ self-cognition rows) -> steps -> ``builders/writer.
 
 Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> (a kind's middle
 steps) -> decontam (``decontam_step.py``) -> (pii when ``pii: true``: ``pii_step.py``) -> render -> length (tokens)
--> sample -> exact count; then the writer writes the set while a thread gives every kept conversation a language
-label.
+-> sample -> exact count; then the writer writes the set. Every kept conversation gets a language label for the
+manifest: from the language filter, or from fastText run in a forked child from import on (``LanguageLabels``).
 
 A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
 rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first
@@ -18,7 +18,6 @@ import dataclasses
 import functools
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from .block_steps import (
     count_target,
 )
 from .decontam_step import DecontamStep
+from .forked import Forked
 from .writer import BlockContext, BlockWrite, write_block
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -253,47 +253,54 @@ def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path,
 
 
 class LanguageLabels:
-    """fastText language of the kept conversations no language filter judged (for the manifest's ``languages``),
-    computed in a background thread while the writer tokenizes.
+    """fastText language of the kept conversations no language filter judged (for the manifest's ``languages``).
 
-    Why a thread: fastText holds the GIL, but the writer's ``encode_batch`` (Rust) does not, so the two overlap.
-    fastText runs in chunks of ``CHUNK`` texts (a few ms each), so the writer's own Python (bytes, loss masks) gets
-    the GIL between chunks. ``apply`` waits for the labels and sets them; the writer calls it before the manifest.
-    ``seconds``: the thread's own time (it overlaps the writer's ``tokenize``)."""
+    Started right after import, in a forked child (``builders/forked.py``) over every conversation of the sources
+    without a language filter, so it runs on another core while this process filters, renders and tokenizes
+    (fastText holds the GIL: in a thread it stalled the builder's own Python). ``apply`` (the writer calls it
+    before the manifest) takes each kept conversation's label by its text; a conversation whose text changed after
+    import (a teacher's answer, PII redaction) or that was not there (self-cognition rows carry a language) is
+    labelled then, in this process. ``seconds``: time spent here waiting for or computing labels."""
 
-    CHUNK = 64
-
-    def __init__(self, items: dict[str, list[Item]]):
-        self.undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
+    def __init__(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]):
+        self._texts = [_label_text(it) for name, lst in items.items() if books[name].language is None
+                       for it in lst if it.conv.lang is None]
         self.seconds = 0.0
-        self._labels: list[str] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="language-labels", daemon=True)
-        if self.undecided:
-            self._thread.start()
+        self._child = Forked(_labels, self._texts, 1) if self._texts else None  # 1: one core, this one has work
 
-    def _run(self) -> None:
+    def apply(self, items: dict[str, list[Item]]) -> None:
         t0 = time.perf_counter()
-        try:
-            from .filters import detect_language, fix_cjk_label
-
-            for i in range(0, len(self.undecided), self.CHUNK):
-                # fix_cjk_label looks for kana, hangul and Han characters only: the separator is neither
-                texts = [it.conv.text("user", "assistant", sep=" ") for it in self.undecided[i: i + self.CHUNK]]
-                self._labels += [fix_cjk_label(lg, text) if lg and score >= 0.3 else "unknown"
-                                 for text, (lg, score) in zip(texts, detect_language(texts))]
-        except BaseException as err:  # re-raised in the building thread by apply()
-            self._error = err
+        undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
+        known = self._labelled() if undecided else {}
+        texts = [_label_text(it) for it in undecided]
+        late = list(dict.fromkeys(t for t in texts if t not in known))
+        if late:
+            known.update(zip(late, _labels(late)))
+        for it, text in zip(undecided, texts):
+            it.conv.lang = known[text]  # in place: the documents are written, the build holds the only reference
         self.seconds = time.perf_counter() - t0
 
-    def apply(self) -> None:
-        if not self.undecided:
-            return
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        for it, lg in zip(self.undecided, self._labels, strict=True):
-            it.conv = it.conv.model_copy(update={"lang": lg})
+    def _labelled(self) -> dict[str, str]:
+        if self._child is None:
+            return {}
+        return dict(zip(self._texts, self._child.result(), strict=True))
+
+    def close(self) -> None:
+        if self._child is not None:
+            self._child.close()
+
+
+def _label_text(item: Item) -> str:
+    # fix_cjk_label looks for kana, hangul and Han characters only: the separator is neither
+    return item.conv.text("user", "assistant", sep=" ")
+
+
+def _labels(texts: list[str], parts: int | None = None) -> list[str]:
+    """Each text's manifest label: fastText's (CJK fixed), "unknown" under a 0.3 score."""
+    from .filters import detect_language, fix_cjk_label
+
+    return [fix_cjk_label(lg, text) if lg and score >= 0.3 else "unknown"
+            for text, (lg, score) in zip(texts, detect_language(texts, parts=parts))]
 
 
 @dataclass
@@ -322,41 +329,52 @@ def build_block(
     kind = KINDS[recipe.kind]
     ctx = BlockContext.resolve(recipe, base)
     clock.lap("tokenizer_resolve")
-    visit_all: set[str] = set()
-    while True:  # twice at most: the second pass judges every record of the count sources the first left short
-        items, books = read_sources(recipe, kind, base, visit_all)
-        clock.lap("import")
-        language = LanguageStep()
-        middle = kind.steps_middle(recipe, ctx, Path(out_dir).resolve())
-        middle.append(DecontamStep(recipe.decontaminate, Path(out_dir).resolve(), base))  # every kind, on by default
-        steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
-        try:
-            run_steps(steps, items, books, clock.timings)
-            break
-        except VisitMore as more:
-            visit_all |= more.sources
-            clock.t0 = time.perf_counter()
-    labels = LanguageLabels(items)
-
-    counts = check_counts(items, books)
-    total_kept = sum(len(v) for v in items.values())
-    if total_kept == 0:
-        raise BuildError("no conversation survived the filters: " + json.dumps(counts, ensure_ascii=False))
-    w = BlockWrite(
-        kind=recipe.kind, books=books, counts=counts, language_report=language.report(),
-        disagreements=language.disagreements, recipe_dict=recipe_dict, source_kind=kind.source_kind,
-        split_by="pair" if kind.pairs else "conversation", document_report=kind.document_report,
-        template_extra={"loss": "every token (loss: all)"} if recipe.loss == "all" else {},
-        before_manifest=labels.apply,
-    )
-    for step in steps:
-        w.extra.update(step.manifest_fields())
-    if isinstance(recipe, PreferenceBlockRecipe):
-        w.extra.update({"pair_layout": PAIR_LAYOUT, "pair_filter": recipe.pairs.model_dump(mode="json")})
-    clock.t0 = time.perf_counter()
-    out = write_block(out_dir, items, ctx, w, clock.timings)
-    clock.timings["language_kept"] = labels.seconds  # in a thread, during `tokenize`
+    items, books, steps, language, labels = _filter_sources(recipe, kind, ctx, base, Path(out_dir).resolve(), clock)
+    try:
+        counts = check_counts(items, books)
+        total_kept = sum(len(v) for v in items.values())
+        if total_kept == 0:
+            raise BuildError("no conversation survived the filters: " + json.dumps(counts, ensure_ascii=False))
+        w = BlockWrite(
+            kind=recipe.kind, books=books, counts=counts, language_report=language.report(),
+            disagreements=language.disagreements, recipe_dict=recipe_dict, source_kind=kind.source_kind,
+            split_by="pair" if kind.pairs else "conversation", document_report=kind.document_report,
+            template_extra={"loss": "every token (loss: all)"} if recipe.loss == "all" else {},
+            before_manifest=lambda: labels.apply(items),
+        )
+        for step in steps:
+            w.extra.update(step.manifest_fields())
+        if isinstance(recipe, PreferenceBlockRecipe):
+            w.extra.update({"pair_layout": PAIR_LAYOUT, "pair_filter": recipe.pairs.model_dump(mode="json")})
+        clock.t0 = time.perf_counter()
+        out = write_block(out_dir, items, ctx, w, clock.timings)
+    finally:
+        labels.close()
+    clock.timings["language_kept"] = labels.seconds  # waiting for the child's labels, or labelling late ones
     clock.timings["total"] = time.perf_counter() - t_all
     clock.timings["conversations_read"] = sum(bk.read for bk in books.values())
     clock.timings["conversations_kept"] = total_kept
     return out
+
+
+def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, base: Path, out: Path, clock: _Clock):
+    """Read the sources and run the steps: (items, books, steps, language step, labels started after import)."""
+    visit_all: set[str] = set()
+    while True:  # twice at most: the second pass judges every record of the count sources the first left short
+        items, books = read_sources(recipe, kind, base, visit_all)
+        clock.lap("import")
+        labels = LanguageLabels(items, books)
+        language = LanguageStep()
+        middle = kind.steps_middle(recipe, ctx, out)
+        middle.append(DecontamStep(recipe.decontaminate, out, base))  # every kind, on by default
+        steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
+        try:
+            run_steps(steps, items, books, clock.timings)
+            return items, books, steps, language, labels
+        except VisitMore as more:
+            visit_all |= more.sources
+            clock.t0 = time.perf_counter()
+            labels.close()
+        except BaseException:
+            labels.close()
+            raise

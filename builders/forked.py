@@ -1,0 +1,117 @@
+"""Run a CPU-bound Python call in a forked child process while the caller goes on.
+
+Why: fastText (language ID) holds the GIL for a whole batch, so a thread cannot run it beside the builder's own
+Python; a forked child can, on another core, and it inherits the loaded model and the texts without pickling them.
+Only the result travels back (pickled, through a pipe).
+
+Why ``os.fork`` and not ``multiprocessing``: a block is also built inside daemonic processes (datatrove's local
+executor workers), where ``multiprocessing`` refuses to start children; a bare fork has no such rule. The child
+runs one function and leaves with ``os._exit`` (no atexit handlers, no flushing of the parent's buffers).
+Where ``os.fork`` does not exist, or ``SHARDSMITH_NO_FORK=1``, the call runs in the calling process, at once.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork") and os.environ.get("SHARDSMITH_NO_FORK", "") not in ("1", "true")
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class Forked:
+    """``fn(*args)`` computed in a forked child; ``result()`` waits for it and returns it (or raises, in this
+    process, a ``RuntimeError`` naming the child's error). ``close()`` (also on garbage collection) ends a child
+    whose result is no longer wanted. Without fork, ``fn`` runs inside the constructor."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        self._pid = 0
+        self._read = -1
+        self._value: tuple[str, Any] | None = None
+        if not can_fork():
+            self._value = ("ok", fn(*args))
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: compute, send, leave
+            os.close(read)
+            _child(write, fn, args)
+        os.close(write)
+        self._pid, self._read = pid, read
+
+    def result(self) -> Any:
+        if self._value is None:
+            with os.fdopen(self._read, "rb") as pipe:
+                data = pipe.read()
+            self._read = -1
+            self._reap()
+            self._value = pickle.loads(data) if data else ("error", "the child process died without a result")
+        status, value = self._value
+        if status != "ok":
+            raise RuntimeError(f"forked {value}")
+        return value
+
+    def close(self) -> None:
+        if self._read >= 0:
+            os.close(self._read)  # the child's write fails (EPIPE) and it exits
+            self._read = -1
+        self._reap()
+
+    def _reap(self) -> None:
+        if self._pid:
+            os.waitpid(self._pid, 0)
+            self._pid = 0
+
+    def __del__(self):
+        try:
+            self.close()
+        except OSError:
+            pass
+
+
+def _child(write: int, fn: Callable[..., Any], args: tuple) -> None:
+    code = 0
+    try:
+        try:
+            payload = pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as err:  # noqa: BLE001 - reported to the parent, which raises it
+            payload = pickle.dumps(("error", f"{getattr(fn, '__name__', fn)}: {type(err).__name__}: {err}"))
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(payload)
+    except BaseException:  # noqa: BLE001 - the parent closed the pipe: nobody wants the result
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def forked_map(fn: Callable[[list], list], items: list, parts: int) -> list:
+    """``fn(items)`` computed in ``parts`` contiguous slices at once: the first in this process, the others in forked
+    children; the results concatenated in order. ``fn`` maps a list to a list of the same length."""
+    if parts <= 1 or not can_fork() or len(items) < parts:
+        return fn(items)
+    bounds = [len(items) * k // parts for k in range(parts + 1)]
+    children = [Forked(fn, items[bounds[k]: bounds[k + 1]]) for k in range(1, parts)]
+    try:
+        out = list(fn(items[: bounds[1]]))
+        for child in children:
+            out += child.result()
+    finally:
+        for child in children:
+            child.close()
+    return out
+
+
+__all__ = ["Forked", "can_fork", "forked_map", "usable_cpus"]

@@ -1,0 +1,90 @@
+"""Forked children (builders/forked.py) and the language ID that runs in them: the same results as in one process,
+errors named in the parent, no child left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from conftest import need_data
+
+from shardsmith.builders.block import Item, SourceBooks
+from shardsmith.builders.filters import detect_language
+from shardsmith.builders.forked import Forked, forked_map
+from shardsmith.builders.kinds import LanguageLabels, _labels
+from shardsmith.schemas.block_recipe import Filters
+from shardsmith.schemas.records import Conversation, Message
+
+
+def _fail(x):
+    raise ValueError(f"bad {x}")
+
+
+def _no_child_left(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_forked_result_error_and_close():
+    child = Forked(os.getpid)
+    pid = child._pid
+    assert child.result() == pid != os.getpid()  # computed in the child
+    assert _no_child_left(pid)
+    with pytest.raises(RuntimeError, match="forked _fail: ValueError: bad 3"):
+        Forked(_fail, 3).result()
+    unread = Forked(lambda: list(range(200_000)))  # a result larger than a pipe holds, never read
+    pid = unread._pid
+    unread.close()
+    assert _no_child_left(pid)
+
+
+def test_without_fork_the_call_runs_here(monkeypatch):
+    monkeypatch.setenv("SHARDSMITH_NO_FORK", "1")
+    assert Forked(os.getpid).result() == os.getpid()
+    assert forked_map(lambda xs: [os.getpid() for _ in xs], list(range(10)), 3) == [os.getpid()] * 10
+
+
+@pytest.mark.parametrize("n,parts", [(0, 2), (1, 2), (7, 3), (100, 2), (5, 1)])
+def test_forked_map_keeps_order(n, parts):
+    items = list(range(n))
+    assert forked_map(lambda xs: [x * x for x in xs], items, parts) == [x * x for x in items]
+
+
+def _real_texts() -> list[str]:
+    root = need_data("sft_alpaca_zh_demo")
+    need_data("sft_alpaca_en_demo")
+    rows = []
+    for rel in ("sft_alpaca_zh_demo/alpaca_zh_demo.json", "sft_alpaca_en_demo/alpaca_en_demo.json"):
+        rows += json.loads((root / rel).read_text(encoding="utf-8"))
+    return [r["instruction"] + "\n" + r["output"] for r in rows] + ["", "   ", "12345"]
+
+
+def test_language_id_split_over_processes_equals_one_process():
+    texts = _real_texts()
+    one = detect_language(texts, parts=1)
+    assert detect_language(texts, parts=2) == one
+    assert detect_language(texts, parts=3) == one
+    assert {lang for lang, _ in one} >= {"zh", "en"}
+
+
+def test_manifest_labels_from_the_child_and_for_texts_changed_after_import():
+    """Labels started at import (in a child) equal labels computed in this process; a conversation whose text
+    changed after import (a teacher's answer) is labelled from its new text."""
+    texts = _real_texts()[:300]
+    convs = [Conversation(messages=[Message(role="user", content="Q"), Message(role="assistant", content=t)],
+                          source="s", id=str(i)) for i, t in enumerate(texts)]
+    items = {"s": [Item(c) for c in convs]}
+    books = {"s": SourceBooks.for_source("s", None, Filters(), False)}
+    labels = LanguageLabels(items, books)
+    changed = items["s"][0]
+    changed.conv = changed.conv.model_copy(update={"messages": [Message(role="user", content="Q"),
+                                                                Message(role="assistant", content="这是一个中文的回答。")]})
+    labels.apply(items)
+    labels.close()
+    want = _labels([it.conv.text("user", "assistant", sep=" ") for it in items["s"]], parts=1)
+    assert [it.conv.lang for it in items["s"]] == want
+    assert want[0] == "zh"
