@@ -212,20 +212,34 @@ class TokenLengthStep(BlockStep):
 
     def __init__(self, encoder: DocEncoder):
         self.encoder = encoder
+        self._counted: set[int] = set()  # id() of the items ``prepare`` measured
 
     def applies(self, books: SourceBooks) -> bool:
         return bool(books.length.max_tokens)
 
-    def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
-        length = books.length
-        rendered = length.count_tokens_of == "rendered"
+    def prepare(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
+        """Tokenize what every source needs counted in one batched call per mode (a call per source would wait
+        for each source's first batch in turn)."""
+        self._count({name: lst for name, lst in items.items() if self.applies(books[name])}, books)
+
+    def _count(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
+        unsure: dict[bool, list[Item]] = {True: [], False: []}
+        for name, lst in items.items():
+            length = books[name].length
+            rendered = length.count_tokens_of == "rendered"
+            unsure[rendered] += self._unsure(lst, rendered, length.max_tokens)
+            self._counted.update(map(id, lst))
+        self._encode(unsure[True])
+        self._count_content(unsure[False])
+
+    def _unsure(self, items: list[Item], rendered: bool, limit: int) -> list[Item]:
+        """The items whose byte bound does not prove them short enough (all of them without a bound)."""
         bound = self.encoder.bound
-        unsure = [it for it in items
-                  if bound is None or any(bound(t) + rendered > length.max_tokens for t in _texts(it, rendered))]
-        if rendered:
-            self._encode(unsure)
-        else:
-            self._count_content(unsure)
+        return [it for it in items if bound is None or any(bound(t) + rendered > limit for t in _texts(it, rendered))]
+
+    def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:
+        self._count({books.name: [it for it in items if id(it) not in self._counted]}, {books.name: books})
+        length = books.length
         out: list[Verdict] = []
         for it in items:
             n = it.n_tokens
@@ -233,6 +247,8 @@ class TokenLengthStep(BlockStep):
         return out
 
     def _encode(self, items: list[Item]) -> None:
+        if not items:
+            return
         encoded = self.encoder.encode([d for it in items for d in it.documents()])
         i = 0
         for it in items:
@@ -241,6 +257,8 @@ class TokenLengthStep(BlockStep):
             it.n_tokens = max(e.n_ids for e in it.encoded)
 
     def _count_content(self, items: list[Item]) -> None:
+        if not items:
+            return
         texts = [t for it in items for t in _texts(it, False)]
         counts = iter(len(e.ids) for e in self.encoder.tokenizer.encode_batch(texts, add_special_tokens=False))
         for it in items:

@@ -5,9 +5,10 @@ A block used to be tokenized twice (the token-length filter, then datatrove's ``
 writer's exact encoding is computed once and kept on the item:
 
 * :class:`DocEncoder` holds datatrove's own ``DocumentTokenizer`` (as ``pipelines.shards.tokenizer_step`` sets it up) for its
-  configured tokenizer (the EOS post-processor) and its ``get_loss_values``; what it hands back is byte for byte
-  what ``DocumentTokenizer.write_unshuffled`` writes. The shards are then written with datatrove's ``TokenizedFile``
-  (``builders/writer.py``). Only the loop around those is here: datatrove has no call that encodes without writing.
+  configured tokenizer (the EOS post-processor); its loss masks are ``get_loss_values``'s, computed as bytes
+  (:func:`loss_mask`); what it hands back is byte for byte what ``DocumentTokenizer.write_unshuffled`` writes. The
+  shards are then written with datatrove's ``TokenizedFile`` (``builders/writer.py``). Only the loop around those is
+  here: datatrove has no call that encodes without writing.
 * :func:`byte_bound` lets the token-length filter skip tokenizing a text that cannot be too long: with a byte-level
   BPE tokenizer every token covers at least one UTF-8 byte of the (normalized) text, so ``bytes <= limit`` proves
   ``tokens <= limit``. Tokenizers where that does not hold (other models, prefix spaces, other normalizers) get no
@@ -92,25 +93,25 @@ class DocEncoder:
         return self.tokenizer.encode_batch([r.doc_text for _, r in batch])
 
     def _one(self, conv: Conversation, r: Rendered, encoding) -> EncodedDoc:
-        from datatrove.data import Document
-
-        ids = _IdsOnce(encoding)  # `Encoding.ids` builds a new Python list on every access
-        doc = Document(text=r.doc_text, id=f"{conv.source}/{conv.id}", metadata={"no_loss_ranges": list(r.no_loss)})
-        loss = self.step.get_loss_values(doc, ids)
-        tokens = ids.ids[: len(loss)]  # datatrove crops a final section without loss
-        return EncodedDoc(r, np.asarray(tokens, dtype=self.dtype).tobytes(), np.asarray(loss, dtype=bool).tobytes(),
-                          len(ids.ids))
+        ids = encoding.ids  # a new Python list on every access: read once
+        loss = loss_mask(len(ids), r.no_loss, encoding.char_to_token)
+        tokens = ids[: len(loss)] if len(loss) < len(ids) else ids  # datatrove crops a final section without loss
+        return EncodedDoc(r, np.asarray(tokens, dtype=self.dtype).tobytes(), bytes(loss), len(ids))
 
 
-class _IdsOnce:
-    """What datatrove's ``get_loss_values`` reads of an ``Encoding`` (``ids``, ``char_to_token``), with ``ids``
-    converted to a Python list once instead of on every access."""
-
-    __slots__ = ("ids", "char_to_token")
-
-    def __init__(self, encoding):
-        self.ids = encoding.ids
-        self.char_to_token = encoding.char_to_token
+def loss_mask(n_ids: int, no_loss, char_to_token) -> bytearray:
+    """datatrove's ``DocumentTokenizer.get_loss_values`` as the bytes it writes (1 = loss, 0 = none): every token
+    has loss but those of each ``(start, end)`` character range, and a range reaching the end drops everything from
+    its start (the same slices, in the same order, on the same lengths). Why not call it: it builds a ``Document`` and
+    a float array per document, a third of the writer's own time on a large block. tests/test_block_encode.py runs
+    both on every document of real blocks."""
+    loss = bytearray(b"\x01") * n_ids
+    for start, end in no_loss:
+        t_start, t_end = char_to_token(start), char_to_token(end)
+        loss[t_start:t_end] = bytes(len(loss[t_start:t_end]))
+        if t_end is None or t_end >= n_ids:
+            loss = loss[:t_start]
+    return loss
 
 
 def byte_bound(tokenizer) -> Callable[[str], int] | None:

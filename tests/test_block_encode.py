@@ -11,6 +11,7 @@ import dataclasses
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import need_data
 
@@ -175,3 +176,27 @@ def test_an_encoder_taking_over_the_resolved_tokenizer_encodes_as_one_loading_th
     assert [(e.tokens, e.loss, e.n_ids) for e in taken.encode(docs)] == \
         [(e.tokens, e.loss, e.n_ids) for e in from_file.encode(docs)]
 
+
+
+@pytest.mark.parametrize("name,template", [("gpt2", "t1b"), ("qwen", "qwen")])
+def test_loss_mask_equals_datatrove_s_get_loss_values(name, template, conversations):
+    """The writer's loss bytes equal datatrove's get_loss_values (the reference, run on each document): the
+    rendered documents' own ranges, plus ranges that start or end past the text (char_to_token None), overlap,
+    reach the end (the final section dropped) or come after such a drop."""
+    from datatrove.data import Document
+
+    from shardsmith.builders.encode import loss_mask
+
+    tpl, tok, enc = _encoder(name, template)
+    checked = 0
+    for conv in conversations:
+        r = render(conv, tpl, tok.eos_token)
+        n = len(r.doc_text)
+        extra = [[(0, 3), (n + 5, n + 9)], [(2, n)], [(n, n + 1), (0, 1)], [(1, 4), (3, 8)], [(5, n - 1), (0, 2)]]
+        for ranges in [list(r.no_loss)] + extra:
+            e = enc.tokenizer.encode(r.doc_text)
+            doc = Document(text=r.doc_text, id="d", metadata={"no_loss_ranges": ranges})
+            want = np.asarray(enc.step.get_loss_values(doc, e), dtype=bool).tobytes()
+            assert bytes(loss_mask(len(e.ids), ranges, e.char_to_token)) == want, (conv.id, ranges)
+            checked += 1
+    assert checked == 6 * len(conversations)
