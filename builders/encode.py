@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,16 +72,20 @@ class DocEncoder:
     def encode(self, docs: list[tuple[Conversation, Rendered]]) -> list[EncodedDoc]:
         return list(self.iter_encode(docs))
 
-    def iter_encode(self, docs: list[tuple[Conversation, Rendered]]) -> Iterator[EncodedDoc]:
+    def iter_encode(self, docs: list[tuple[Conversation, Rendered]],
+                    idle: Iterable[Callable[[], Any]] = ()) -> Iterator[EncodedDoc]:
         """Each document's encoding, in order. Batches of ``BATCH``: the next batch's ``encode_batch`` (Rust, GIL
         released) runs in a second thread while this one turns the previous batch into bytes and loss masks
         (Python), so the cores do not idle between batches. One call per split: a call per batch would wait for
-        each batch's encoding before starting the next."""
+        each batch's encoding before starting the next. ``idle``: calls made while the first batch encodes (this
+        thread has nothing else to do then), before the first document is handed back."""
         from concurrent.futures import ThreadPoolExecutor
 
         batches = [docs[i: i + BATCH] for i in range(0, len(docs), BATCH)]
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(self._encode_batch, batches[0]) if batches else None
+            for job in idle:
+                job()
             for k, batch in enumerate(batches):
                 encoded = pending.result()
                 if k + 1 < len(batches):

@@ -33,9 +33,12 @@ def usable_cpus() -> int:
 class Forked:
     """``fn(*args)`` computed in a forked child; ``result()`` waits for it and returns it (or raises, in this
     process, a ``RuntimeError`` naming the child's error). ``close()`` (also on garbage collection) ends a child
-    whose result is no longer wanted. Without fork, ``fn`` runs inside the constructor."""
+    whose result is no longer wanted. Without fork, ``fn`` runs inside the constructor.
 
-    def __init__(self, fn: Callable[..., Any], *args: Any):
+    ``nice``: added to the child's scheduling niceness, for work off the caller's critical path: the child then
+    takes the cores the caller leaves idle and yields them when the caller's own threads want them."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, nice: int = 0):
         self._pid = 0
         self._read = -1
         self._value: tuple[str, Any] | None = None
@@ -48,7 +51,7 @@ class Forked:
         pid = os.fork()
         if pid == 0:  # the child: compute, send, leave
             os.close(read)
-            _child(write, fn, args)
+            _child(write, fn, args, nice)
         os.close(write)
         self._pid, self._read = pid, read
 
@@ -82,10 +85,12 @@ class Forked:
             pass
 
 
-def _child(write: int, fn: Callable[..., Any], args: tuple) -> None:
+def _child(write: int, fn: Callable[..., Any], args: tuple, nice: int) -> None:
     code = 0
     try:
         try:
+            if nice:
+                os.nice(nice)
             payload = pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as err:  # noqa: BLE001 - reported to the parent, which raises it
             payload = pickle.dumps(("error", f"{getattr(fn, '__name__', fn)}: {type(err).__name__}: {err}"))
@@ -97,12 +102,13 @@ def _child(write: int, fn: Callable[..., Any], args: tuple) -> None:
         os._exit(code)
 
 
-def forked_map(fn: Callable[[list], list], items: list, parts: int) -> list:
+def forked_map(fn: Callable[[list], list], items: list, parts: int, weight: Callable[[Any], int] | None = None) -> list:
     """``fn(items)`` computed in ``parts`` contiguous slices at once: the first in this process, the others in forked
-    children; the results concatenated in order. ``fn`` maps a list to a list of the same length."""
+    children; the results concatenated in order. ``fn`` maps a list to a list of the same length. ``weight``: each
+    item's cost (e.g. its length), so that the slices cost about the same; default: one per item."""
     if parts <= 1 or not can_fork() or len(items) < parts:
         return fn(items)
-    bounds = [len(items) * k // parts for k in range(parts + 1)]
+    bounds = _even_bounds([1] * len(items) if weight is None else [weight(x) for x in items], parts)
     children = [Forked(fn, items[bounds[k]: bounds[k + 1]]) for k in range(1, parts)]
     try:
         out = list(fn(items[: bounds[1]]))
@@ -112,6 +118,20 @@ def forked_map(fn: Callable[[list], list], items: list, parts: int) -> list:
         for child in children:
             child.close()
     return out
+
+
+def _even_bounds(costs: list[int], parts: int) -> list[int]:
+    """Slice bounds (``parts + 1`` of them, from 0 to ``len(costs)``) cutting where the running cost passes each
+    ``k / parts`` of the total."""
+    total = sum(costs) or 1
+    bounds, running, k = [0], 0, 1
+    for i, c in enumerate(costs):
+        running += c
+        while k < parts and running * parts >= k * total:
+            bounds.append(i + 1)
+            k += 1
+    bounds += [len(costs)] * (parts + 1 - len(bounds))
+    return bounds
 
 
 __all__ = ["Forked", "can_fork", "forked_map", "usable_cpus"]

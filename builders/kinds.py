@@ -257,7 +257,9 @@ class LanguageLabels:
 
     Started right after import, in a forked child (``builders/forked.py``) over every conversation of the sources
     without a language filter, so it runs on another core while this process filters, renders and tokenizes
-    (fastText holds the GIL: in a thread it stalled the builder's own Python). ``apply`` (the writer calls it
+    (fastText holds the GIL: in a thread it stalled the builder's own Python). The child runs at a lower priority:
+    it labels records later steps may drop (a count source's sampling, a distill pool), so it yields the cores to
+    the build's tokenizer threads and works in the time they leave idle. ``apply`` (the writer calls it
     before the manifest) takes each kept conversation's label by its text; a conversation whose text changed after
     import (a teacher's answer, PII redaction) or that was not there (self-cognition rows carry a language) is
     labelled then, in this process. ``seconds``: time spent here waiting for or computing labels."""
@@ -266,7 +268,8 @@ class LanguageLabels:
         self._texts = [_label_text(it) for name, lst in items.items() if books[name].language is None
                        for it in lst if it.conv.lang is None]
         self.seconds = 0.0
-        self._child = Forked(_labels, self._texts, 1) if self._texts else None  # 1: one core, this one has work
+        # one process, at low priority: off the critical path, it uses what the build leaves idle
+        self._child = Forked(_labels, self._texts, 1, nice=10) if self._texts else None
 
     def apply(self, items: dict[str, list[Item]]) -> None:
         t0 = time.perf_counter()

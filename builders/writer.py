@@ -155,17 +155,22 @@ def write_block(out_dir: str | os.PathLike, items: dict[str, list[Item]], ctx: B
     tmp = out.parent / f".{out.name}.building-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     tmp.mkdir()
     try:
-        ctx.tok.copy_to(tmp / "tokenizer")
+        # files that need no tokens: written while the first batch is being encoded (the cores are busy, this
+        # thread would only wait)
+        idle = [lambda: ctx.tok.copy_to(tmp / "tokenizer"),
+                lambda: _write_rejected(tmp, w.books, recipe.write_rejected),
+                lambda: _write_reports(tmp, w.disagreements, splits if w.document_report else None)]
         tally = _Tally()
         for split, lst in splits.items():
             folder = tmp / split
             folder.mkdir()
             if lst:
-                write_split(lst, folder, ctx.encoder)
+                write_split(lst, folder, ctx.encoder, idle)
+                idle = []
                 tally.attribute(folder, split, [d for it in lst for d in it.documents()], ctx.tok.token_size)
+        for job in idle:  # no document to write
+            job()
         t0 = _tick(timings, "tokenize", t0)
-        _write_rejected(tmp, w.books, recipe.write_rejected)
-        _write_reports(tmp, w.disagreements, splits if w.document_report else None)
         w.before_manifest()
         manifest = _manifest(items, all_items, splits, ctx, w, tally)
         from shardsmith.pipelines.shards import finalize
@@ -269,13 +274,13 @@ def _split_rule(recipe: SftBlockRecipe, split_by: str, splits: dict[str, list[It
     return rule
 
 
-def write_split(items: list[Item], folder: Path, encoder: DocEncoder) -> None:
+def write_split(items: list[Item], folder: Path, encoder: DocEncoder, idle: list[Callable[[], Any]] = ()) -> None:
     """The split's documents, in order, into ``<split>_00000_unshuffled.ds`` (+ ``.index``, ``.loss``,
     ``.metadata``) with datatrove's ``TokenizedFile``: what ``DocumentTokenizer(shuffle_documents=False)`` writes.
 
     A document the token-length step encoded is written from that encoding; the others are encoded here, a batch at
     a time. One file per split: datatrove caps file sizes only when it shuffles, and a block keeps its order (pairs
-    adjacent).
+    adjacent). ``idle``: work run while the first batch encodes (``DocEncoder.iter_encode``).
     """
     from datatrove.pipeline.tokens.tokenizer import TokenizedFile, get_output_filename
 
@@ -283,17 +288,21 @@ def write_split(items: list[Item], folder: Path, encoder: DocEncoder) -> None:
                         save_loss_metadata=True, tokenizer_name_or_path=str(encoder.step.tokenizer_name_or_path),
                         save_final_metadata=True, token_size=encoder.token_size)
     docs = [(d, e) for it in items for d, e in zip(it.documents(), it.encoded or [None] * len(it.documents()))]
-    for doc in _encoded(docs, encoder):
+    for doc in _encoded(docs, encoder, idle):
         out.write_bytes(doc.tokens)
         out.write_loss_bytes(doc.loss)
     out.close()
 
 
 def _encoded(docs: list[tuple[tuple[Conversation, Rendered], EncodedDoc | None]],
-             encoder: DocEncoder) -> Iterator[EncodedDoc]:
+             encoder: DocEncoder, idle: list[Callable[[], Any]] = ()) -> Iterator[EncodedDoc]:
     """Each document's encoding, in order: the one it carries when made from this very rendering, else a fresh
     one (the fresh ones encoded in one streamed pass)."""
-    fresh = encoder.iter_encode([d for d, e in docs if e is None or e.rendered is not d[1]])
+    todo = [d for d, e in docs if e is None or e.rendered is not d[1]]
+    fresh = encoder.iter_encode(todo, idle)
+    if not todo:
+        for job in idle:  # iter_encode would run them on its first document, and there is none
+            job()
     for (_, r), e in docs:
         yield e if e is not None and e.rendered is r else next(fresh)
 

@@ -49,9 +49,21 @@ def test_without_fork_the_call_runs_here(monkeypatch):
 
 
 @pytest.mark.parametrize("n,parts", [(0, 2), (1, 2), (7, 3), (100, 2), (5, 1)])
-def test_forked_map_keeps_order(n, parts):
+@pytest.mark.parametrize("weight", [None, lambda x: x % 7, lambda x: 0])
+def test_forked_map_keeps_order(n, parts, weight):
     items = list(range(n))
-    assert forked_map(lambda xs: [x * x for x in xs], items, parts) == [x * x for x in items]
+    assert forked_map(lambda xs: [x * x for x in xs], items, parts, weight) == [x * x for x in items]
+
+
+def test_slices_cost_about_the_same():
+    from shardsmith.builders.forked import _even_bounds
+
+    assert _even_bounds([1] * 10, 2) == [0, 5, 10]
+    assert _even_bounds([100, 1, 1, 1], 2) == [0, 1, 4]  # the heavy item alone
+    assert _even_bounds([1, 1, 1, 1, 100], 2) == [0, 5, 5]  # cannot be split: all in one slice
+    costs = [len(t) for t in ("a" * 50, "b" * 10, "c" * 40, "d" * 100)]
+    b = _even_bounds(costs, 2)
+    assert b == [0, 3, 4] and sum(costs[: b[1]]) == 100 == sum(costs[b[1]:])
 
 
 def _real_texts() -> list[str]:
