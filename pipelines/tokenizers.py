@@ -811,7 +811,7 @@ def _record_vocab_size(folder: Path, size: int) -> None:
     vocabulary (written to a temporary name, then renamed: a reader sees the old file or the new one)."""
     meta_path = folder / META_NAME
     meta = _read_json(meta_path)
-    if meta is None or _recorded_vocab_size(meta, folder / "tokenizer.json") == size:
+    if meta is None or (meta.get("vocab") or {}).get("size") == size:  # load_tokenizer_folder checked its sha256
         return
     meta["vocab"] = {"size": size, "tokenizer_json_sha256": sha256_file(folder / "tokenizer.json")}
     tmp = folder / f".{META_NAME}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
