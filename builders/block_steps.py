@@ -16,9 +16,10 @@ from shardsmith.schemas.block_recipe import DedupFilter, PairFilter, TemplateDef
 from shardsmith.schemas.records import Conversation
 
 from .block import BlockStep, BuildError, Item, SourceBooks, Verdict, VisitMore, held_out_per_source
-from .dedup import Deduper, normalize_text
+from .dedup import Deduper, conversation_key, normalize_text
 from .encode import DocEncoder
 from .filters import LanguageJudge, check_chars, check_structure, detect_language, normalize_label
+from .forked import forked_map, parts_for
 from .templates import RenderError, render
 
 MAX_REPORTED_DISAGREEMENTS = 200
@@ -168,16 +169,40 @@ class DedupStep(BlockStep):
 
     name, timing = "dedup", "dedup"
 
+    CHARS_PER_PART = 1_000_000  # ~40 ms of normalising and hashing
+
     def __init__(self, spec: DedupFilter, seed: int):
         self.deduper = Deduper(spec, seed=seed)
         self.scope = spec.scope
+        self._keys: dict[int, str] = {}  # id(item) -> exact key, computed up front
+
+    def prepare(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
+        """The exact keys of every source's items at once, spread over the cores when there are many (forked
+        children; a key is a short string to send back). ``decide`` still judges in source order."""
+        if not self.deduper.spec.exact:
+            return
+        todo = [it for name, lst in items.items() if self.applies(books[name]) for it in lst if not it.copy]
+        chars = sum(len(m.content) for it in todo for m in it.conv.messages)
+        keys = forked_map(_exact_keys, todo, parts_for(chars, self.CHARS_PER_PART),
+                          weight=lambda it: sum(len(m.content) for m in it.conv.messages))
+        self._keys = dict(zip(map(id, todo), keys))
 
     def decide(self, item: Item, books: SourceBooks) -> Verdict:
         if item.copy:
             return None
-        key_conv = item.conv if item.rejected is None else item.conv.model_copy(
-            update={"messages": item.conv.messages + item.rejected.messages[-1:]})  # the pair: prompt + both
-        return self.deduper.check(key_conv, scope_key=books.name if self.scope == "source" else "")
+        scope = books.name if self.scope == "source" else ""
+        return self.deduper.check(_key_conv(item), scope_key=scope, key=self._keys.get(id(item)))
+
+
+def _key_conv(item: Item) -> Conversation:
+    """What dedup compares: the conversation, or for a pair the prompt and both answers."""
+    if item.rejected is None:
+        return item.conv
+    return item.conv.model_copy(update={"messages": item.conv.messages + item.rejected.messages[-1:]})
+
+
+def _exact_keys(items: list[Item]) -> list[str]:
+    return [conversation_key(_key_conv(it)) for it in items]
 
 
 class RenderStep(BlockStep):

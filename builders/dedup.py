@@ -63,9 +63,10 @@ class Deduper:
         mh.update_batch([s.encode("utf-8") for s in shingles])
         return mh
 
-    def check(self, conv: Conversation, scope_key: str = "") -> tuple[str, str] | None:
+    def check(self, conv: Conversation, scope_key: str = "", key: str | None = None) -> tuple[str, str] | None:
+        """``key``: ``conversation_key(conv)`` when the caller computed it already."""
         if self.spec.exact:
-            key = scope_key + conversation_key(conv)
+            key = scope_key + (key if key is not None else conversation_key(conv))
             if key in self.seen:
                 return "duplicate", f"same normalised text as {self.seen[key]}"
         if self.lsh is not None:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from shardsmith.schemas.block_recipe import LanguageFilter, LengthFilter, StructureFilter
 from shardsmith.schemas.records import Conversation, Message
 
-from .forked import forked_map, usable_cpus
+from .forked import forked_map, parts_for
 
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
@@ -184,7 +184,7 @@ CHARS_PER_PART = 200_000  # ~45 ms of fastText; a fork and the result's trip bac
 
 def lid_parts(texts: list[str]) -> int:
     """How many processes ``detect_language`` uses for ``texts``."""
-    return max(1, min(usable_cpus(), sum(map(len, texts)) // CHARS_PER_PART))
+    return parts_for(sum(map(len, texts)), CHARS_PER_PART)
 
 
 @functools.lru_cache(maxsize=1)

@@ -102,6 +102,12 @@ def _child(write: int, fn: Callable[..., Any], args: tuple, nice: int) -> None:
         os._exit(code)
 
 
+def parts_for(cost: int, cost_per_part: int) -> int:
+    """How many processes share a job of ``cost``: one per ``cost_per_part`` (a part must outweigh a fork and its
+    result's trip back), at most one per usable core."""
+    return max(1, min(usable_cpus(), cost // cost_per_part))
+
+
 def forked_map(fn: Callable[[list], list], items: list, parts: int, weight: Callable[[Any], int] | None = None) -> list:
     """``fn(items)`` computed in ``parts`` contiguous slices at once: the first in this process, the others in forked
     children; the results concatenated in order. ``fn`` maps a list to a list of the same length. ``weight``: each
@@ -134,4 +140,4 @@ def _even_bounds(costs: list[int], parts: int) -> list[int]:
     return bounds
 
 
-__all__ = ["Forked", "can_fork", "forked_map", "usable_cpus"]
+__all__ = ["Forked", "can_fork", "forked_map", "parts_for", "usable_cpus"]

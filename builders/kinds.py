@@ -5,7 +5,8 @@ whole build: read sources (+ self-cognition rows) -> steps -> ``builders/writer.
 Shared steps, in order: (pair checks) -> structure -> length (chars) -> language -> dedup -> (a kind's middle
 steps) -> decontam (``decontam_step.py``) -> (pii when ``pii: true``: ``pii_step.py``) -> render -> length (tokens)
 -> sample -> exact count; then the writer writes the set. Every kept conversation gets a language label for the
-manifest: from the language filter, or from fastText run in a forked child from import on (``LanguageLabels``).
+manifest: from the language filter, or from fastText in forked children started as sources are read
+(``LanguageLabels``).
 
 A preference block runs the same steps on pairs: each filter judges both ``prompt + chosen`` and ``prompt +
 rejected`` and keeps the pair only if both pass; a kept pair is written as two adjacent documents, chosen first
@@ -235,9 +236,10 @@ def visit_order(kind: BlockKind, recipe: SftBlockRecipe, src: SftSource, visit_a
     return VisitOrder(seed, None if src.name in visit_all else math.ceil(VISIT_FACTOR * target) + VISIT_EXTRA)
 
 
-def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path,
-                 visit_all: set[str] = frozenset()) -> tuple[dict, dict]:
-    """(items, books) per source name, in recipe order; self-cognition rows last."""
+def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path, visit_all: set[str] = frozenset(),
+                 on_source: Callable[[list[Item], SourceBooks], None] = lambda items, books: None) -> tuple[dict, dict]:
+    """(items, books) per source name, in recipe order; self-cognition rows last. ``on_source`` is called with
+    each source's items as soon as they are read (``LanguageLabels.add``)."""
     items: dict[str, list[Item]] = {}
     books: dict[str, SourceBooks] = {}
     options = {src.name: kind.options(recipe, src) for src in recipe.sources}  # recipe errors before any reading
@@ -246,6 +248,7 @@ def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path,
         items[src.name] = read_source(src, base, bk, kind.family(src), options[src.name],
                                       fail_on_drop=recipe.on_error == "fail",
                                       order=visit_order(kind, recipe, src, visit_all))
+        on_source(items[src.name], bk)
     sc = getattr(recipe, "self_cognition", None)
     if sc:
         bk = books[sc.source_name] = SourceBooks.for_source(sc.source_name, None, recipe.filters, recipe.write_rejected)
@@ -259,26 +262,32 @@ def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path,
 class LanguageLabels:
     """fastText language of the kept conversations no language filter judged (for the manifest's ``languages``).
 
-    Started right after import, in a forked child (``builders/forked.py``) over every conversation of the sources
-    without a language filter, so it runs on another core while this process filters, renders and tokenizes
-    (fastText holds the GIL: in a thread it stalled the builder's own Python). The child runs at a lower priority:
-    it labels records later steps may drop (a count source's sampling, a distill pool), so it yields the cores to
-    the build's tokenizer threads and works in the time they leave idle. ``apply`` (the writer calls it
-    before the manifest) takes each kept conversation's label by its text; a conversation whose text changed after
-    import (a teacher's answer, PII redaction) or that was not there (self-cognition rows carry a language) is
-    labelled then, in this process. ``seconds``: time spent here waiting for or computing labels."""
+    Each source without a language filter is labelled in a forked child (``builders/forked.py``) started as soon as
+    the source is read, so the labels are computed on another core while this process reads the next sources,
+    filters, renders and tokenizes (fastText holds the GIL: in a thread it stalled the builder's own Python). The
+    children run at a lower priority: they label records later steps may drop (a count source's sampling, a distill
+    pool), so they yield the cores to the build's own threads and work in the time those leave idle. ``apply`` (the
+    writer calls it before the manifest) takes each kept conversation's label by its text; a conversation whose
+    text changed after import (a teacher's answer, PII redaction) or that came without a child (self-cognition rows
+    carry a language) is labelled then, in this process. ``seconds``: time spent here waiting for or computing
+    labels."""
 
-    def __init__(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]):
-        self._texts = [_label_text(it) for name, lst in items.items() if books[name].language is None
-                       for it in lst if it.conv.lang is None]
+    def __init__(self):
         self.seconds = 0.0
-        # one process, at low priority: off the critical path, it uses what the build leaves idle
-        self._child = Forked(_labels, self._texts, 1, nice=10) if self._texts else None
+        self._children: list[tuple[list[str], Forked]] = []
+
+    def add(self, items: list[Item], books: SourceBooks) -> None:
+        """Start labelling a source's conversations (nothing for a source a language filter judges)."""
+        texts = [_label_text(it) for it in items if it.conv.lang is None] if books.language is None else []
+        if texts:  # one process each, at low priority: off the critical path, they use what the build leaves idle
+            self._children.append((texts, Forked(_labels, texts, 1, nice=10)))
 
     def apply(self, items: dict[str, list[Item]]) -> None:
         t0 = time.perf_counter()
         undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
-        known = self._labelled() if undecided else {}
+        known: dict[str, str] = {}
+        for texts, child in self._children if undecided else ():
+            known.update(zip(texts, child.result(), strict=True))
         texts = [_label_text(it) for it in undecided]
         late = list(dict.fromkeys(t for t in texts if t not in known))
         if late:
@@ -287,14 +296,9 @@ class LanguageLabels:
             it.conv.lang = known[text]  # in place: the documents are written, the build holds the only reference
         self.seconds = time.perf_counter() - t0
 
-    def _labelled(self) -> dict[str, str]:
-        if self._child is None:
-            return {}
-        return dict(zip(self._texts, self._child.result(), strict=True))
-
     def close(self) -> None:
-        if self._child is not None:
-            self._child.close()
+        for _, child in self._children:
+            child.close()
 
 
 def _label_text(item: Item) -> str:
@@ -365,17 +369,17 @@ def build_block(
 
 
 def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, base: Path, out: Path, clock: _Clock):
-    """Read the sources and run the steps: (items, books, steps, language step, labels started after import)."""
+    """Read the sources and run the steps: (items, books, steps, language step, labels started at import)."""
     visit_all: set[str] = set()
     while True:  # twice at most: the second pass judges every record of the count sources the first left short
-        items, books = read_sources(recipe, kind, base, visit_all)
-        clock.lap("import")
-        labels = LanguageLabels(items, books)
-        language = LanguageStep()
-        middle = kind.steps_middle(recipe, ctx, out)
-        middle.append(DecontamStep(recipe.decontaminate, out, base))  # every kind, on by default
-        steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
+        labels = LanguageLabels()
         try:
+            items, books = read_sources(recipe, kind, base, visit_all, on_source=labels.add)
+            clock.lap("import")
+            language = LanguageStep()
+            middle = kind.steps_middle(recipe, ctx, out)
+            middle.append(DecontamStep(recipe.decontaminate, out, base))  # every kind, on by default
+            steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
             run_steps(steps, items, books, clock.timings)
             return items, books, steps, language, labels
         except VisitMore as more:

@@ -90,8 +90,8 @@ def test_manifest_labels_from_the_child_and_for_texts_changed_after_import():
     convs = [Conversation(messages=[Message(role="user", content="Q"), Message(role="assistant", content=t)],
                           source="s", id=str(i)) for i, t in enumerate(texts)]
     items = {"s": [Item(c) for c in convs]}
-    books = {"s": SourceBooks.for_source("s", None, Filters(), False)}
-    labels = LanguageLabels(items, books)
+    labels = LanguageLabels()
+    labels.add(items["s"], SourceBooks.for_source("s", None, Filters(), False))
     changed = items["s"][0]
     changed.conv = changed.conv.model_copy(update={"messages": [Message(role="user", content="Q"),
                                                                 Message(role="assistant", content="这是一个中文的回答。")]})
@@ -100,3 +100,41 @@ def test_manifest_labels_from_the_child_and_for_texts_changed_after_import():
     want = _labels([it.conv.text("user", "assistant", sep=" ") for it in items["s"]], parts=1)
     assert [it.conv.lang for it in items["s"]] == want
     assert want[0] == "zh"
+
+
+def test_a_build_split_over_processes_equals_one_built_in_one_process(tmp_path, monkeypatch):
+    """Language filter, exact dedup and manifest labels spread over forked children (every batch split, whatever
+    its size) write what one process writes: same shards, same manifest counts and languages, same rejects."""
+    import gzip
+
+    from test_builders_helpers import build_recipe, load_manifest, write_jsonl
+
+    from shardsmith.builders import block_steps, filters
+
+    root = need_data("sft_alpaca_zh_demo", "sft_alpaca_en_demo")
+    zh = json.loads((root / "sft_alpaca_zh_demo/alpaca_zh_demo.json").read_text(encoding="utf-8"))[:150]
+    en = json.loads((root / "sft_alpaca_en_demo/alpaca_en_demo.json").read_text(encoding="utf-8"))[:150]
+    rows = zh + en + zh[:20] + [{**r, "output": r["output"].upper()} for r in en[:20]]  # exact duplicates
+    recipe = {"kind": "sft", "name": "split", "seed": 3, "tokenizer": {"name": "gpt2"}, "template": "t1b",
+              "validation": {"fraction": 0.1}, "filters": {"dedup": {"exact": True, "near": False}},
+              "sources": [{"name": "filtered", "paths": [str(write_jsonl(tmp_path / "a.jsonl", rows))],
+                           "filters": {"language": {"keep": ["zh"]}}},
+                          {"name": "labelled", "paths": [str(write_jsonl(tmp_path / "b.jsonl", rows[::-1]))]}]}
+    monkeypatch.setattr(filters, "CHARS_PER_PART", 1)
+    monkeypatch.setattr(block_steps.DedupStep, "CHARS_PER_PART", 1)
+    (tmp_path / "split").mkdir()
+    (tmp_path / "one").mkdir()
+    split = build_recipe(tmp_path / "split", recipe)
+    monkeypatch.setenv("SHARDSMITH_NO_FORK", "1")
+    one = build_recipe(tmp_path / "one", recipe)
+    a, b = load_manifest(split), load_manifest(one)
+    for key in ("counts", "languages", "language_report", "splits"):
+        assert a[key] == b[key], key
+    assert a["counts"]["filtered"]["dropped"]["language:en"] > 100 and a["counts"]["labelled"]["dropped"]["duplicate"]
+    assert set(a["languages"]) >= {"zh", "en"}
+    files = sorted(p.relative_to(split) for p in split.rglob("*") if p.is_file() and p.name != "manifest.json")
+    assert files == sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file() and p.name != "manifest.json")
+    assert any(f.suffix == ".ds" for f in files)
+    for f in files:
+        read = (lambda p: gzip.decompress(p.read_bytes())) if f.suffix == ".gz" else (lambda p: p.read_bytes())
+        assert read(split / f) == read(one / f), f
