@@ -105,6 +105,9 @@ class LanguageStep(BlockStep):
             self._predicted = dict(zip(texts, detect_language(list(texts))))
 
     def _detect(self, texts: list[str]) -> list[tuple[str, float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._predicted]  # a source ``prepare`` did not see
+        if missing:
+            self._predicted.update(zip(missing, detect_language(missing)))
         return [self._predicted[t] for t in texts]
 
     def decide_all(self, items: list[Item], books: SourceBooks) -> list[Verdict]:

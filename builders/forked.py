@@ -108,7 +108,8 @@ def parts_for(cost: int, cost_per_part: int) -> int:
     return max(1, min(usable_cpus(), cost // cost_per_part))
 
 
-def forked_map(fn: Callable[[list], list], items: list, parts: int, weight: Callable[[Any], int] | None = None) -> list:
+def forked_map(fn: Callable[[list], list], items: list, parts: int,
+               weight: Callable[[Any], int] | None = None) -> list:
     """``fn(items)`` computed in ``parts`` contiguous slices at once: the first in this process, the others in forked
     children; the results concatenated in order. ``fn`` maps a list to a list of the same length. ``weight``: each
     item's cost (e.g. its length), so that the slices cost about the same; default: one per item."""

@@ -237,9 +237,9 @@ def visit_order(kind: BlockKind, recipe: SftBlockRecipe, src: SftSource, visit_a
 
 
 def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path, visit_all: set[str] = frozenset(),
-                 on_source: Callable[[list[Item], SourceBooks], None] = lambda items, books: None) -> tuple[dict, dict]:
+                 on_source: Callable[[list[Item], SourceBooks], None] = lambda *_: None) -> tuple[dict, dict]:
     """(items, books) per source name, in recipe order; self-cognition rows last. ``on_source`` is called with
-    each source's items as soon as they are read (``LanguageLabels.add``)."""
+    each source's items as soon as they are read (``LanguageLabels.add``; self-cognition rows carry a language)."""
     items: dict[str, list[Item]] = {}
     books: dict[str, SourceBooks] = {}
     options = {src.name: kind.options(recipe, src) for src in recipe.sources}  # recipe errors before any reading
@@ -272,15 +272,26 @@ class LanguageLabels:
     carry a language) is labelled then, in this process. ``seconds``: time spent here waiting for or computing
     labels."""
 
+    MIN_CHARS = 200_000  # sources smaller than this are labelled together (a child per ~45 ms of fastText at least)
+
     def __init__(self):
         self.seconds = 0.0
         self._children: list[tuple[list[str], Forked]] = []
+        self._pending: list[str] = []
 
     def add(self, items: list[Item], books: SourceBooks) -> None:
-        """Start labelling a source's conversations (nothing for a source a language filter judges)."""
-        texts = [_label_text(it) for it in items if it.conv.lang is None] if books.language is None else []
-        if texts:  # one process each, at low priority: off the critical path, they use what the build leaves idle
-            self._children.append((texts, Forked(_labels, texts, 1, nice=10)))
+        """Label a source's conversations (nothing for a source a language filter judges): in a child started now,
+        or with the next sources when this one is small."""
+        if books.language is None:
+            self._pending += [_label_text(it) for it in items if it.conv.lang is None]
+        if sum(map(len, self._pending)) >= self.MIN_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Start the child for what is pending (``read_sources`` calls it after the last source)."""
+        if self._pending:  # low priority: off the critical path, it uses what the build leaves idle
+            self._children.append((self._pending, Forked(_labels, self._pending, 1, nice=10)))
+            self._pending = []
 
     def apply(self, items: dict[str, list[Item]]) -> None:
         t0 = time.perf_counter()
@@ -375,6 +386,7 @@ def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, 
         labels = LanguageLabels()
         try:
             items, books = read_sources(recipe, kind, base, visit_all, on_source=labels.add)
+            labels.flush()
             clock.lap("import")
             language = LanguageStep()
             middle = kind.steps_middle(recipe, ctx, out)

@@ -92,6 +92,8 @@ def test_manifest_labels_from_the_child_and_for_texts_changed_after_import():
     items = {"s": [Item(c) for c in convs]}
     labels = LanguageLabels()
     labels.add(items["s"], SourceBooks.for_source("s", None, Filters(), False))
+    labels.flush()
+    assert len(labels._children) == 1
     changed = items["s"][0]
     changed.conv = changed.conv.model_copy(update={"messages": [Message(role="user", content="Q"),
                                                                 Message(role="assistant", content="这是一个中文的回答。")]})
