@@ -322,18 +322,20 @@ class _Tally:
         i = 0
         for f in split_files(folder.parent, split, token_size):
             ends = np.asarray(f.doc_ends, dtype=np.int64)
+            if i + len(ends) > len(lst):
+                raise BuildError(f"{f.path}: more documents on disk than were written")
             starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
             lmask = f.loss
-            csum = np.concatenate([[0], np.cumsum(np.asarray(lmask, dtype=np.int64))]) if lmask is not None else None
-            for s, e in zip(starts, ends):
-                if i >= len(lst):
-                    raise BuildError(f"{f.path}: more documents on disk than were written")
-                src = lst[i][0].source
-                self.tokens[src] += int(e - s)
-                self.docs[src] += 1
-                if csum is not None:
-                    self.loss[src] += int(csum[e] - csum[s])
-                i += 1
+            loss = None
+            if lmask is not None:  # loss tokens per document, summed as one array
+                csum = np.concatenate([[0], np.cumsum(np.asarray(lmask, dtype=np.int64))])
+                loss = (csum[ends] - csum[starts]).tolist()
+            for k, (n, conv) in enumerate(zip((ends - starts).tolist(), (d[0] for d in lst[i: i + len(ends)]))):
+                self.tokens[conv.source] += n
+                self.docs[conv.source] += 1
+                if loss is not None:
+                    self.loss[conv.source] += loss[k]
+            i += len(ends)
         if i != len(lst):
             raise BuildError(f"{folder}: {i} documents on disk, {len(lst)} written")
 
