@@ -193,6 +193,7 @@ class BlockKind:
     document_report: bool = False  # reports/documents.jsonl: each document's metadata (an answer key to score)
     # sources that keep a fixed number of rows: (order seed, rows) -> read in that order, a prefix judged first
     visit: Callable[[SftBlockRecipe, SftSource], tuple[str, int] | None] = count_visit
+    labels_after_middle: bool = False  # the manifest's labels start after the middle steps (they replace answers)
 
 
 KINDS: dict[str, BlockKind] = {
@@ -203,7 +204,7 @@ KINDS: dict[str, BlockKind] = {
     "cot": BlockKind("cot", _cot_family, _cot_options, source_kind="cot"),
     "repair": BlockKind("repair", _any_family, _any_options, source_kind="repair"),
     "distill": BlockKind("distill", _any_family, _any_options, steps_middle=_distill_steps, source_kind="distill",
-                         visit=pool_visit),
+                         visit=pool_visit, labels_after_middle=True),
     "surgical": BlockKind("surgical", _surgical_family, _surgical_options, source_kind="surgical",
                           document_report=True),
 }
@@ -237,7 +238,7 @@ def visit_order(kind: BlockKind, recipe: SftBlockRecipe, src: SftSource, visit_a
 
 
 def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path, visit_all: set[str] = frozenset(),
-                 on_source: Callable[[list[Item], SourceBooks], None] = lambda *_: None) -> tuple[dict, dict]:
+                 on_source: Callable[[list[Item], SourceBooks], None] | None = None) -> tuple[dict, dict]:
     """(items, books) per source name, in recipe order; self-cognition rows last. ``on_source`` is called with
     each source's items as soon as they are read (``LanguageLabels.add``; self-cognition rows carry a language)."""
     items: dict[str, list[Item]] = {}
@@ -248,7 +249,8 @@ def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path, visit_all:
         items[src.name] = read_source(src, base, bk, kind.family(src), options[src.name],
                                       fail_on_drop=recipe.on_error == "fail",
                                       order=visit_order(kind, recipe, src, visit_all))
-        on_source(items[src.name], bk)
+        if on_source is not None:
+            on_source(items[src.name], bk)
     sc = getattr(recipe, "self_cognition", None)
     if sc:
         bk = books[sc.source_name] = SourceBooks.for_source(sc.source_name, None, recipe.filters, recipe.write_rejected)
@@ -263,10 +265,11 @@ class LanguageLabels:
     """fastText language of the kept conversations no language filter judged (for the manifest's ``languages``).
 
     Each source without a language filter is labelled in a forked child (``builders/forked.py``) started as soon as
-    the source is read, so the labels are computed on another core while this process reads the next sources,
-    filters, renders and tokenizes (fastText holds the GIL: in a thread it stalled the builder's own Python). The
-    children run at a lower priority: they label records later steps may drop (a count source's sampling, a distill
-    pool), so they yield the cores to the build's own threads and work in the time those leave idle. ``apply`` (the
+    the source is read (a distill block: once the teacher answered, ``StartLabels``), so the labels are computed on
+    another core while this process reads the next sources, filters, renders and tokenizes (fastText holds the GIL:
+    in a thread it stalled the builder's own Python). The children run at a lower priority: they label records later
+    steps may drop (a count source's sampling), so they yield the cores to the build's own threads and work in the
+    time those leave idle. ``apply`` (the
     writer calls it before the manifest) takes each kept conversation's label by its text; a conversation whose
     text changed after import (a teacher's answer, PII redaction) or that came without a child (self-cognition rows
     carry a language) is labelled then, in this process. ``seconds``: time spent here waiting for or computing
@@ -310,6 +313,24 @@ class LanguageLabels:
     def close(self) -> None:
         for _, child in self._children:
             child.close()
+
+
+class StartLabels(BlockStep):
+    """Not a filter: hands what reaches it to ``LanguageLabels`` (a kind whose middle steps replace the answers has
+    its labels computed on the final text, of the pooled rows only). It applies to no source: no manifest row."""
+
+    name = timing = "labels_start"
+
+    def __init__(self, labels: LanguageLabels):
+        self.labels = labels
+
+    def applies(self, books: SourceBooks) -> bool:
+        return False
+
+    def prepare(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
+        for name, lst in items.items():
+            self.labels.add(lst, books[name])
+        self.labels.flush()
 
 
 def _label_text(item: Item) -> str:
@@ -385,11 +406,12 @@ def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, 
     while True:  # twice at most: the second pass judges every record of the count sources the first left short
         labels = LanguageLabels()
         try:
-            items, books = read_sources(recipe, kind, base, visit_all, on_source=labels.add)
+            at_import = not kind.labels_after_middle
+            items, books = read_sources(recipe, kind, base, visit_all, on_source=labels.add if at_import else None)
             labels.flush()
             clock.lap("import")
             language = LanguageStep()
-            middle = kind.steps_middle(recipe, ctx, out)
+            middle = kind.steps_middle(recipe, ctx, out) + ([] if at_import else [StartLabels(labels)])
             middle.append(DecontamStep(recipe.decontaminate, out, base))  # every kind, on by default
             steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
             run_steps(steps, items, books, clock.timings)
