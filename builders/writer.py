@@ -161,15 +161,13 @@ def write_block(out_dir: str | os.PathLike, items: dict[str, list[Item]], ctx: B
                 lambda: _write_rejected(tmp, w.books, recipe.write_rejected),
                 lambda: _write_reports(tmp, w.disagreements, splits if w.document_report else None)]
         tally = _Tally()
+        largest = max(splits, key=lambda k: len(splits[k]))  # its first batch takes longest: room for the idle work
         for split, lst in splits.items():
             folder = tmp / split
             folder.mkdir()
             if lst:
-                write_split(lst, folder, ctx.encoder, idle)
-                idle = []
+                write_split(lst, folder, ctx.encoder, idle if split == largest else [])
                 tally.attribute(folder, split, [d for it in lst for d in it.documents()], ctx.tok.token_size)
-        for job in idle:  # no document to write
-            job()
         t0 = _tick(timings, "tokenize", t0)
         w.before_manifest()
         manifest = _manifest(items, all_items, splits, ctx, w, tally)
