@@ -252,11 +252,15 @@ class TokenLengthStep(BlockStep):
 
     def _count(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
         unsure: dict[bool, list[Item]] = {True: [], False: []}
+        rendered_items: list[Item] = []
         for name, lst in items.items():
             length = books[name].length
             rendered = length.count_tokens_of == "rendered"
             unsure[rendered] += self._unsure(lst, rendered, length.max_tokens)
+            rendered_items += lst if rendered else []
             self._counted.update(map(id, lst))
+        if _chars(unsure[True]) * 2 > _chars(rendered_items):  # most of the text: encode it all in one pass (the
+            unsure[True] = rendered_items  # writer reuses every encoding) rather than the rest again in the writer
         self._encode(unsure[True])
         self._count_content(unsure[False])
 
@@ -291,6 +295,10 @@ class TokenLengthStep(BlockStep):
         counts = iter(len(e.ids) for e in self.encoder.tokenizer.encode_batch(texts, add_special_tokens=False))
         for it in items:
             it.n_tokens = max(next(counts) for _ in it.documents())
+
+
+def _chars(items: list[Item]) -> int:
+    return sum(len(r.doc_text) for it in items for _, r in it.documents())
 
 
 def _texts(item: Item, rendered: bool) -> list[str]:
