@@ -193,7 +193,9 @@ class BlockKind:
     document_report: bool = False  # reports/documents.jsonl: each document's metadata (an answer key to score)
     # sources that keep a fixed number of rows: (order seed, rows) -> read in that order, a prefix judged first
     visit: Callable[[SftBlockRecipe, SftSource], tuple[str, int] | None] = count_visit
-    labels_after_middle: bool = False  # the manifest's labels start after the middle steps (they replace answers)
+    # the manifest's labels computed from import on, beside the build (LanguageLabels); False: at the end, on the final
+    # text (a distill teacher replaces the answers; labelling at import would label texts the block never holds)
+    labels_at_import: bool = True
 
 
 KINDS: dict[str, BlockKind] = {
@@ -204,7 +206,7 @@ KINDS: dict[str, BlockKind] = {
     "cot": BlockKind("cot", _cot_family, _cot_options, source_kind="cot"),
     "repair": BlockKind("repair", _any_family, _any_options, source_kind="repair"),
     "distill": BlockKind("distill", _any_family, _any_options, steps_middle=_distill_steps, source_kind="distill",
-                         visit=pool_visit, labels_after_middle=True),
+                         visit=pool_visit, labels_at_import=False),
     "surgical": BlockKind("surgical", _surgical_family, _surgical_options, source_kind="surgical",
                           document_report=True),
 }
@@ -265,15 +267,14 @@ class LanguageLabels:
     """fastText language of the kept conversations no language filter judged (for the manifest's ``languages``).
 
     Each source without a language filter is labelled in a forked child (``builders/forked.py``) started as soon as
-    the source is read (a distill block: once the teacher answered, ``StartLabels``), so the labels are computed on
-    another core while this process reads the next sources, filters, renders and tokenizes (fastText holds the GIL:
-    in a thread it stalled the builder's own Python). The children run at a lower priority: they label records later
-    steps may drop (a count source's sampling), so they yield the cores to the build's own threads and work in the
-    time those leave idle. ``apply`` (the
-    writer calls it before the manifest) takes each kept conversation's label by its text; a conversation whose
-    text changed after import (a teacher's answer, PII redaction) or that came without a child (self-cognition rows
-    carry a language) is labelled then, in this process. ``seconds``: time spent here waiting for or computing
-    labels."""
+    the source is read, so the labels are computed on another core while this process reads the next sources,
+    filters, renders and tokenizes (fastText holds the GIL: in a thread it stalled the builder's own Python). The
+    children run at a lower priority: they label records later steps may drop (a count source's sampling), so they
+    yield the cores to the build's own threads and work in the time those leave idle. ``apply`` (the writer calls it
+    before the manifest) takes each kept conversation's label by its text; a conversation whose text changed after
+    import (PII redaction) or that came without a child (a kind labelled at the end: distill, whose teacher replaces
+    the answers) is labelled then, over the cores (``filters.detect_language``). ``seconds``: time spent here
+    waiting for or computing labels."""
 
     MIN_CHARS = 200_000  # sources smaller than this are labelled together (a child per ~45 ms of fastText at least)
 
@@ -313,24 +314,6 @@ class LanguageLabels:
     def close(self) -> None:
         for _, child in self._children:
             child.close()
-
-
-class StartLabels(BlockStep):
-    """Not a filter: hands what reaches it to ``LanguageLabels`` (a kind whose middle steps replace the answers has
-    its labels computed on the final text, of the pooled rows only). It applies to no source: no manifest row."""
-
-    name = timing = "labels_start"
-
-    def __init__(self, labels: LanguageLabels):
-        self.labels = labels
-
-    def applies(self, books: SourceBooks) -> bool:
-        return False
-
-    def prepare(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
-        for name, lst in items.items():
-            self.labels.add(lst, books[name])
-        self.labels.flush()
 
 
 def _label_text(item: Item) -> str:
@@ -406,12 +389,12 @@ def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, 
     while True:  # twice at most: the second pass judges every record of the count sources the first left short
         labels = LanguageLabels()
         try:
-            at_import = not kind.labels_after_middle
-            items, books = read_sources(recipe, kind, base, visit_all, on_source=labels.add if at_import else None)
+            on_source = labels.add if kind.labels_at_import else None
+            items, books = read_sources(recipe, kind, base, visit_all, on_source=on_source)
             labels.flush()
             clock.lap("import")
             language = LanguageStep()
-            middle = kind.steps_middle(recipe, ctx, out) + ([] if at_import else [StartLabels(labels)])
+            middle = kind.steps_middle(recipe, ctx, out)
             middle.append(DecontamStep(recipe.decontaminate, out, base))  # every kind, on by default
             steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
             run_steps(steps, items, books, clock.timings)
