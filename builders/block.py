@@ -216,11 +216,13 @@ def held_out_per_source(recipe) -> dict[str, int] | None:
 @dataclass(frozen=True)
 class Family:
     """A family of source records (SFT conversations, preference pairs, MCQ, CoT): its shapes, how a file is read
-    into raw records (``read_file(path, shape)``) and how a source's ``paths`` expand to files."""
+    into raw records (``read_file(path, shape, lazy)``: ``lazy`` may leave records unparsed, ``importers.RawLine``)
+    and how a source's ``paths`` expand to files."""
 
     name: str
     shapes: ShapeSet
-    read_file: Callable[[Path, str], Iterator[tuple[int, Any]]] = lambda path, shape: importers.iter_raw(path)
+    read_file: Callable[[Path, str, bool], Iterator[tuple[int, Any]]] = (
+        lambda path, shape, lazy=False: importers.iter_raw(path, lazy))
     expand: Callable[..., list[Path]] = importers.expand_paths
 
 
@@ -233,7 +235,8 @@ def _with_system(record: Conversation | PreferencePair, system: str | None):
     return record.model_copy(update={field_name: [Message(role="system", content=system)] + msgs})
 
 
-def _streams(src: SftSource, base: Path, books: SourceBooks, family: Family) -> list[tuple[str, Iterator]]:
+def _streams(src: SftSource, base: Path, books: SourceBooks, family: Family,
+             lazy: bool = False) -> list[tuple[str, Iterator]]:
     """(where, raw records) per input; every path is resolved before anything is read (a typo fails first)."""
     streams = []
     if src.hf:
@@ -241,7 +244,7 @@ def _streams(src: SftSource, base: Path, books: SourceBooks, family: Family) -> 
                                                                      src.hf.get("split", "train"))))
     for p in family.expand(src.paths, base):
         books.paths.append(str(p))
-        streams.append((str(p), family.read_file(p, src.shape)))
+        streams.append((str(p), family.read_file(p, src.shape, lazy)))
     return streams
 
 
@@ -280,8 +283,9 @@ def read_source(src: SftSource, base: Path, books: SourceBooks, family: Family, 
     """
     kw = {"source": src.name, "shape": src.shape, "options": src.options if options is None else options,
           "id_field": src.id_field, "label_field": src.label_field, "shapes": family.shapes}
-    streams = _streams(src, base, books, family)
-    if order is not None and src.limit is None:
+    visiting = order is not None and src.limit is None
+    streams = _streams(src, base, books, family, lazy=visiting)  # lazy: the unvisited records are never parsed
+    if visiting:
         records = _visited_records(streams, books, order, kw)
     else:
         records = (r for where, stream in streams

@@ -320,10 +320,10 @@ def iter_tsv(path: Path, fields: tuple[str, ...] = TSV_FIELDS) -> Iterator[tuple
             yield i, dict(zip(fields, cells))
 
 
-def iter_cot_file(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+def iter_cot_file(path: str | os.PathLike, lazy: bool = False) -> Iterator[tuple[int, Any]]:
     """Raw records of one CoT file: ``.tsv`` by :func:`iter_tsv`, everything else by ``importers.iter_raw``."""
     path = Path(path)
-    yield from iter_tsv(path) if path.name.lower().endswith(".tsv") else iter_raw(path)
+    yield from iter_tsv(path) if path.name.lower().endswith(".tsv") else iter_raw(path, lazy)
 
 
 def _import(path: str | os.PathLike, shapes: ShapeSet, *, source: str, shape: str, **kw) -> Iterator[Any]:

@@ -309,10 +309,12 @@ def expand_paths(paths: Iterable[str], base: str | os.PathLike | None = None,
     return out
 
 
-def iter_raw(path: Path) -> Iterator[tuple[int, Any]]:
+def iter_raw(path: Path, lazy: bool = False) -> Iterator[tuple[int, Any]]:
     """(record index, record) for json arrays, JSON lines (whatever the suffix), gzip and parquet.
 
     A JSON-lines record that is not UTF-8 or not JSON is yielded as a ``_RecordDrop`` instance instead of a record.
+    ``lazy``: a JSON line is yielded as a :class:`RawLine`, parsed only if ``import_records`` is given it (a source
+    that visits a part of its records parses only that part).
     """
     name = path.name.lower()
     if name.endswith(".parquet"):
@@ -358,13 +360,24 @@ def iter_raw(path: Path) -> Iterator[tuple[int, Any]]:
         except (json.JSONDecodeError, UnicodeDecodeError):
             pass  # JSON lines
     for i, text in iter_text_lines(io.BytesIO(raw)):
-        if isinstance(text, _RecordDrop):
-            yield i, text
-            continue
+        line = text if isinstance(text, _RecordDrop) else RawLine(i, text)
+        yield i, line if lazy or isinstance(line, _RecordDrop) else line.load()
+
+
+class RawLine:
+    """A JSON line not parsed yet (``iter_raw(lazy=True)``); ``load()``: its record, or an ``invalid_json``
+    ``_RecordDrop`` naming the line."""
+
+    __slots__ = ("index", "text")
+
+    def __init__(self, index: int, text: str):
+        self.index, self.text = index, text
+
+    def load(self) -> Any:
         try:
-            yield i, json.loads(text)
+            return json.loads(self.text)
         except json.JSONDecodeError as err:
-            yield i, _RecordDrop("invalid_json", f"line {i + 1}: {err.msg} (column {err.colno})")
+            return _RecordDrop("invalid_json", f"line {self.index + 1}: {err.msg} (column {err.colno})")
 
 
 def iter_text_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, str | _RecordDrop]]:
@@ -448,6 +461,8 @@ def import_records(
     detected_at = None
     prefix = id_prefix if id_prefix is not None else where
     for i, rec in records:
+        if isinstance(rec, RawLine):
+            rec = rec.load()
         if isinstance(rec, _RecordDrop):
             yield Drop(source=source, id=f"{prefix}:{i}", reason=rec.reason, step="import", detail=f"{where}: {rec.detail}")
             continue

@@ -161,3 +161,24 @@ def test_recipe_errors_name_file_and_field(tmp_path):
     with pytest.raises(RecipeError, match=r"(?s)m\.yaml.*field 'style': Field required"):  # each kind its own model
         build(str(tmp_path / "m.yaml"), str(tmp_path / "o"))
     assert not (tmp_path / "o").exists()
+
+
+def test_lazy_json_lines_load_to_what_eager_reading_yields(tmp_path):
+    """A source read in a visit order keeps its JSON lines unparsed until visited (``iter_raw(lazy=True)``); loaded,
+    each is what eager reading yields: the record, or the same invalid_json / invalid_utf8 drop naming its line."""
+    from shardsmith.builders.importers import RawLine, _RecordDrop, iter_raw
+
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b'{"instruction": "x", "output": "y"}\n\n{not json}\n{"a": [1, 2.5, null]}\n\xff\xfe bad\n'
+                     b'{"instruction": "z", "output": "\\u00e9"}')
+    eager = list(iter_raw(path))
+    lazy = list(iter_raw(path, lazy=True))
+    assert [i for i, _ in eager] == [i for i, _ in lazy] == [0, 2, 3, 4, 5]
+    assert sum(isinstance(r, RawLine) for _, r in lazy) == 4  # the non-UTF-8 line is a drop at once
+
+    def plain(r):
+        r = r.load() if isinstance(r, RawLine) else r
+        return (type(r).__name__, r.reason, str(r)) if isinstance(r, _RecordDrop) else r
+
+    assert [plain(r) for _, r in lazy] == [plain(r) for _, r in eager]
+    assert plain(eager[1][1])[:2] == ("_RecordDrop", "invalid_json")
