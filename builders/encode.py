@@ -68,6 +68,7 @@ class DocEncoder:
         self.token_size = self.step.token_size
         self.dtype = np.dtype("<u4" if self.token_size == 4 else "<u2")
         self.bound = byte_bound(self.tokenizer)
+        self.waiting: list[Callable[[], Any]] = []  # calls for the next encode's first wait (then forgotten)
 
     def encode(self, docs: list[tuple[Conversation, Rendered]]) -> list[EncodedDoc]:
         return list(self.iter_encode(docs))
@@ -77,14 +78,15 @@ class DocEncoder:
         """Each document's encoding, in order. Batches of ``BATCH``: the next batch's ``encode_batch`` (Rust, GIL
         released) runs in a second thread while this one turns the previous batch into bytes and loss masks
         (Python), so the cores do not idle between batches. One call per split: a call per batch would wait for
-        each batch's encoding before starting the next. ``idle``: calls made while the first batch encodes (this
-        thread has nothing else to do then), before the first document is handed back."""
+        each batch's encoding before starting the next. ``idle`` (and ``waiting``, emptied): calls made while the
+        first batch encodes (this thread has nothing else to do then), before the first document is handed back."""
         from concurrent.futures import ThreadPoolExecutor
 
         batches = [docs[i: i + BATCH] for i in range(0, len(docs), BATCH)]
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(self._encode_batch, batches[0]) if batches else None
-            for job in idle:
+            jobs, self.waiting = [*idle, *self.waiting], []
+            for job in jobs:
                 job()
             for k, batch in enumerate(batches):
                 encoded = pending.result()

@@ -286,6 +286,7 @@ class LanguageLabels:
         self.seconds = 0.0
         self._children: list[tuple[list[str], Forked]] = []
         self._pending: list[str] = []
+        self._known: dict[str, str] = {}  # labelled in this process before ``apply`` (``label_now``)
 
     def add(self, items: list[Item], books: SourceBooks) -> None:
         """Label a source's conversations (nothing for a source a language filter judges): in a child started now,
@@ -301,10 +302,19 @@ class LanguageLabels:
             self._children.append((self._pending, Forked(_labels, self._pending, 1, nice=10)))
             self._pending = []
 
+    def label_now(self, items: dict[str, list[Item]]) -> None:
+        """Label the conversations not labelled yet, here and now: a kind labelled at the end has it done while
+        the tokenizer encodes (``DocEncoder.waiting``), for fastText (GIL) runs beside the encoder's Rust threads."""
+        texts = [_label_text(it) for lst in items.values() for it in lst if it.conv.lang is None]
+        todo = list(dict.fromkeys(t for t in texts if t not in self._known))
+        for i in range(0, len(todo), 64):  # fastText keeps the GIL for a call: short calls let the encoder's
+            chunk = todo[i: i + 64]  # thread take it between them (it needs it to start and to hand back)
+            self._known.update(zip(chunk, _labels(chunk, parts=1)))
+
     def apply(self, items: dict[str, list[Item]]) -> None:
         t0 = time.perf_counter()
         undecided = [it for lst in items.values() for it in lst if it.conv.lang is None]
-        known: dict[str, str] = {}
+        known: dict[str, str] = dict(self._known)
         for texts, child in self._children if undecided else ():
             known.update(zip(texts, child.result(), strict=True))
         texts = [_label_text(it) for it in undecided]
@@ -396,6 +406,8 @@ def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, 
             on_source = labels.add if kind.labels_at_import else None
             items, books = read_sources(recipe, kind, base, visit_all, on_source=on_source)
             labels.flush()
+            if not kind.labels_at_import:  # while the first documents encode, on their final text (after the teacher)
+                ctx.encoder.waiting = [functools.partial(labels.label_now, items)]
             clock.lap("import")
             language = LanguageStep()
             middle = kind.steps_middle(recipe, ctx, out)
@@ -407,6 +419,7 @@ def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, 
             visit_all |= more.sources
             clock.t0 = time.perf_counter()
             labels.close()
+            ctx.encoder.waiting = []
         except BaseException:
             labels.close()
             raise
