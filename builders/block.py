@@ -15,6 +15,7 @@ Every block kind (SFT, preference, MCQ, CoT, repair, ...) is: a row in ``builder
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import Counter
@@ -251,7 +252,7 @@ def _streams(src: SftSource, base: Path, books: SourceBooks, family: Family,
 @dataclass(frozen=True)
 class VisitOrder:
     """How a source with an exact ``count`` is read: its raw records in the seeded order ``random.Random(seed)
-    .shuffle`` gives, and only the first ``visit`` of them converted and judged (None: all).
+    .shuffle`` gives, converted and judged in that order only until ``goal`` of them survived import (None: all).
 
     The selection contract of ``count`` (``CountStep``): the first ``count`` (+ held-out share) records *in this order*
     that pass every filter. Every filter judges a record alone, so judging a prefix of the order keeps exactly the
@@ -261,7 +262,7 @@ class VisitOrder:
     it visits. The manifest's ``counts`` give ``read`` (visited) and ``unvisited`` per source."""
 
     seed: str
-    visit: int | None = None
+    goal: int | None = None
 
 
 class VisitMore(Exception):
@@ -321,16 +322,40 @@ def _items(records: Iterator, src: SftSource, books: SourceBooks, fail_on_drop: 
 
 
 def _visited_records(streams: list[tuple[str, Iterator]], books: SourceBooks, order: VisitOrder, kw: dict) -> list:
-    """Every file's raw records parsed, shuffled by ``order.seed`` over all files, the first ``order.visit`` converted
-    (each file's through ``import_records`` as usual: its shape, ids, drops), returned in the shuffled order."""
+    """Every file's raw records parsed, shuffled by ``order.seed`` over all files, then converted in that order (each
+    file's through ``import_records`` as usual: its shape, ids, drops) until ``order.goal`` of them survived import;
+    returned in the shuffled order. Converted in parts: the first as large as the goal, each next one sized by the
+    share of records that survived so far (a source whose importer drops a third is not read whole, nor judged
+    record by record)."""
     raw = [(s, i, rec) for s, (_, stream) in enumerate(streams) for i, rec in stream]
     ranks = list(range(len(raw)))
     random.Random(order.seed).shuffle(ranks)
-    visit = ranks if order.visit is None else ranks[: order.visit]
-    books.unvisited = len(raw) - len(visit)
+    out: list = []
+    shapes: dict[int, dict] = {}  # per file: the shape its first converted record fixed (import_records' shape_memo)
+    done = kept = 0
+    while done < len(ranks) and (order.goal is None or kept < order.goal):
+        end = len(ranks) if order.goal is None else min(len(ranks), done + _next_part(order.goal, kept, done))
+        part = _convert_part([(pos, raw[ranks[pos]]) for pos in range(done, end)], streams, shapes, kw)
+        kept += sum(not isinstance(r, Drop) for r in part)
+        out += part
+        done = end
+    books.unvisited = len(raw) - done
+    return out
+
+
+def _next_part(goal: int, kept: int, done: int) -> int:
+    """How many more records to convert for ``goal`` survivors, ``kept`` of ``done`` converted so far."""
+    if done == 0:
+        return goal
+    rate = max(kept / done, 0.05)
+    return max(16, math.ceil((goal - kept) / rate))
+
+
+def _convert_part(part: list[tuple[int, tuple[int, int, Any]]], streams: list[tuple[str, Iterator]],
+                  shapes: dict[int, dict], kw: dict) -> list:
+    """``(position, (file, index, raw record))`` converted, each file's records together; outputs by position."""
     per_stream: dict[int, list[tuple[int, int, Any]]] = {}
-    for pos, r in enumerate(visit):
-        s, i, rec = raw[r]
+    for pos, (s, i, rec) in part:
         per_stream.setdefault(s, []).append((pos, i, rec))
     tagged: list[tuple[int, Any]] = []
     for s in sorted(per_stream):
@@ -342,6 +367,7 @@ def _visited_records(streams: list[tuple[str, Iterator]], books: SourceBooks, or
                 at[0] = pos
                 yield i, rec
 
-        tagged += [(at[0], r) for r in importers.import_records(feed(), where=where, id_prefix=_id_prefix(where), **kw)]
+        tagged += [(at[0], r) for r in importers.import_records(
+            feed(), where=where, id_prefix=_id_prefix(where), shape_memo=shapes.setdefault(s, {}), **kw)]
     tagged.sort(key=lambda t: t[0])  # stable: a record's outputs keep their order
     return [r for _, r in tagged]

@@ -454,11 +454,16 @@ def import_records(
     label_field: str | None = None,
     id_prefix: str | None = None,
     shapes: ShapeSet = SFT_SHAPES,
+    shape_memo: dict | None = None,
 ) -> Iterator[Any]:
-    """Convert raw records of one file (or stream) named ``where``; the shape is fixed by the first record."""
+    """Convert raw records of one file (or stream) named ``where``; the shape is fixed by the first record.
+
+    ``shape_memo``: a dict kept across calls that convert parts of one file (``block.VisitOrder``): the shape the
+    first part's first record fixed holds for the later parts too."""
+    memo = {} if shape_memo is None else shape_memo
     shape = shapes.canonical(shape)
-    fixed = None if shape == "auto" else shape
-    detected_at = None
+    fixed = memo.get("shape", None if shape == "auto" else shape)
+    detected_at = memo.get("detected_at")
     prefix = id_prefix if id_prefix is not None else where
     for i, rec in records:
         if isinstance(rec, RawLine):
@@ -477,6 +482,7 @@ def import_records(
                     + "; ".join(f"{s} ({' | '.join('+'.join(r) for r in shapes.required[s])})" for s in shapes.shapes)
                     + ". Set `shape:` on the source to force one."
                 )
+            memo["shape"], memo["detected_at"] = fixed, detected_at
         if not any(set(req) <= set(rec) for req in shapes.required[fixed]):
             how = f"detected from record {detected_at}" if detected_at is not None else "set in the recipe"
             raise ImportShapeError(

@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from shardsmith.recipes import RecipeError
@@ -72,7 +73,7 @@ def _mcq_cot(record: dict, shape: str, *, source: str, rec_id: str, options: dic
 
 
 def _read_mcq(path: Path, shape: str, lazy: bool = False):
-    return mcq.iter_mcq_file(path, shape)  # parsed in full: OLMES request files are grouped by question first
+    return mcq.iter_mcq_file(path, shape, lazy)
 
 
 SFT = Family("sft", importers.SFT_SHAPES)
@@ -158,10 +159,10 @@ def _distill_steps(recipe, ctx: BlockContext, out: Path) -> list[BlockStep]:
     return [PoolStep(recipe.pool), TeacherStep(teacher, fail_on_silence=recipe.on_error == "fail")]
 
 
-# A first pass judges 1.5 x a source's target + 64 of its records (VisitOrder): enough on the samples for every
-# shipped recipe's sources (the most drops: ff-surgical's exact_3_list, a third), each record judged costing as much
+# A first pass judges a source's records in its seeded order until 1.1 x its target + 16 of them survived import
+# (VisitOrder): the later filters drop a few rows (on the samples at most 3 of 160), each record judged costs as much
 # as tokenizing several documents; a source left short is judged whole in a second pass.
-VISIT_FACTOR, VISIT_EXTRA = 1.5, 64
+VISIT_MARGIN, VISIT_EXTRA = Fraction(11, 10), 16  # a Fraction: 1.1 * 390 is 429.00000000000006 in floats
 
 
 def count_visit(recipe: SftBlockRecipe, src: SftSource) -> tuple[str, int] | None:
@@ -234,13 +235,14 @@ def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: Lang
 
 def visit_order(kind: BlockKind, recipe: SftBlockRecipe, src: SftSource, visit_all: set[str]) -> VisitOrder | None:
     """How a source that keeps a fixed number of rows is read (``block.VisitOrder``): in the kind's seeded order; a
-    first pass judges ``VISIT_FACTOR x target + VISIT_EXTRA`` records (on the samples every such source's survivors
-    fill its target from that), the sources in ``visit_all`` every record. None: read in file order."""
+    first pass judges records until ``VISIT_MARGIN x target + VISIT_EXTRA`` survived import (on the samples every
+    such source's survivors fill its target from that), the sources in ``visit_all`` every record. None: read in file
+    order."""
     seed_target = kind.visit(recipe, src)
     if seed_target is None:
         return None
     seed, target = seed_target
-    return VisitOrder(seed, None if src.name in visit_all else math.ceil(VISIT_FACTOR * target) + VISIT_EXTRA)
+    return VisitOrder(seed, None if src.name in visit_all else math.ceil(VISIT_MARGIN * target) + VISIT_EXTRA)
 
 
 def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path, visit_all: set[str] = frozenset(),

@@ -1,8 +1,8 @@
-"""Sources that keep a fixed number of rows (``count``; a distill pool's share) are read in a seeded order and only
-a prefix of it is judged (``builders.block.VisitOrder``): the rows written must be exactly those that judging every
-record keeps — with the default prefix, with every record judged, and with a prefix too short for its target (the
-build then judges the source whole). Built on the real ARC (two files: the order runs across them) and TruthfulQA
-samples with small counts."""
+"""Sources that keep a fixed number of rows (``count``; a distill pool's share) are read in a seeded order and only a
+prefix of it is judged (``builders.block.VisitOrder``: records until enough survived import): the rows written must
+be exactly those that judging every record keeps — with the default prefix, with every record judged, with exactly
+the target surviving import, and with a prefix too short for its target (the build then judges the source whole).
+Built on the real ARC (two files: the order runs across them) and TruthfulQA samples with small counts."""
 
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ def builds(tmp_path_factory):
     """name -> (documents of both splits, manifest counts), one build per prefix size."""
     need_data("mcq_arc", "mcq_truthfulqa")
     out = {}
-    for name, factor, extra in [("default", kinds.VISIT_FACTOR, kinds.VISIT_EXTRA), ("all", 1, 10**9),
-                                ("target_only", 1, 0)]:
+    for name, margin, extra in [("default", kinds.VISIT_MARGIN, kinds.VISIT_EXTRA), ("all", 1, 10**9),
+                                ("target_only", 1, 0), ("half", 0.5, 0)]:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(kinds, "VISIT_FACTOR", factor)
+            mp.setattr(kinds, "VISIT_MARGIN", margin)
             mp.setattr(kinds, "VISIT_EXTRA", extra)
             block = build_block(_recipe(), tmp_path_factory.mktemp(name) / "out", base_dir=RECIPE.parent)
         docs = {split: [d["text"] for d in inspect_documents(block, split)] for split in ("train", "validation")}
@@ -50,20 +50,27 @@ def test_a_judged_prefix_writes_the_rows_judging_every_record_writes(builds):
     docs_all, counts_all = builds["all"]
     assert len(docs_all["train"]) == sum(COUNTS.values()) and len(docs_all["validation"]) == 8
     assert all("unvisited" not in c for c in counts_all.values())
-    for name in ("default", "target_only"):
+    for name in ("default", "target_only", "half"):
         assert builds[name][0] == docs_all, name
 
 
 def test_counts_add_up_over_the_visited_records_and_name_the_unvisited(builds):
     _, counts = builds["default"]
-    arc = counts["single_letter_arc"]
-    assert arc["read"] == math.ceil(kinds.VISIT_FACTOR * (40 + 4)) + kinds.VISIT_EXTRA  # 4: its held-out share
-    assert arc["read"] + arc["unvisited"] == 869
+    goal = math.ceil(kinds.VISIT_MARGIN * (40 + 4)) + kinds.VISIT_EXTRA  # 4: its held-out share
+    arc = counts["single_letter_arc"]  # every ARC record survives import: the first part is the goal, no more
+    assert arc["read"] == goal and arc["read"] + arc["unvisited"] == 869
+    # exact_3_list's importer drops a third of TruthfulQA's rows: it reads on, in parts sized by that rate, until
+    # the goal survived import — far fewer than its 817 rows
+    short3 = counts["exact_3_list"]
+    assert short3["read"] - short3["dropped"]["too_few_answers"] >= goal and short3["read"] < 817 - 400
     for c in counts.values():
         assert c["read"] == c["kept"] + sum(c["dropped"].values())
-    # a prefix of exactly the target: exact_3_list drops a third, so its prefix falls short and it is read whole
-    _, short = builds["target_only"]
-    assert "unvisited" not in short["exact_3_list"] and short["exact_3_list"] == builds["all"][1]["exact_3_list"]
+    # exactly the target survives import, and no later filter drops: enough, and nothing more is read
+    _, exact = builds["target_only"]
+    assert exact["single_letter_arc"]["read"] == 44 and "unvisited" in exact["exact_3_list"]
+    # half the target survives import: short, so the build judges every record of both sources
+    _, short = builds["half"]
+    assert all("unvisited" not in short[s] and short[s] == builds["all"][1][s] for s in COUNTS)
 
 
 def test_plan_pool_takes_the_head_of_each_sources_seeded_order():

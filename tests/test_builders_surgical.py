@@ -261,16 +261,18 @@ def test_ff_surgical_counts_are_exact_and_drops_carry_the_rewriters_reason(built
     counts = manifest["counts"]
     for name, c in counts.items():
         assert c["read"] == c["kept"] + sum(c["dropped"].values()), name
-    # measured on the shared TruthfulQA.csv (817 rows), of the 649 each of these sources judges (1.5 x 390 + 64, in
-    # its seeded order; the other 168 unvisited): 8 rows have no usable correct answer, 85 fewer than 2 distinct
-    # usable correct answers, 199 fewer than 3 (over all 817 rows: 9, 106, 261)
-    assert all(counts[s]["read"] == 649 and counts[s]["unvisited"] == 168 for s in ("yes_no_yes", "exact_3_list"))
-    assert counts["yes_no_yes"]["dropped"]["no_correct_answer"] == 8
-    assert counts["exact_2_list"]["dropped"]["too_few_answers"] == 85
-    assert counts["exact_3_list"]["dropped"]["too_few_answers"] == 199
+    # measured on the shared TruthfulQA.csv (817 rows): each source judges rows in its seeded order until 445
+    # (1.1 x 390 + 16) survived its rewriter (builders.block.VisitOrder), the rest unvisited: yes_no_yes judges 461
+    # (4 rows without a usable correct answer), exact_2_list 523 (68 with fewer than 2 distinct usable correct
+    # answers), exact_3_list 654 (200 with fewer than 3); over all 817 rows: 9, 106, 261
+    judged = {"yes_no_yes": 461, "exact_2_list": 523, "exact_3_list": 654}
+    assert all(counts[s]["read"] == n and counts[s]["unvisited"] == 817 - n for s, n in judged.items())
+    assert counts["yes_no_yes"]["dropped"]["no_correct_answer"] == 4
+    assert counts["exact_2_list"]["dropped"]["too_few_answers"] == 68
+    assert counts["exact_3_list"]["dropped"]["too_few_answers"] == 200
     with gzip.open(out / "rejected" / "exact_3_list.jsonl.gz", "rt", encoding="utf-8") as f:
         drops = [json.loads(line) for line in f]
     short = [d for d in drops if d["reason"] == "too_few_answers"]
-    assert len(short) == 199 and all("usable correct answers, n=3" in d["detail"] for d in short)
+    assert len(short) == 200 and all("usable correct answers, n=3" in d["detail"] for d in short)
     assert {s["name"]: s["kind"] for s in manifest["sources"]}["exact_3_list"] == "surgical:truthfulqa"
     assert manifest["kind"] == "surgical"
