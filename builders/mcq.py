@@ -127,7 +127,8 @@ def expand_mcq_paths(paths: Iterable[str], base: str | os.PathLike | None = None
     return out
 
 
-def iter_mcq_file(path: str | os.PathLike, shape: str = "auto") -> Iterator[tuple[int, dict | _RecordDrop]]:
+def iter_mcq_file(path: str | os.PathLike, shape: str = "auto",
+                  lazy: bool = False) -> Iterator[tuple[int, dict | _RecordDrop | importers.RawLine]]:
     """(record index, record or ``_RecordDrop``) for one MCQ file, in place of ``importers.iter_raw``.
 
     * ``.csv``: one dict per row keyed by the header, plus ``_file`` (the file stem, for the subject). MMLU files have
@@ -137,7 +138,9 @@ def iter_mcq_file(path: str | os.PathLike, shape: str = "auto") -> Iterator[tupl
       cannot parse is a ``malformed_row`` drop naming the line.
     * ``.arrow`` (a ``datasets.save_to_disk`` shard, IPC stream or file) and ``.parquet``: one dict per row.
     * JSON / JSON lines (``.gz`` too): ``importers.iter_raw``; OLMES request files keep the first request of each
-      question (the other three choices and the unconditional copies repeat the same ``doc``).
+      question (the other three choices and the unconditional copies repeat the same ``doc``). ``lazy``: JSON lines
+      stay unparsed (``importers.RawLine``) where their text alone shows whether they are a first request
+      (:func:`olmes_extra`).
     """
     path = Path(path)
     name = path.name.lower()
@@ -146,7 +149,7 @@ def iter_mcq_file(path: str | os.PathLike, shape: str = "auto") -> Iterator[tupl
     elif name.endswith(".arrow"):
         yield from _iter_arrow(path)
     else:
-        yield from _first_request_per_doc(importers.iter_raw(path))
+        yield from _first_request_per_doc(importers.iter_raw(path, lazy))
 
 
 def is_csv_header(row: list[str]) -> bool:
@@ -220,9 +223,40 @@ def _is_extra_request(rec: Any) -> bool:
 
 
 def _first_request_per_doc(records: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """The records but OLMES extra requests; a JSON line not parsed yet is parsed only when its text cannot tell."""
     for i, rec in records:
+        if isinstance(rec, importers.RawLine):
+            extra = olmes_extra(rec.text)
+            if extra is None:
+                rec = rec.load()
+            elif extra:
+                continue
         if not _is_extra_request(rec):
             yield i, rec
+
+
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+_OLMES_HEAD = re.compile(r'\{\s*"request_type"\s*:\s*' + _JSON_STRING + r'\s*,\s*"doc"\s*:\s*\{')
+_OLMES_TAIL = re.compile(r'"idx"\s*:\s*(\d+)\s*,\s*"task_name"\s*:\s*' + _JSON_STRING
+                         + r'\s*,\s*"doc_id"\s*:\s*(\d+)\s*,\s*"native_id"\s*:\s*[^,{}\[\]"]*\s*,\s*"label"\s*:\s*'
+                         r'[^,{}\[\]"]*\}\s*$')
+
+
+def olmes_extra(line: str) -> bool | None:
+    """Whether a JSON line is an OLMES extra request (:func:`_is_extra_request`) read from its text, without parsing
+    its few kilobytes of few-shot context; None when the text cannot tell (then it is parsed).
+
+    Sound for a valid JSON object: it must open with ``{"request_type": "…", "doc": {`` and close with ``"idx": N,
+    "task_name": "…", "doc_id": M, "native_id": …, "label": …}`` (OLMES's own field order). A quote inside a JSON
+    string is escaped, so these key patterns cannot match inside one; the first key follows the opening brace and
+    the scalar fields before the final brace hold no brace or bracket, so all of them are top-level. A line that
+    matches but is not valid JSON is left out as an extra request, not counted as ``invalid_json``."""
+    if not _OLMES_HEAD.match(line):
+        return None
+    tail = _OLMES_TAIL.match(line, max(line.rfind('"idx"'), 0))
+    if tail is None:
+        return None
+    return int(tail[1]) != 0 or int(tail[2]) >= OLMES_UNCOND_OFFSET
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -157,6 +157,43 @@ def test_hellaswag_olmes_one_question_per_item():
         "dance and the crowd claps.", "Answer: D")
 
 
+def test_olmes_extra_requests_told_from_the_text_match_the_parsed_lines():
+    """``olmes_extra`` classifies every line of the real OLMES file as parsing it would, and a lazy read (a count
+    source's) yields the same records, the first request of each question left unparsed."""
+    root = need_data("mcq_hellaswag_olmes")
+    path = root / "mcq_hellaswag_olmes/hellaswag_val_rc_5shot_requests.jsonl.gz"
+    texts = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+    assert [mcq.olmes_extra(t) for t in texts] == [mcq._is_extra_request(json.loads(t)) for t in texts]
+    lazy = list(mcq.iter_mcq_file(path, lazy=True))
+    assert all(isinstance(r, importers.RawLine) for _, r in lazy)
+    assert [(i, r.load()) for i, r in lazy] == list(mcq.iter_mcq_file(path))
+
+
+@pytest.mark.parametrize("line, extra", [
+    ('{"request_type": "loglikelihood", "doc": {"q": "x"}, "request": {}, "idx": 0, "task_name": "t", "doc_id": 3, '
+     '"native_id": 7, "label": 1}', False),
+    ('{"request_type": "ll", "doc": {}, "idx": 2, "task_name": "t \\" x", "doc_id": 3, "native_id": 7, "label": 1}',
+     True),
+    ('{"request_type": "ll", "doc": {}, "idx": 0, "task_name": "t", "doc_id": 1000003, "native_id": 7, "label": 1}',
+     True),
+    # the last "idx" sits in a nested object: not the top-level one, cannot tell
+    ('{"request_type": "ll", "doc": {}, "idx": 0, "x": {"idx": 2, "task_name": "t", "doc_id": 3, "native_id": 7, '
+     '"label": 1}}', None),
+    # inside a string a key's quotes are escaped: no match
+    ('{"request_type": "ll", "doc": {"q": "\\"idx\\": 2, \\"task_name\\": \\"t\\", \\"doc_id\\": 3, '
+     '\\"native_id\\": 7, \\"label\\": 1}"}}', None),
+    ('{"doc": {}, "request_type": "ll", "idx": 2, "task_name": "t", "doc_id": 3, "native_id": 7, "label": 1}', None),
+    ('{"request_type": "ll", "doc": "x", "idx": 2, "task_name": "t", "doc_id": 3, "native_id": 7, "label": 1}', None),
+    ('{"request_type": "ll", "doc": {}, "idx": -1, "task_name": "t", "doc_id": 3, "native_id": 7, "label": 1}', None),
+    ('{"request_type": "ll", "doc": {}, "idx": 1, "task_name": "t", "doc_id": 3, "native_id": 7, "label": "B"}', None),
+    ('{"question": "q", "choices": ["a"], "idx": 1}', None),
+])
+def test_olmes_extra_on_hand_written_lines(line, extra):
+    assert mcq.olmes_extra(line) is extra
+    if extra is not None:
+        assert mcq._is_extra_request(json.loads(line)) is extra
+
+
 def test_truthfulqa_best_answer_first_and_lists():
     root = need_data("mcq_truthfulqa")
     q = _one(root, "mcq_truthfulqa/TruthfulQA.csv")
