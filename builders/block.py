@@ -257,18 +257,20 @@ class VisitOrder:
     The selection contract of ``count`` (``CountStep``): the first ``count`` (+ held-out share) records *in this order*
     that pass every filter. Every filter judges a record alone, so judging a prefix of the order keeps exactly the
     rows judging every record would keep — as long as the prefix holds enough survivors; when it does not, the build
-    judges every record (``VisitMore``). Only dedup looks across records: a duplicate among records never visited
-    is not seen. Records never visited are never converted either: ``on_error: fail`` stops only on a bad record
-    it visits. The manifest's ``counts`` give ``read`` (visited) and ``unvisited`` per source."""
+    judges a longer prefix, grown by the shortfall (``VisitMore``). Only dedup looks across records: a duplicate
+    among records never visited is not seen. Records never visited are never converted either: ``on_error: fail``
+    stops only on a bad record it visits. The manifest's ``counts`` give ``read`` (visited) and ``unvisited`` per
+    source."""
 
     seed: str
     goal: int | None = None
 
 
 class VisitMore(Exception):
-    """Internal: these sources' visited prefix had too few survivors for their count; judge all their records."""
+    """Internal: these sources' visited prefix had too few survivors for their count; judge more of their records.
+    ``sources``: name -> (survivors needed, survivors the prefix gave)."""
 
-    def __init__(self, sources: set[str]):
+    def __init__(self, sources: dict[str, tuple[int, int]]):
         super().__init__(", ".join(sorted(sources)))
         self.sources = sources
 

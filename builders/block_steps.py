@@ -337,8 +337,8 @@ class SampleStep(BlockStep):
 class CountStep(BlockStep):
     """Sources with an exact ``count``: keep exactly that many (plus their share of ``validation.count``): the first
     survivors in the source's seeded reading order (``block.VisitOrder``), the rest leave as ``over_count``. When a
-    source has fewer and some of its records were never visited, the build visits them all (``VisitMore``); when
-    it has fewer after all, the build fails naming every short source and by how much."""
+    source has fewer and some of its records were never visited, the build visits more (``VisitMore``); when it
+    has fewer after all, the build fails naming every short source and by how much."""
 
     name, timing = "count", "sample"
     keeps_records = False
@@ -346,7 +346,7 @@ class CountStep(BlockStep):
     def __init__(self, recipe):
         self.held_out = held_out_per_source(recipe) or {}
         self.short: list[str] = []
-        self.visit_more: set[str] = set()
+        self.visit_more: dict[str, tuple[int, int]] = {}
 
     def applies(self, books: SourceBooks) -> bool:
         return books.src is not None and books.src.count is not None
@@ -356,7 +356,7 @@ class CountStep(BlockStep):
         target = count + extra
         if len(items) < target:
             if books.unvisited:
-                self.visit_more.add(books.name)
+                self.visit_more[books.name] = (target, len(items))
             asked = f"{count} + {extra} held out" if extra else f"{count}"
             self.short.append(f"{books.name}: {len(items)} rows after filtering, {asked} asked, short by "
                               f"{target - len(items)}")

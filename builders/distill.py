@@ -537,7 +537,7 @@ class PoolStep(BlockStep):
     its seeded reading order (:func:`pool_order`; the build reads a pooled source in that order and judges only a
     prefix of it, ``block.VisitOrder``). Records outside the pool leave as ``not_in_pool`` (not an error: the pool
     is a sample), records inside lose their answers. A source whose judged prefix falls short while records remain
-    unread is read whole (``VisitMore``)."""
+    unread is read further (``VisitMore``)."""
 
     name, timing = "pool", "pool"
     keeps_records = False
@@ -552,7 +552,8 @@ class PoolStep(BlockStep):
         shares = self.spec.shares
         try:
             self.counts = plan_counts({k: len(v) for k, v in pools.items()}, shares, self.spec.total, "take_all")
-            unread = {c.source for c in self.counts if c.shortfall and books[c.source].unvisited}
+            unread = {c.source: (c.target, c.available) for c in self.counts
+                      if c.shortfall and books[c.source].unvisited}
             if unread:
                 raise VisitMore(unread)
             self.counts = plan_counts({k: len(v) for k, v in pools.items()}, shares, self.spec.total,

@@ -161,7 +161,7 @@ def _distill_steps(recipe, ctx: BlockContext, out: Path) -> list[BlockStep]:
 
 # A first pass judges a source's records in its seeded order until 1.1 x its target + 16 of them survived import
 # (VisitOrder): the later filters drop a few rows (on the samples at most 3 of 160), each record judged costs as much
-# as tokenizing several documents; a source left short is judged whole in a second pass.
+# as tokenizing several documents; a source left short is judged further in another pass (more_visit).
 VISIT_MARGIN, VISIT_EXTRA = Fraction(11, 10), 16  # a Fraction: 1.1 * 390 is 429.00000000000006 in floats
 
 
@@ -233,19 +233,33 @@ def conversation_steps(recipe: SftBlockRecipe, ctx: BlockContext, language: Lang
     return steps
 
 
-def visit_order(kind: BlockKind, recipe: SftBlockRecipe, src: SftSource, visit_all: set[str]) -> VisitOrder | None:
+def visit_order(kind: BlockKind, recipe: SftBlockRecipe, src: SftSource,
+                scale: dict[str, float]) -> VisitOrder | None:
     """How a source that keeps a fixed number of rows is read (``block.VisitOrder``): in the kind's seeded order; a
     first pass judges records until ``VISIT_MARGIN x target + VISIT_EXTRA`` survived import (on the samples every
-    such source's survivors fill its target from that), the sources in ``visit_all`` every record. None: read in file
-    order."""
+    such source's survivors fill its target from that); ``scale``: sources a pass left short, their goal multiplied
+    (inf: every record). None: read in file order."""
     seed_target = kind.visit(recipe, src)
     if seed_target is None:
         return None
     seed, target = seed_target
-    return VisitOrder(seed, None if src.name in visit_all else math.ceil(VISIT_MARGIN * target) + VISIT_EXTRA)
+    factor = scale.get(src.name, 1.0)
+    if math.isinf(factor):
+        return VisitOrder(seed)
+    return VisitOrder(seed, math.ceil(VISIT_MARGIN * target * Fraction(factor)) + VISIT_EXTRA)
 
 
-def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path, visit_all: set[str] = frozenset(),
+def more_visit(scale: dict[str, float], short: dict[str, tuple[int, int]]) -> dict[str, float]:
+    """``scale`` after a pass left ``short`` (name -> survivors needed, survivors found): each such source's goal
+    grows by the shortfall's ratio and a tenth (all records when none survived); the next pass may still fall short,
+    then it grows again, until the source is read whole."""
+    out = dict(scale)
+    for name, (need, found) in short.items():
+        out[name] = math.inf if found == 0 else out.get(name, 1.0) * need / found * 1.1
+    return out
+
+
+def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path, scale: dict[str, float] | None = None,
                  on_source: Callable[[list[Item], SourceBooks], None] | None = None) -> tuple[dict, dict]:
     """(items, books) per source name, in recipe order; self-cognition rows last. ``on_source`` is called with
     each source's items as soon as they are read (``LanguageLabels.add``; self-cognition rows carry a language)."""
@@ -256,7 +270,7 @@ def read_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path, visit_all:
         bk = books[src.name] = SourceBooks.for_source(src.name, src, recipe.filters, recipe.write_rejected)
         items[src.name] = read_source(src, base, bk, kind.family(src), options[src.name],
                                       fail_on_drop=recipe.on_error == "fail",
-                                      order=visit_order(kind, recipe, src, visit_all))
+                                      order=visit_order(kind, recipe, src, scale or {}))
         if on_source is not None:
             on_source(items[src.name], bk)
     sc = getattr(recipe, "self_cognition", None)
@@ -401,12 +415,12 @@ def build_block(
 
 def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, base: Path, out: Path, clock: _Clock):
     """Read the sources and run the steps: (items, books, steps, language step, labels started at import)."""
-    visit_all: set[str] = set()
-    while True:  # twice at most: the second pass judges every record of the count sources the first left short
+    scale: dict[str, float] = {}
+    while True:  # again while a count source falls short and has records left unjudged (more_visit)
         labels = LanguageLabels()
         try:
             on_source = labels.add if kind.labels_at_import else None
-            items, books = read_sources(recipe, kind, base, visit_all, on_source=on_source)
+            items, books = read_sources(recipe, kind, base, scale, on_source=on_source)
             labels.flush()
             if not kind.labels_at_import:  # while the first documents encode, on their final text (after the teacher)
                 ctx.encoder.waiting = [functools.partial(labels.label_now, items)]
@@ -418,7 +432,7 @@ def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, 
             run_steps(steps, items, books, clock.timings)
             return items, books, steps, language, labels
         except VisitMore as more:
-            visit_all |= more.sources
+            scale = more_visit(scale, more.sources)
             clock.t0 = time.perf_counter()
             labels.close()
             ctx.encoder.waiting = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 
 import pytest
 from conftest import REPO, need_data
@@ -36,7 +37,7 @@ def builds(tmp_path_factory):
     need_data("mcq_arc", "mcq_truthfulqa")
     out = {}
     for name, margin, extra in [("default", kinds.VISIT_MARGIN, kinds.VISIT_EXTRA), ("all", 1, 10**9),
-                                ("target_only", 1, 0), ("half", 0.5, 0)]:
+                                ("target_only", 1, 0), ("half", 0.5, 0), ("none", 0, 0)]:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(kinds, "VISIT_MARGIN", margin)
             mp.setattr(kinds, "VISIT_EXTRA", extra)
@@ -50,7 +51,7 @@ def test_a_judged_prefix_writes_the_rows_judging_every_record_writes(builds):
     docs_all, counts_all = builds["all"]
     assert len(docs_all["train"]) == sum(COUNTS.values()) and len(docs_all["validation"]) == 8
     assert all("unvisited" not in c for c in counts_all.values())
-    for name in ("default", "target_only", "half"):
+    for name in ("default", "target_only", "half", "none"):
         assert builds[name][0] == docs_all, name
 
 
@@ -68,9 +69,20 @@ def test_counts_add_up_over_the_visited_records_and_name_the_unvisited(builds):
     # exactly the target survives import, and no later filter drops: enough, and nothing more is read
     _, exact = builds["target_only"]
     assert exact["single_letter_arc"]["read"] == 44 and "unvisited" in exact["exact_3_list"]
-    # half the target survives import: short, so the build judges every record of both sources
+    # half the target survives import: short, so a second pass judges a prefix grown by the shortfall (44 / 22 and
+    # a tenth): enough, and still not every record
     _, short = builds["half"]
-    assert all("unvisited" not in short[s] and short[s] == builds["all"][1][s] for s in COUNTS)
+    assert short["single_letter_arc"]["read"] == math.ceil(22 * Fraction(44 / 22 * 1.1))
+    assert all("unvisited" in short[s] and short[s]["kept"] == exact[s]["kept"] for s in COUNTS)
+    # no record judged at first: nothing to size a second prefix by, so the build judges every record
+    _, none = builds["none"]
+    assert all("unvisited" not in none[s] and none[s] == builds["all"][1][s] for s in COUNTS)
+
+
+def test_more_visit_grows_a_short_sources_goal_by_its_shortfall():
+    scale = kinds.more_visit({}, {"a": (100, 50), "b": (10, 0)})
+    assert scale["a"] == pytest.approx(2.2) and math.isinf(scale["b"])
+    assert kinds.more_visit(scale, {"a": (100, 80)}) == {"a": pytest.approx(2.2 * 1.25 * 1.1), "b": math.inf}
 
 
 def test_plan_pool_takes_the_head_of_each_sources_seeded_order():
