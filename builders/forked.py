@@ -30,6 +30,11 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+# Read ends of the pipes of this process's children still running. A later child closes its copies of them: a copy
+# held open elsewhere keeps a child whose result nobody reads from seeing EPIPE, and it would block writing forever.
+_READ_ENDS: set[int] = set()
+
+
 class Forked:
     """``fn(*args)`` computed in a forked child; ``result()`` waits for it and returns it (or raises, in this
     process, a ``RuntimeError`` naming the child's error). ``close()`` (also on garbage collection) ends a child
@@ -50,13 +55,16 @@ class Forked:
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: compute, send, leave
-            os.close(read)
+            for fd in (read, *_READ_ENDS):
+                os.close(fd)
             _child(write, fn, args, nice)
         os.close(write)
         self._pid, self._read = pid, read
+        _READ_ENDS.add(read)
 
     def result(self) -> Any:
         if self._value is None:
+            _READ_ENDS.discard(self._read)
             with os.fdopen(self._read, "rb") as pipe:
                 data = pipe.read()
             self._read = -1
@@ -69,6 +77,7 @@ class Forked:
 
     def close(self) -> None:
         if self._read >= 0:
+            _READ_ENDS.discard(self._read)
             os.close(self._read)  # the child's write fails (EPIPE) and it exits
             self._read = -1
         self._reap()
@@ -127,6 +136,29 @@ def forked_map(fn: Callable[[list], list], items: list, parts: int,
     return out
 
 
+class ForkedMap:
+    """``fn(items)`` started now in ``parts`` forked children, one contiguous slice each (sliced as in
+    :func:`forked_map`); ``result()`` waits and concatenates in order. For work whose result is needed later while
+    this process does something else (a block loads its tokenizer while its language filter's fastText runs).
+    ``close()`` ends the children whose result is no longer wanted."""
+
+    def __init__(self, fn: Callable[[list], list], items: list, parts: int,
+                 weight: Callable[[Any], int] | None = None):
+        parts = max(1, min(parts, len(items)))
+        bounds = _even_bounds([1] * len(items) if weight is None else [weight(x) for x in items], parts)
+        self._children = [Forked(fn, items[bounds[k]: bounds[k + 1]]) for k in range(parts)]
+
+    def result(self) -> list:
+        try:
+            return [x for child in self._children for x in child.result()]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for child in self._children:
+            child.close()
+
+
 def _even_bounds(costs: list[int], parts: int) -> list[int]:
     """Slice bounds (``parts + 1`` of them, from 0 to ``len(costs)``) cutting where the running cost passes each
     ``k / parts`` of the total."""
@@ -141,4 +173,4 @@ def _even_bounds(costs: list[int], parts: int) -> list[int]:
     return bounds
 
 
-__all__ = ["Forked", "can_fork", "forked_map", "parts_for", "usable_cpus"]
+__all__ = ["Forked", "ForkedMap", "can_fork", "forked_map", "parts_for", "usable_cpus"]
