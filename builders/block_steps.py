@@ -18,8 +18,9 @@ from shardsmith.schemas.records import Conversation
 from .block import BlockStep, BuildError, Item, SourceBooks, Verdict, VisitMore, held_out_per_source
 from .dedup import Deduper, conversation_key, normalize_text
 from .encode import DocEncoder
-from .filters import LanguageJudge, check_chars, check_structure, detect_language, normalize_label
-from .forked import forked_map, parts_for
+from .filters import (LanguageJudge, check_chars, check_structure, detect_language, normalize_label,
+                      start_detect_language)
+from .forked import ForkedMap, forked_map, parts_for
 from .templates import RenderError, render
 
 MAX_REPORTED_DISAGREEMENTS = 200
@@ -89,20 +90,43 @@ class LanguageStep(BlockStep):
         self.disagreements: list[dict] = []
         self.sources: dict[str, dict] = {}
         self._predicted: dict[str, tuple[str, float]] = {}
+        self._started: tuple[list[str], ForkedMap] | None = None
 
     def applies(self, books: SourceBooks) -> bool:
         return books.language is not None
 
+    def start(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
+        """Start ``prepare``'s fastText now, in forked children, on the items as read (the build loads its tokenizer
+        and runs the steps before this one meanwhile); ``prepare`` takes the predictions of the items still there."""
+        texts = self._texts(items, books)
+        if texts:
+            self._started = (texts, start_detect_language(texts))
+
     def prepare(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
         """fastText over every distinct turn of every judged source in one call, which spreads a large batch over
         the cores (``filters.detect_language``); the sources' judges then read the predictions."""
+        texts = self._texts(items, books)
+        if self._started is not None:
+            started, children = self._started
+            self._started = None
+            self._predicted.update(zip(started, children.result()))
+        missing = [t for t in texts if t not in self._predicted]
+        if missing:
+            self._predicted.update(zip(missing, detect_language(missing)))
+
+    def close(self) -> None:
+        if self._started is not None:
+            self._started[1].close()
+            self._started = None
+
+    def _texts(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> list[str]:
+        """Every distinct turn text fastText judges, over the judged sources."""
         texts: dict[str, None] = {}
         for name, lst in items.items():
             judge = LanguageJudge(books[name].language) if self.applies(books[name]) else None
             if judge is not None and judge.needs_fasttext():
                 texts.update(dict.fromkeys(judge.turn_texts([c for it in lst for c in it.convs()])[0]))
-        if texts:
-            self._predicted = dict(zip(texts, detect_language(list(texts))))
+        return list(texts)
 
     def _detect(self, texts: list[str]) -> list[tuple[str, float]]:
         missing = [t for t in dict.fromkeys(texts) if t not in self._predicted]  # a source ``prepare`` did not see

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from shardsmith.schemas.block_recipe import LanguageFilter, LengthFilter, StructureFilter
 from shardsmith.schemas.records import Conversation, Message
 
-from .forked import forked_map, parts_for
+from .forked import ForkedMap, forked_map, parts_for
 
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
@@ -177,6 +177,13 @@ def detect_language(texts: list[str], parts: int | None = None) -> list[tuple[st
     texts = list(texts)
     lid = _block_lid()
     return forked_map(lid.predict_texts, texts, lid_parts(texts) if parts is None else parts, weight=len)
+
+
+def start_detect_language(texts: list[str]) -> ForkedMap:
+    """:func:`detect_language` started now in forked children; ``result()`` gives the same predictions later, while
+    this process goes on meanwhile."""
+    lid = _block_lid()
+    return ForkedMap(lid.predict_texts, texts, lid_parts(texts), weight=len)
 
 
 CHARS_PER_PART = 200_000  # ~45 ms of fastText; a fork and the result's trip back cost ~10-20 ms

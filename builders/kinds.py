@@ -383,9 +383,7 @@ def build_block(
     clock = _Clock(timings if timings is not None else {})
     base = Path(base_dir) if base_dir else Path.cwd()
     kind = KINDS[recipe.kind]
-    ctx = BlockContext.resolve(recipe, base)
-    clock.lap("tokenizer_resolve")
-    items, books, steps, language, labels = _filter_sources(recipe, kind, ctx, base, Path(out_dir).resolve(), clock)
+    items, books, steps, language, labels, ctx = _filter_sources(recipe, kind, base, Path(out_dir).resolve(), clock)
     try:
         counts = check_counts(items, books)
         total_kept = sum(len(v) for v in items.values())
@@ -413,29 +411,41 @@ def build_block(
     return out
 
 
-def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, ctx: BlockContext, base: Path, out: Path, clock: _Clock):
-    """Read the sources and run the steps: (items, books, steps, language step, labels started at import)."""
+def _filter_sources(recipe: SftBlockRecipe, kind: BlockKind, base: Path, out: Path, clock: _Clock):
+    """Read the sources and run the steps: (items, books, steps, language step, labels started at import, context).
+
+    The tokenizer is loaded after the first reading, not before: its load holds the GIL for a tenth of a second or
+    more, and the children started by then use the other cores meanwhile (the manifest labels, started while the
+    sources were read; the language filter's fastText, started on what was read)."""
     scale: dict[str, float] = {}
+    ctx: BlockContext | None = None
+    BlockContext.specs(recipe, base)  # a template or tokenizer-spec error before any reading
     while True:  # again while a count source falls short and has records left unjudged (more_visit)
-        labels = LanguageLabels()
+        labels, language = LanguageLabels(), LanguageStep()
         try:
             on_source = labels.add if kind.labels_at_import else None
             items, books = read_sources(recipe, kind, base, scale, on_source=on_source)
             labels.flush()
+            language.start(items, books)
+            clock.lap("import")
+            if ctx is None:
+                ctx = BlockContext.resolve(recipe, base)
+                clock.lap("tokenizer_resolve")
             if not kind.labels_at_import:  # while the first documents encode, on their final text (after the teacher)
                 ctx.encoder.waiting = [functools.partial(labels.label_now, items)]
-            clock.lap("import")
-            language = LanguageStep()
             middle = kind.steps_middle(recipe, ctx, out)
             middle.append(DecontamStep(recipe.decontaminate, out, base))  # every kind, on by default
             steps = kind.steps_first(recipe) + conversation_steps(recipe, ctx, language, middle)
             run_steps(steps, items, books, clock.timings)
-            return items, books, steps, language, labels
+            return items, books, steps, language, labels, ctx
         except VisitMore as more:
             scale = more_visit(scale, more.sources)
             clock.t0 = time.perf_counter()
             labels.close()
-            ctx.encoder.waiting = []
+            language.close()
+            if ctx is not None:
+                ctx.encoder.waiting = []
         except BaseException:
             labels.close()
+            language.close()
             raise

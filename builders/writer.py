@@ -64,16 +64,23 @@ class BlockContext:
     def eos(self) -> str | None:
         return self.tok.eos_token
 
-    @classmethod
-    def resolve(cls, recipe: SftBlockRecipe, base: Path) -> BlockContext:
-        from shardsmith.pipelines.tokenizers import resolve_tokenizer
-
+    @staticmethod
+    def specs(recipe: SftBlockRecipe, base: Path) -> tuple[TemplateDef, TokenizerSpec]:
+        """The template and the tokenizer spec with its markers, checked without loading anything (a recipe error
+        before the sources are read; the tokenizer itself loads later, :meth:`resolve`)."""
         tpl = resolve_template(recipe.template, base)
         specials = list(dict.fromkeys(list(recipe.tokenizer.add_special_tokens) + list(tpl.special_tokens)))
         spec = TokenizerSpec(name=recipe.tokenizer.name, eos_token=recipe.tokenizer.eos_token,
                              add_special_tokens=specials, train=recipe.tokenizer.train)
         if spec.train is not None:
             raise BuildError("a block cannot train its tokenizer; point tokenizer.name at the pretraining tokenizer")
+        return tpl, spec
+
+    @classmethod
+    def resolve(cls, recipe: SftBlockRecipe, base: Path) -> BlockContext:
+        from shardsmith.pipelines.tokenizers import resolve_tokenizer
+
+        tpl, spec = cls.specs(recipe, base)
         tok = resolve_tokenizer(spec)
         encoder = DocEncoder(tok.tokenizer_json, tok.eos_token, loaded=tok.take_loaded())
         tk = encoder.tokenizer

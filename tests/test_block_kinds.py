@@ -493,3 +493,27 @@ def test_mcq_cot_and_repair_recipes_refuse_self_cognition(name, monkeypatch):
     monkeypatch.setenv("WANJUAN_EXAM", "unused.jsonl")
     with pytest.raises(RecipeError, match=r"field 'self_cognition': Input should be None"):
         load_block_recipe(BLOCKS / f"{name}.yaml", ["self_cognition={name: X, author: Y}"])
+
+
+def test_a_template_or_tokenizer_spec_error_stops_the_build_before_any_source_is_read(tmp_path, monkeypatch):
+    """The tokenizer loads after the sources are read (its load then overlaps the language-ID children), but the
+    recipe's template and tokenizer spec are checked first: a typo there fails before any reading."""
+    from shardsmith.builders import block
+    from shardsmith.builders.kinds import build_block
+    from shardsmith.schemas.block_recipe import SftBlockRecipe
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a source was read")
+
+    monkeypatch.setattr(block, "read_source", no_reading)
+    monkeypatch.setattr("shardsmith.builders.kinds.read_source", no_reading)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"instruction": "q", "output": "a"}\n', encoding="utf-8")
+    recipe = {"kind": "sft", "name": "x", "tokenizer": {"name": "gpt2"}, "template": "no-such-template",
+              "sources": [{"name": "s", "paths": [str(rows)]}]}
+    with pytest.raises(Exception, match="unknown template 'no-such-template'"):
+        build_block(SftBlockRecipe.model_validate(recipe), tmp_path / "out")
+    recipe = {**recipe, "template": "t1b", "tokenizer": {"name": "gpt2", "train": {"vocab_size": 1000}}}
+    with pytest.raises(BuildError, match="a block cannot train its tokenizer"):
+        build_block(SftBlockRecipe.model_validate(recipe), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

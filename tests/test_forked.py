@@ -11,7 +11,7 @@ from conftest import need_data
 
 from shardsmith.builders.block import Item, SourceBooks
 from shardsmith.builders.filters import detect_language
-from shardsmith.builders.forked import Forked, forked_map
+from shardsmith.builders.forked import Forked, ForkedMap, forked_map
 from shardsmith.builders.kinds import LanguageLabels, _labels
 from shardsmith.schemas.block_recipe import Filters
 from shardsmith.schemas.records import Conversation, Message
@@ -55,6 +55,20 @@ def test_forked_map_keeps_order(n, parts, weight):
     assert forked_map(lambda xs: [x * x for x in xs], items, parts, weight) == [x * x for x in items]
 
 
+@pytest.mark.parametrize("n,parts", [(1, 2), (7, 3), (100, 2), (5, 1)])
+def test_forked_map_started_now_keeps_order_and_closes(n, parts):
+    items = list(range(n))
+    started = ForkedMap(lambda xs: [(x * x, os.getpid()) for x in xs], items, parts)
+    pids = [child._pid for child in started._children]
+    out = started.result()
+    assert [y for y, _ in out] == [x * x for x in items] and os.getpid() not in {pid for _, pid in out}
+    assert len(pids) == min(parts, n) and all(_no_child_left(pid) for pid in pids)
+    unread = ForkedMap(lambda xs: list(range(200_000)), items, parts)
+    pids = [child._pid for child in unread._children]
+    unread.close()
+    assert all(_no_child_left(pid) for pid in pids)
+
+
 def test_slices_cost_about_the_same():
     from shardsmith.builders.forked import _even_bounds
 
@@ -81,6 +95,32 @@ def test_language_id_split_over_processes_equals_one_process():
     assert detect_language(texts, parts=2) == one
     assert detect_language(texts, parts=3) == one
     assert {lang for lang, _ in one} >= {"zh", "en"}
+
+
+def test_language_filter_started_at_import_equals_judging_at_its_step():
+    """``LanguageStep.start`` (fastText in children while the build loads its tokenizer) gives the step the
+    predictions it would compute itself; a turn changed after the start is predicted at the step."""
+    from shardsmith.builders.block_steps import LanguageStep
+    from shardsmith.builders.filters import LanguageJudge
+    from shardsmith.schemas.block_recipe import LanguageFilter, SftSource
+
+    texts = _real_texts()[:300]
+    items = {"s": [Item(Conversation(messages=[Message(role="user", content=t), Message(role="assistant", content=t)],
+                                     source="s", id=str(i))) for i, t in enumerate(texts)]}
+    src = SftSource(name="s", paths=["unused.json"])
+    books = {"s": SourceBooks.for_source("s", src, Filters(language=LanguageFilter(keep=["zh"])), False)}
+    step = LanguageStep()
+    step.start(items, books)
+    assert step._started is not None
+    items["s"] = items["s"][50:]  # a step between the start and this one dropped some
+    changed = Conversation(messages=[Message(role="user", content="A new question, in English this time."),
+                                     Message(role="assistant", content="这是一个中文的回答。")], source="s", id="new")
+    items["s"][0] = Item(changed)
+    step.prepare(items, books)
+    turns = list(dict.fromkeys(LanguageJudge(books["s"].language).turn_texts([it.conv for it in items["s"]])[0]))
+    assert "这是一个中文的回答。" in turns and len(turns) == 249 + 2  # user and assistant turns are the same text
+    assert [step._predicted[t] for t in turns] == detect_language(turns, parts=1)
+    assert step._started is None
 
 
 def test_manifest_labels_from_the_child_and_for_texts_changed_after_import():
