@@ -57,6 +57,7 @@ class Forked:
         if pid == 0:  # the child: compute, send, leave
             for fd in (read, *_READ_ENDS):
                 os.close(fd)
+            _READ_ENDS.clear()  # none of them is this process's (a child of its own must not close their numbers)
             _child(write, fn, args, nice)
         os.close(write)
         self._pid, self._read = pid, read

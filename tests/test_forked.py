@@ -69,6 +69,18 @@ def test_forked_map_started_now_keeps_order_and_closes(n, parts):
     assert all(_no_child_left(pid) for pid in pids)
 
 
+def _nested(xs):
+    return ForkedMap(lambda ys: [y + 1 for y in ys], xs, 2).result()
+
+
+def test_a_child_starts_children_of_its_own_while_its_parent_holds_others():
+    """A child closes its copies of the other children's pipes and forgets them: its own children then open pipes
+    under those numbers without losing them."""
+    held = Forked(lambda: list(range(100_000)))  # a result never read: its pipe stays open in this process
+    assert Forked(_nested, list(range(10))).result() == list(range(1, 11))
+    held.close()
+
+
 def test_slices_cost_about_the_same():
     from shardsmith.builders.forked import _even_bounds
 
