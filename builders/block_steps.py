@@ -103,16 +103,17 @@ class LanguageStep(BlockStep):
             self._started = (texts, start_detect_language(texts))
 
     def prepare(self, items: dict[str, list[Item]], books: dict[str, SourceBooks]) -> None:
-        """fastText over every distinct turn of every judged source in one call, which spreads a large batch over
-        the cores (``filters.detect_language``); the sources' judges then read the predictions."""
-        texts = self._texts(items, books)
+        """The predictions ``start`` began, else fastText now over every distinct turn of every judged source in one
+        call, which spreads a large batch over the cores (``filters.detect_language``); the sources' judges then
+        read the predictions (``_detect`` predicts a turn neither saw: one changed since the start)."""
         if self._started is not None:
             started, children = self._started
             self._started = None
             self._predicted.update(zip(started, children.result()))
-        missing = [t for t in texts if t not in self._predicted]
-        if missing:
-            self._predicted.update(zip(missing, detect_language(missing)))
+            return
+        texts = self._texts(items, books)
+        if texts:
+            self._predicted.update(zip(texts, detect_language(texts)))
 
     def close(self) -> None:
         if self._started is not None:

@@ -72,17 +72,13 @@ def _mcq_cot(record: dict, shape: str, *, source: str, rec_id: str, options: dic
             for q in mcq.convert_question(record, shape, source=source, rec_id=rec_id)]
 
 
-def _read_mcq(path: Path, shape: str, lazy: bool = False):
-    return mcq.iter_mcq_file(path, shape, lazy)
-
-
 SFT = Family("sft", importers.SFT_SHAPES)
-MCQ = Family("mcq", mcq.MCQ_SHAPESET, _read_mcq, mcq.expand_mcq_paths)
+MCQ = Family("mcq", mcq.MCQ_SHAPESET, mcq.iter_mcq_file, mcq.expand_mcq_paths)
 COT = Family("cot", cot.COT_SHAPESET, lambda path, shape, lazy=False: cot.iter_cot_file(path, lazy),
              functools.partial(importers.expand_paths, suffixes=(*importers.READ_SUFFIXES, ".tsv")))
 MCQ_COT = Family("mcq_cot", importers.ShapeSet("MCQ with explanations", mcq.MCQ_SHAPES, mcq.MCQ_REQUIRED,
                                                mcq.detect_mcq_shape, mcq.canonical_mcq_shape, _mcq_cot),
-                 _read_mcq, mcq.expand_mcq_paths)
+                 mcq.iter_mcq_file, mcq.expand_mcq_paths)
 
 
 def _surgical(record: dict, shape: str, *, source: str, rec_id: str, options: dict | None = None,

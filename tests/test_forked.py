@@ -129,6 +129,7 @@ def test_language_filter_started_at_import_equals_judging_at_its_step():
                                      Message(role="assistant", content="这是一个中文的回答。")], source="s", id="new")
     items["s"][0] = Item(changed)
     step.prepare(items, books)
+    step.run(items["s"], books["s"])  # the changed turns are predicted as the source is judged
     turns = list(dict.fromkeys(LanguageJudge(books["s"].language).turn_texts([it.conv for it in items["s"]])[0]))
     assert "这是一个中文的回答。" in turns and len(turns) == 249 + 2  # user and assistant turns are the same text
     assert [step._predicted[t] for t in turns] == detect_language(turns, parts=1)
